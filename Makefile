@@ -1,0 +1,83 @@
+# The verbs a user types. Tools come from the project itself: Python ones (cargo-lambda, SAM CLI,
+# cfn-lint) in a project-local venv, Node ones (dynalite) in node_modules, both from pinned versions,
+# so nothing needs to be installed globally besides python3, node/npm and a Rust toolchain.
+#
+# Add a target by listing it in .PHONY and depending on the stamp of the tools it runs:
+#   $(VENV_STAMP) for anything in $(BIN), $(NODE_STAMP) for dynalite.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+# Plain `make` checks the template until a more everyday verb (dev, test) takes its place.
+.DEFAULT_GOAL := lint-template
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Stamps: each is touched only after its install succeeded, so an interrupted install reruns.
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+# Python dev tools, pinned exactly. Changing this line (and only that) reinstalls the venv's tools.
+PY_TOOLS := cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0
+
+# Lambda runs the function on Graviton (arm64, see template.yaml); cargo-lambda cross-compiles to it.
+LAMBDA_TARGET := aarch64-unknown-linux-gnu
+# `sam validate` needs a region to resolve the template; it makes no AWS call, so any region will do.
+LINT_REGION ?= us-east-1
+# Extra arguments for `sam deploy`, e.g. `make deploy DEPLOY_ARGS=--guided` the first time.
+DEPLOY_ARGS ?=
+
+SAM := $(BIN)/sam
+# sam build runs `cargo lambda`, so the venv's bin must be on its PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: lint-template build deploy delete rust-target
+
+# --- tools -----------------------------------------------------------------------------------
+
+# Holds the pins of the last successful install; rewritten only when they differ, so that its
+# mtime, and so the venv's reinstall, follows the pins and not every edit of this Makefile.
+$(VENV)/.pins: FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(PY_TOOLS)" ]; then echo "$(PY_TOOLS)" > $@; fi
+
+$(VENV_STAMP): $(VENV)/.pins
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PY_TOOLS)
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: FORCE
+FORCE:
+
+# --- template --------------------------------------------------------------------------------
+
+# Both must report nothing: sam's lint is cfn-lint with SAM's own rules, run again plainly so a
+# finding shows with cfn-lint's rule id.
+lint-template: $(VENV_STAMP)
+	$(SAM) validate --lint --template-file template.yaml --region $(LINT_REGION)
+	$(BIN)/cfn-lint template.yaml
+
+# --- build and deploy ------------------------------------------------------------------------
+
+# Idempotent and quick once the target is installed.
+rust-target:
+	rustup target add $(LAMBDA_TARGET)
+
+# Compiles the function for arm64 with cargo-lambda (Zig as the cross linker, from the venv) into
+# .aws-sam/build, as template.yaml's BuildMethod says. Not run in CI: it is a release step.
+build: $(VENV_STAMP) rust-target
+	$(SAM) build
+
+# First time: `make deploy DEPLOY_ARGS=--guided` (asks for the region, saves it to samconfig.toml).
+deploy: build
+	$(SAM) deploy $(DEPLOY_ARGS)
+
+delete: $(VENV_STAMP)
+	$(SAM) delete

@@ -1,0 +1,161 @@
+//! `ApiError`: every way a request can fail, rendered as the JSON error of the
+//! contract (`{"error": {"code", "message", "request_id"}}`).
+//!
+//! Handlers return `Result<_, ApiError>`; extractor rejections and AWS SDK
+//! errors convert into it. What a client sees never names an internal: SDK
+//! failures are logged as a short summary (service error code, HTTP status or
+//! connection failure) and answered with a fixed message.
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+tokio::task_local! {
+    /// The Lambda request id of the invocation being served, so that an error
+    /// body carries the same id as the logs.
+    pub static REQUEST_ID: String;
+}
+
+/// Largest request body the API accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// A request that could not be served, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request itself is wrong: a parameter, the cursor, the task id or the body.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such route or no such task.
+    #[error("{0}")]
+    NotFound(String),
+    /// The path exists but not with this method; axum adds the `Allow` header.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The body is over [`MAX_BODY_BYTES`].
+    #[error("Request body is larger than {} bytes", MAX_BODY_BYTES)]
+    PayloadTooLarge,
+    /// A dependency (DynamoDB, Lambda) is unreachable, throttled or missing a
+    /// table. The string is for the logs only.
+    #[error("Service temporarily unavailable, retry later")]
+    Unavailable(String),
+    /// Anything else. The string is for the logs only.
+    #[error("Internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Maps an AWS SDK failure: what a retry may cure is `Unavailable`
+    /// (connection, timeout, throttling, 5xx, a missing table), the rest is
+    /// `Internal`.
+    pub fn from_sdk<E: ProvideErrorMetadata>(
+        operation: &str,
+        err: &SdkError<E, HttpResponse>,
+    ) -> Self {
+        let summary = format!("{operation}: {}", sdk_summary(err));
+        let retryable = match err {
+            SdkError::ServiceError(e) => {
+                e.raw().status().is_server_error()
+                    || RETRYABLE_CODES.contains(&e.err().code().unwrap_or_default())
+            }
+            SdkError::ConstructionFailure(_) => false,
+            _ => true,
+        };
+        if retryable {
+            Self::Unavailable(summary)
+        } else {
+            Self::Internal(summary)
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// Service error codes that mean "try again later" rather than "you are wrong".
+const RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ResourceNotFoundException",
+    "TooManyRequestsException",
+    "ServiceException",
+    "ServiceUnavailable",
+    "InternalServerError",
+    "ResourceNotReadyException",
+    "ResourceConflictException",
+    "EC2ThrottledException",
+];
+
+/// One line on what went wrong with an SDK call: never the request, never credentials.
+pub fn sdk_summary<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> String {
+    match err {
+        SdkError::ConstructionFailure(_) => "request could not be built".to_owned(),
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        SdkError::DispatchFailure(e) if e.is_timeout() => "connection timed out".to_owned(),
+        SdkError::DispatchFailure(e) if e.is_io() => "connection failed".to_owned(),
+        SdkError::DispatchFailure(_) => "request could not be sent".to_owned(),
+        SdkError::ResponseError(e) => {
+            format!("unreadable response (HTTP {})", e.raw().status().as_u16())
+        }
+        SdkError::ServiceError(e) => format!(
+            "{} (HTTP {})",
+            e.err().code().unwrap_or("unknown error"),
+            e.raw().status().as_u16()
+        ),
+        _ => "unknown SDK error".to_owned(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            Self::Unavailable(detail) => {
+                tracing::warn!(status = status.as_u16(), detail, "dependency unavailable")
+            }
+            Self::Internal(detail) => {
+                tracing::error!(status = status.as_u16(), detail, "internal error")
+            }
+            _ => {
+                tracing::info!(status = status.as_u16(), code, message = %self, "request rejected")
+            }
+        }
+        let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+        let body =
+            json!({"error": {"code": code, "message": self.to_string(), "request_id": request_id}});
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::BadRequest(format!("Invalid query string: {}", rejection.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::BadRequest(format!("Invalid path: {}", rejection.body_text()))
+    }
+}

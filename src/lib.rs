@@ -1,0 +1,191 @@
+//! A serverless answer to FastAPI's async/await example, for AWS Lambda.
+//!
+//! [`app`] is the HTTP API as an axum `Router`. [`Function`] is what Lambda
+//! runs: it hands HTTP events to the router and runs the function's own task
+//! events (see [`tasks`]). Only the event's request context tells the two
+//! apart: a non-HTTP (pass-through) event may be a task; an HTTP request, on
+//! any path and with any body, never is.
+
+pub mod config;
+pub mod error;
+pub mod tasks;
+pub mod users;
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::error::{ApiError, MAX_BODY_BYTES, REQUEST_ID};
+use crate::tasks::TaskError;
+
+/// What every handler shares: the configuration and the AWS clients, built
+/// once at init.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+impl AppState {
+    /// Builds the AWS clients once, from the shared AWS configuration.
+    pub fn new(config: Config, aws: &SdkConfig) -> Self {
+        Self {
+            config,
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config(aws).build()),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda_config(aws).build()),
+        }
+    }
+}
+
+/// DynamoDB client settings. Every call must end well inside API Gateway's
+/// 30 s integration timeout, so a slow or hung DynamoDB answers 503 rather than
+/// a gateway timeout: 1 s to connect, 2 s per attempt, 3 attempts with
+/// jittered backoff, 6 s in all. DynamoDB answers in milliseconds when healthy.
+pub fn dynamodb_config(aws: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(aws)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(6))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+}
+
+/// Lambda client settings for the self-invocation: an `Event` invoke only
+/// enqueues, so it is quick when healthy; the same bounds as DynamoDB keep
+/// `/async` from hanging when it is not.
+pub fn lambda_config(aws: &SdkConfig) -> aws_sdk_lambda::config::Builder {
+    aws_sdk_lambda::config::Builder::from(aws)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(6))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+}
+
+/// The HTTP API: the routes of the contract, with JSON errors for unknown
+/// paths and methods.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/users", get(users::list_users))
+        .route("/async", get(tasks::start_task).post(tasks::start_task))
+        .route("/tasks/{task_id}", get(tasks::get_task))
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::NotFound(format!("No route for {method} {}", uri.path()))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::MethodNotAllowed(format!("Method {method} is not allowed on {}", uri.path()))
+        })
+        .with_state(state)
+}
+
+/// The Lambda function: every event goes through [`Function::handle`].
+#[derive(Clone)]
+pub struct Function {
+    state: AppState,
+    router: Router,
+}
+
+impl Function {
+    /// Builds the function around its state.
+    pub fn new(state: AppState) -> Self {
+        let router = app(state.clone());
+        Self { state, router }
+    }
+
+    /// Serves one event: an HTTP request through the router, a task event
+    /// through [`tasks::run_task_event`]. An HTTP request always gets an HTTP
+    /// answer; a task event that fails returns the error to Lambda.
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, TaskError> {
+        let context = request.lambda_context_ref();
+        let request_id = context.map(|c| c.request_id.clone()).unwrap_or_default();
+        let deadline_ms = context.map_or(0, |c| c.deadline);
+
+        if matches!(
+            request.request_context_ref(),
+            Some(RequestContext::PassThrough)
+        ) {
+            let outcome = tasks::run_task_event(&self.state, request.body(), deadline_ms).await?;
+            return Ok(into_lambda_response(axum::Json(outcome).into_response()).await);
+        }
+
+        let response = REQUEST_ID
+            .scope(request_id, async {
+                if request.body().len() > MAX_BODY_BYTES {
+                    return ApiError::PayloadTooLarge.into_response();
+                }
+                let request = without_stage_prefix(request);
+                match self.router.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(infallible) => match infallible {},
+                }
+            })
+            .await;
+        Ok(into_lambda_response(response).await)
+    }
+}
+
+/// axum's streaming body becomes the buffered body Lambda returns: text where
+/// it is UTF-8 (JSON always is), base64 binary otherwise.
+async fn into_lambda_response(response: axum::response::Response) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) if bytes.is_empty() => Body::Empty,
+        Ok(bytes) => match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(err) => Body::Binary(err.into_bytes()),
+        },
+        Err(_) => Body::Empty,
+    };
+    Response::from_parts(parts, body)
+}
+
+/// API Gateway REST APIs (and HTTP APIs on a named stage) put the stage in
+/// front of the path (`/Prod/users`); the routes are the same on every stage.
+fn without_stage_prefix(mut request: Request) -> Request {
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|stage| stage != "$default") else {
+        return request;
+    };
+    let uri = request.uri();
+    let prefix = format!("/{stage}");
+    let Some(rest) = uri.path().strip_prefix(&prefix) else {
+        return request;
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return request;
+    }
+    let path = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    if let Ok(path_and_query) = path_and_query.parse() {
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}

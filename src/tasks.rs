@@ -1,0 +1,516 @@
+//! Background tasks: `/async` records a task and enqueues an asynchronous
+//! invocation of this same function; the task event that Lambda then delivers
+//! runs the task; `GET /tasks/{task_id}` reports how it went.
+//!
+//! Lambda delivers asynchronous events at least once and retries failures, so a
+//! delivery first *claims* the task with a conditional write. A claim holds a
+//! lease until the invocation's own deadline: a live invocation never loses its
+//! claim, and a delivery after an invocation died (timeout, crash) may take the
+//! task over.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, sdk_summary};
+
+/// How long the stand-in task waits when the client does not say.
+pub const DEFAULT_DELAY_MS: u64 = 1000;
+/// The longest wait a client may ask for; the function timeout is set above it.
+pub const MAX_DELAY_MS: u64 = 60_000;
+/// Task records expire (DynamoDB TTL on `expires_at`) a week after creation.
+const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl TaskStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+/// A task as `GET /tasks/{task_id}` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub status: TaskStatus,
+    pub created_at: String,
+    pub updated_at: String,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+impl TaskRecord {
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, String> {
+        let string = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(s)) => Ok(s.clone()),
+            _ => Err(format!("task record has no string `{name}`")),
+        };
+        let status = string("status")?;
+        Ok(Self {
+            task_id: string("task_id")?,
+            status: TaskStatus::parse(&status).ok_or(format!("unknown task status {status:?}"))?,
+            created_at: string("created_at")?,
+            updated_at: string("updated_at")?,
+            attempts: match item.get("attempts") {
+                Some(AttributeValue::N(n)) => n.parse().map_err(|_| "bad `attempts`")?,
+                _ => return Err("task record has no `attempts`".to_owned()),
+            },
+            error: string("error").ok(),
+        })
+    }
+}
+
+/// The body of `POST /async`; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartTask {
+    delay_ms: Option<u64>,
+}
+
+/// The answer to `/async`.
+#[derive(Debug, Serialize)]
+struct TaskStarted {
+    message: &'static str,
+    task_id: String,
+    status_url: String,
+}
+
+/// The event this function sends itself to run a task (see the README).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskEvent {
+    pub task_id: String,
+    pub delay_ms: u64,
+    /// Makes the stand-in task fail its first `fail_attempts` attempts, to see
+    /// Lambda's retries and the failure destination at work. Only an event can
+    /// set it, never an HTTP request.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fail_attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Why a task event did not end well; the invocation returns it as a function
+/// error, so Lambda's retry policy and on-failure destination apply.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(
+        "expected an API Gateway (HTTP API or REST API), Application Load Balancer or Lambda Function URL event, \
+         or a task event {{\"task_id\": \"<uuid>\", \"delay_ms\": 0..={MAX_DELAY_MS}}}: {0}"
+    )]
+    NotAnEvent(String),
+    #[error("no task {0} is recorded")]
+    UnknownTask(String),
+    #[error("task {task_id} failed on attempt {attempt}: {message}")]
+    Failed {
+        task_id: String,
+        attempt: u32,
+        message: String,
+    },
+    #[error("task store unavailable: {0}")]
+    Store(String),
+}
+
+impl From<TaskError> for lambda_http::lambda_runtime::Diagnostic {
+    fn from(err: TaskError) -> Self {
+        let error_type = match err {
+            TaskError::NotAnEvent(_) => "UnrecognizedEvent",
+            TaskError::UnknownTask(_) => "UnknownTask",
+            TaskError::Failed { .. } => "TaskFailed",
+            TaskError::Store(_) => "TaskStoreUnavailable",
+        };
+        Self {
+            error_type: error_type.to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// `POST /async` and `GET /async`: record the task, enqueue its event, answer 202.
+pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request: StartTask = if body.iter().all(u8::is_ascii_whitespace) {
+        StartTask::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::BadRequest(format!("Invalid JSON body: {err}")))?
+    };
+    let delay_ms = request.delay_ms.unwrap_or(DEFAULT_DELAY_MS);
+    if delay_ms > MAX_DELAY_MS {
+        return Err(ApiError::BadRequest(format!(
+            "delay_ms must be an integer from 0 to {MAX_DELAY_MS}"
+        )));
+    }
+
+    let task_id = Uuid::new_v4().to_string();
+    let now = now_rfc3339();
+    let expires_at = epoch_seconds() + RECORD_TTL.as_secs();
+    state
+        .dynamodb
+        .put_item()
+        .table_name(&state.config.tasks_table)
+        .item("task_id", AttributeValue::S(task_id.clone()))
+        .item(
+            "status",
+            AttributeValue::S(TaskStatus::Queued.as_str().to_owned()),
+        )
+        .item("created_at", AttributeValue::S(now.clone()))
+        .item("updated_at", AttributeValue::S(now))
+        .item("attempts", AttributeValue::N("0".to_owned()))
+        .item("expires_at", AttributeValue::N(expires_at.to_string()))
+        .condition_expression("attribute_not_exists(task_id)")
+        .send()
+        .await
+        .map_err(|err| ApiError::from_sdk("PutItem task", &err))?;
+
+    let event = TaskEvent {
+        task_id: task_id.clone(),
+        delay_ms,
+        fail_attempts: 0,
+    };
+    let payload = serde_json::to_vec(&event).map_err(|err| ApiError::Internal(err.to_string()))?;
+    let enqueued = state
+        .lambda
+        .invoke()
+        .function_name(&state.config.function_name)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(payload))
+        .send()
+        .await;
+    if let Err(err) = enqueued {
+        let error = ApiError::Unavailable(format!("Invoke (Event): {}", sdk_summary(&err)));
+        mark_not_enqueued(&state, &task_id).await;
+        return Err(error);
+    }
+
+    tracing::info!(task_id, delay_ms, "task enqueued");
+    let status_url = format!("/tasks/{task_id}");
+    let body = TaskStarted {
+        message: "Task started",
+        task_id,
+        status_url: status_url.clone(),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, status_url)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// The event never left: say so in the record, so no task stays `queued` with
+/// nothing behind it.
+async fn mark_not_enqueued(state: &AppState, task_id: &str) {
+    let marked = state
+        .dynamodb
+        .update_item()
+        .table_name(&state.config.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.to_owned()))
+        .update_expression("SET #status = :failed, #error = :error, updated_at = :now")
+        .condition_expression("#status = :queued")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#error", "error")
+        .expression_attribute_values(":failed", status_value(TaskStatus::Failed))
+        .expression_attribute_values(":queued", status_value(TaskStatus::Queued))
+        .expression_attribute_values(
+            ":error",
+            AttributeValue::S("The task could not be enqueued".to_owned()),
+        )
+        .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+        .send()
+        .await;
+    if let Err(err) = marked {
+        tracing::error!(
+            task_id,
+            detail = sdk_summary(&err),
+            "task left queued: could not mark it failed"
+        );
+    }
+}
+
+/// `GET /tasks/{task_id}`.
+pub async fn get_task(
+    State(state): State<AppState>,
+    task_id: Result<Path<String>, PathRejection>,
+) -> Result<Json<TaskRecord>, ApiError> {
+    let Path(task_id) = task_id?;
+    if !is_task_id(&task_id) {
+        return Err(ApiError::BadRequest(
+            "task_id must be a task id this API returned (a lowercase UUID)".to_owned(),
+        ));
+    }
+    let output = state
+        .dynamodb
+        .get_item()
+        .table_name(&state.config.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| ApiError::from_sdk("GetItem task", &err))?;
+    let item = output
+        .item()
+        .ok_or_else(|| ApiError::NotFound(format!("No task {task_id}")))?;
+    TaskRecord::from_item(item)
+        .map(Json)
+        .map_err(ApiError::Internal)
+}
+
+/// Whether `id` is one this API makes: a UUID in its canonical lowercase form.
+fn is_task_id(id: &str) -> bool {
+    Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)
+}
+
+/// How a delivered task event ended, when it did not fail.
+#[derive(Debug, Serialize)]
+pub struct TaskOutcome {
+    pub task_id: String,
+    pub status: TaskStatus,
+    pub attempts: u32,
+    /// True when this delivery found the task running or done and left it alone.
+    pub duplicate: bool,
+}
+
+/// Runs the task a task event names. `deadline_ms` is the invocation's
+/// deadline (epoch milliseconds): the claim's lease.
+pub async fn run_task_event(
+    state: &AppState,
+    payload: &[u8],
+    deadline_ms: u64,
+) -> Result<TaskOutcome, TaskError> {
+    let event: TaskEvent =
+        serde_json::from_slice(payload).map_err(|err| TaskError::NotAnEvent(err.to_string()))?;
+    if !is_task_id(&event.task_id) {
+        return Err(TaskError::NotAnEvent(
+            "task_id is not a lowercase UUID".to_owned(),
+        ));
+    }
+    if event.delay_ms > MAX_DELAY_MS {
+        return Err(TaskError::NotAnEvent(format!(
+            "delay_ms is over {MAX_DELAY_MS}"
+        )));
+    }
+    let span = tracing::info_span!("task", task_id = %event.task_id);
+    run_task(state, event, deadline_ms).instrument(span).await
+}
+
+async fn run_task(
+    state: &AppState,
+    event: TaskEvent,
+    deadline_ms: u64,
+) -> Result<TaskOutcome, TaskError> {
+    let Some(attempt) = claim_task(state, &event.task_id, deadline_ms).await? else {
+        let record = load_task(state, &event.task_id).await?;
+        tracing::info!(
+            status = record.status.as_str(),
+            "duplicate delivery ignored"
+        );
+        return Ok(TaskOutcome {
+            task_id: event.task_id,
+            status: record.status,
+            attempts: record.attempts,
+            duplicate: true,
+        });
+    };
+    tracing::info!(attempt, delay_ms = event.delay_ms, "task started");
+
+    // The stand-in work: what `await asyncio.sleep(1)` is in the original.
+    tokio::time::sleep(Duration::from_millis(event.delay_ms)).await;
+    if attempt <= event.fail_attempts {
+        let message = format!(
+            "simulated failure (fail_attempts = {})",
+            event.fail_attempts
+        );
+        finish_task(state, &event.task_id, attempt, Err(&message)).await?;
+        tracing::error!(attempt, message, "task failed");
+        return Err(TaskError::Failed {
+            task_id: event.task_id,
+            attempt,
+            message,
+        });
+    }
+    finish_task(state, &event.task_id, attempt, Ok(())).await?;
+    tracing::info!(attempt, "Task completed");
+    Ok(TaskOutcome {
+        task_id: event.task_id,
+        status: TaskStatus::Succeeded,
+        attempts: attempt,
+        duplicate: false,
+    })
+}
+
+/// Takes the task for this delivery, if it is `queued`, `failed`, or `running`
+/// under a lease that has run out. Returns the attempt number, or `None` when
+/// another delivery holds it or it already succeeded.
+async fn claim_task(
+    state: &AppState,
+    task_id: &str,
+    deadline_ms: u64,
+) -> Result<Option<u32>, TaskError> {
+    let claimed = state
+        .dynamodb
+        .update_item()
+        .table_name(&state.config.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.to_owned()))
+        .update_expression(
+            "SET #status = :running, attempts = attempts + :one, updated_at = :now, lease_until = :lease REMOVE #error",
+        )
+        .condition_expression(
+            "attribute_exists(task_id) AND (#status IN (:queued, :failed) OR (#status = :running AND lease_until < :now_ms))",
+        )
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#error", "error")
+        .expression_attribute_values(":running", status_value(TaskStatus::Running))
+        .expression_attribute_values(":queued", status_value(TaskStatus::Queued))
+        .expression_attribute_values(":failed", status_value(TaskStatus::Failed))
+        .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+        .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+        .expression_attribute_values(":now_ms", AttributeValue::N(epoch_millis().to_string()))
+        .expression_attribute_values(":lease", AttributeValue::N(deadline_ms.to_string()))
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await;
+    match claimed {
+        Ok(output) => {
+            let record = TaskRecord::from_item(output.attributes().unwrap_or(&HashMap::new()))
+                .map_err(TaskError::Store)?;
+            Ok(Some(record.attempts))
+        }
+        Err(err) if is_condition_failure(&err) => Ok(None),
+        Err(err) => Err(TaskError::Store(format!(
+            "UpdateItem (claim): {}",
+            sdk_summary(&err)
+        ))),
+    }
+}
+
+/// Records the end of attempt `attempt`, unless another delivery has taken the
+/// task over in the meantime.
+async fn finish_task(
+    state: &AppState,
+    task_id: &str,
+    attempt: u32,
+    result: Result<(), &str>,
+) -> Result<(), TaskError> {
+    let update = state
+        .dynamodb
+        .update_item()
+        .table_name(&state.config.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.to_owned()))
+        .condition_expression("#status = :running AND attempts = :attempt")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":running", status_value(TaskStatus::Running))
+        .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()))
+        .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()));
+    let update = match result {
+        Ok(()) => update
+            .update_expression("SET #status = :done, updated_at = :now REMOVE lease_until")
+            .expression_attribute_values(":done", status_value(TaskStatus::Succeeded)),
+        Err(message) => update
+            .update_expression(
+                "SET #status = :done, #error = :error, updated_at = :now REMOVE lease_until",
+            )
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":done", status_value(TaskStatus::Failed))
+            .expression_attribute_values(":error", AttributeValue::S(message.to_owned())),
+    };
+    match update.send().await {
+        Ok(_) => Ok(()),
+        Err(err) if is_condition_failure(&err) => {
+            tracing::warn!(
+                attempt,
+                "task was taken over by a later delivery; result not recorded"
+            );
+            Ok(())
+        }
+        Err(err) => Err(TaskError::Store(format!(
+            "UpdateItem (finish): {}",
+            sdk_summary(&err)
+        ))),
+    }
+}
+
+async fn load_task(state: &AppState, task_id: &str) -> Result<TaskRecord, TaskError> {
+    let output = state
+        .dynamodb
+        .get_item()
+        .table_name(&state.config.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| TaskError::Store(format!("GetItem task: {}", sdk_summary(&err))))?;
+    match output.item() {
+        Some(item) => TaskRecord::from_item(item).map_err(TaskError::Store),
+        None => Err(TaskError::UnknownTask(task_id.to_owned())),
+    }
+}
+
+fn is_condition_failure(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+}
+
+fn status_value(status: TaskStatus) -> AttributeValue {
+    AttributeValue::S(status.as_str().to_owned())
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+fn epoch_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn epoch_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
+}

@@ -1,0 +1,333 @@
+//! What every integration test shares: a local DynamoDB (dynalite, started once
+//! per test binary unless `AWS_ENDPOINT_URL_DYNAMODB` names one), fresh tables
+//! per test, real Lambda events parsed by lambda_http, and a stand-in for the
+//! Lambda `Invoke` API on loopback.
+#![allow(dead_code)]
+
+pub mod events;
+pub mod fake_lambda;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use async_api::config::Config;
+use async_api::tasks::TaskError;
+use async_api::{AppState, Function, dynamodb_config, lambda_config};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use lambda_http::{Body, RequestExt};
+use serde_json::Value;
+
+/// The name the function invokes itself by, in tests.
+pub const FUNCTION_NAME: &str = "async-api-test";
+
+/// The DynamoDB endpoint for this test binary.
+pub fn dynamodb_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<(String, Option<Child>)> = OnceLock::new();
+    &ENDPOINT
+        .get_or_init(|| match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+            Ok(url) if !url.is_empty() => (url, None),
+            _ => start_dynalite(),
+        })
+        .0
+}
+
+/// Starts dynalite on a port the OS picks. The child keeps its stdin pipe and
+/// exits when the test binary does and the pipe closes.
+fn start_dynalite() -> (String, Option<Child>) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut child = Command::new("node")
+        .arg(format!("{root}/tests/support/dynalite.js"))
+        .arg("--exit-with-stdin")
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start dynalite (run `npm ci` first)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("dynalite stdout"))
+        .read_line(&mut line)
+        .expect("read dynalite port");
+    let port: u16 = line.trim().parse().expect("dynalite prints its port");
+    (format!("http://127.0.0.1:{port}"), Some(child))
+}
+
+/// AWS configuration for tests: fixed region and dummy credentials, so nothing
+/// on the machine (profiles, instance metadata) is consulted.
+pub fn sdk_config() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "tests"),
+        ))
+        .build()
+}
+
+/// A DynamoDB client for `endpoint`, with the function's own timeouts and retries.
+pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        dynamodb_config(&sdk_config())
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+/// A URL where nothing listens.
+pub fn dead_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A test's own pair of tables, and the function wired to them.
+pub struct Fixture {
+    pub users_table: String,
+    pub tasks_table: String,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub function: Function,
+}
+
+impl Fixture {
+    /// Fresh tables on the local DynamoDB; `Invoke` goes to `lambda_endpoint`.
+    pub async fn new(lambda_endpoint: &str) -> Self {
+        let dynamodb = dynamodb_client(dynamodb_endpoint());
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let users_table = format!("users-{suffix}");
+        let tasks_table = format!("tasks-{suffix}");
+        create_table(&dynamodb, &users_table, "id").await;
+        create_table(&dynamodb, &tasks_table, "task_id").await;
+        let function = function_for(
+            &users_table,
+            &tasks_table,
+            dynamodb_endpoint(),
+            lambda_endpoint,
+        );
+        Self {
+            users_table,
+            tasks_table,
+            dynamodb,
+            function,
+        }
+    }
+
+    /// The same tables, reached through another DynamoDB endpoint.
+    pub fn function_with_dynamodb(&self, dynamodb_endpoint: &str) -> Function {
+        function_for(
+            &self.users_table,
+            &self.tasks_table,
+            dynamodb_endpoint,
+            &dead_endpoint(),
+        )
+    }
+
+    /// Writes `count` users `user-00000`… with a name and an email.
+    pub async fn seed_users(&self, count: usize) {
+        let items: Vec<HashMap<String, AttributeValue>> = (0..count)
+            .map(|i| {
+                HashMap::from([
+                    ("id".to_owned(), AttributeValue::S(format!("user-{i:05}"))),
+                    ("name".to_owned(), AttributeValue::S(format!("User {i}"))),
+                    (
+                        "email".to_owned(),
+                        AttributeValue::S(format!("user{i}@example.com")),
+                    ),
+                ])
+            })
+            .collect();
+        self.put_items(&self.users_table, items).await;
+    }
+
+    /// The exact body text of an HTTP API v2 request's answer.
+    pub async fn http_text(&self, method: &str, path_and_query: &str) -> String {
+        let event = events::http_api(method, path_and_query, None);
+        let request = lambda_http::request::from_str(&event).expect("event");
+        match self
+            .function
+            .handle(request)
+            .await
+            .expect("answer")
+            .into_body()
+        {
+            Body::Text(text) => text,
+            other => panic!("expected a text body, got {other:?}"),
+        }
+    }
+
+    /// Writes items with BatchWriteItem, 25 at a time.
+    pub async fn put_items(&self, table: &str, items: Vec<HashMap<String, AttributeValue>>) {
+        for chunk in items.chunks(25) {
+            let requests = chunk
+                .iter()
+                .map(|item| {
+                    aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .put_request(
+                            aws_sdk_dynamodb::types::PutRequest::builder()
+                                .set_item(Some(item.clone()))
+                                .build()
+                                .expect("put request"),
+                        )
+                        .build()
+                })
+                .collect();
+            let mut pending = Some(HashMap::from([(table.to_owned(), requests)]));
+            while let Some(batch) = pending.take().filter(|b| !b.is_empty()) {
+                let out = self
+                    .dynamodb
+                    .batch_write_item()
+                    .set_request_items(Some(batch))
+                    .send()
+                    .await
+                    .expect("batch write");
+                pending = out.unprocessed_items;
+            }
+        }
+    }
+
+    /// The raw task record, if any.
+    pub async fn task_item(&self, task_id: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.dynamodb
+            .get_item()
+            .table_name(&self.tasks_table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get task")
+            .item
+    }
+
+    /// How many items a table holds.
+    pub async fn count(&self, table: &str) -> usize {
+        let out = self
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .send()
+            .await
+            .expect("scan");
+        out.items().len()
+    }
+
+    /// Delivers an event as Lambda would and returns what the function answers.
+    pub async fn invoke(&self, event: &str) -> Result<Reply, TaskError> {
+        invoke(&self.function, event).await
+    }
+
+    /// Sends an HTTP API v2 request and returns the answer.
+    pub async fn http(&self, method: &str, path_and_query: &str, body: Option<&str>) -> Reply {
+        self.invoke(&events::http_api(method, path_and_query, body))
+            .await
+            .expect("an HTTP request always gets an HTTP answer")
+    }
+}
+
+fn function_for(
+    users: &str,
+    tasks: &str,
+    dynamodb_endpoint: &str,
+    lambda_endpoint: &str,
+) -> Function {
+    let sdk = sdk_config();
+    let state = AppState {
+        config: Config {
+            users_table: users.to_owned(),
+            tasks_table: tasks.to_owned(),
+            function_name: FUNCTION_NAME.to_owned(),
+        },
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            dynamodb_config(&sdk)
+                .endpoint_url(dynamodb_endpoint)
+                .build(),
+        ),
+        lambda: aws_sdk_lambda::Client::from_conf(
+            lambda_config(&sdk).endpoint_url(lambda_endpoint).build(),
+        ),
+    };
+    Function::new(state)
+}
+
+async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("create table");
+}
+
+/// What the function answered, as a client sees it.
+#[derive(Debug)]
+pub struct Reply {
+    /// The Lambda request id this invocation ran under.
+    pub request_id: String,
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Parses `event` with lambda_http, as the runtime does, and serves it with a
+/// Lambda context whose request id is `req-<uuid>` and deadline 90 s away.
+pub async fn invoke(function: &Function, event: &str) -> Result<Reply, TaskError> {
+    let request = lambda_http::request::from_str(event).expect("lambda_http parses the event");
+    let mut context = lambda_http::Context::default();
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    context.request_id = request_id.clone();
+    context.deadline = now_millis() + 90_000;
+    let response = function
+        .handle(request.with_lambda_context(context))
+        .await?;
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Empty => Value::Null,
+        Body::Text(text) => serde_json::from_str(&text).expect("JSON body"),
+        Body::Binary(bytes) => serde_json::from_slice(&bytes).expect("JSON body"),
+        _ => panic!("unexpected body"),
+    };
+    Ok(Reply {
+        request_id,
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    })
+}
+
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// The error body the contract promises for `code` and `message`.
+pub fn error_body(reply: &Reply, code: &str, message: &str) -> Value {
+    serde_json::json!({"error": {"code": code, "message": message, "request_id": reply.request_id}})
+}
