@@ -9,8 +9,8 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DELETE_ON_ERROR:
 MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
-# Plain `make` checks the template until a more everyday verb (dev, test) takes its place.
-.DEFAULT_GOAL := lint-template
+# Plain `make` lists the verbs.
+.DEFAULT_GOAL := help
 
 PYTHON ?= python3
 VENV := .venv
@@ -34,7 +34,33 @@ SAM := $(BIN)/sam
 export PATH := $(abspath $(BIN)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: lint-template build deploy delete rust-target
+.PHONY: help dev seed test lint lint-template build deploy delete rust-target
+
+help:
+	@echo "make dev            the API on http://127.0.0.1:9000 (dynalite + cargo lambda watch)"
+	@echo "make test           every test, against a local dynalite"
+	@echo "make lint           cargo fmt --check and clippy"
+	@echo "make lint-template  sam validate --lint and cfn-lint"
+	@echo "make seed           create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)"
+	@echo "make build|deploy|delete   sam build / sam deploy / sam delete"
+
+# --- run and test ----------------------------------------------------------------------------
+
+dev: $(NODE_STAMP) $(VENV_STAMP)
+	./scripts/dev.sh
+
+# Idempotent: creates missing tables, rewrites the same sample users.
+seed:
+	cargo run --quiet --example seed
+
+# The tests start their own dynalite on a free loopback port (or use AWS_ENDPOINT_URL_DYNAMODB),
+# and cargo lambda watch for the end-to-end test.
+test: $(NODE_STAMP) $(VENV_STAMP)
+	cargo test --all-targets --no-fail-fast
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
 
 # --- tools -----------------------------------------------------------------------------------
 
