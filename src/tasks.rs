@@ -169,8 +169,7 @@ pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Re
     let request: StartTask = if body.iter().all(u8::is_ascii_whitespace) {
         StartTask::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|err| ApiError::BadRequest(format!("Invalid JSON body: {err}")))?
+        serde_json::from_slice(&body).map_err(|err| ApiError::BadRequest(body_error(&err)))?
     };
     let delay_ms = request.delay_ms.unwrap_or(DEFAULT_DELAY_MS);
     if delay_ms > MAX_DELAY_MS {
@@ -233,6 +232,22 @@ pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Re
         Json(body),
     )
         .into_response())
+}
+
+/// Says what is wrong with a body without echoing any of it back (serde's
+/// messages quote the offending values).
+fn body_error(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => format!(
+            "Invalid JSON body: not valid JSON (line {}, column {})",
+            err.line(),
+            err.column()
+        ),
+        Category::Data => format!(
+            "Invalid JSON body: expected an object with an optional integer delay_ms from 0 to {MAX_DELAY_MS}"
+        ),
+    }
 }
 
 /// The event never left: say so in the record, so no task stays `queued` with
