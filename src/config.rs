@@ -5,6 +5,8 @@
 
 use std::env;
 
+use axum::http::HeaderValue;
+
 /// What the function needs to know about its surroundings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -15,27 +17,48 @@ pub struct Config {
     /// The function `/async` invokes to run a task: this function itself
     /// (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda and by `cargo lambda watch`).
     pub function_name: String,
+    /// Origins whose browsers may call the API (`CORS_ALLOWED_ORIGINS`,
+    /// comma-separated, `*` for any); empty: no CORS headers.
+    pub cors_allowed_origins: Vec<HeaderValue>,
 }
 
-/// A required variable is missing or empty.
+/// A variable is missing or unusable.
 #[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is required but not set")]
-pub struct MissingVariable(pub &'static str);
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {0} is not valid: {1}")]
+    Invalid(&'static str, String),
+}
 
 impl Config {
     /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, MissingVariable> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             users_table: required("USERS_TABLE")?,
             tasks_table: required("TASKS_TABLE")?,
             function_name: required("AWS_LAMBDA_FUNCTION_NAME")?,
+            cors_allowed_origins: origins("CORS_ALLOWED_ORIGINS")?,
         })
     }
 }
 
-fn required(name: &'static str) -> Result<String, MissingVariable> {
+fn required(name: &'static str) -> Result<String, ConfigError> {
     match env::var(name) {
         Ok(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(MissingVariable(name)),
+        _ => Err(ConfigError::Missing(name)),
     }
+}
+
+fn origins(name: &'static str) -> Result<Vec<HeaderValue>, ConfigError> {
+    let value = env::var(name).unwrap_or_default();
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            HeaderValue::from_str(origin)
+                .map_err(|_| ConfigError::Invalid(name, format!("{origin:?} is not an origin")))
+        })
+        .collect()
 }

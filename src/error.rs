@@ -11,7 +11,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::{ToResponse, ToSchema};
 
 tokio::task_local! {
     /// The Lambda request id of the invocation being served, so that an error
@@ -73,17 +74,82 @@ impl ApiError {
         }
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
+            }
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+            ),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
 }
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "not_found", "message": "No route for GET /nope", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for people and for programs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable kind of error.
+    pub code: ErrorCode,
+    /// What went wrong, for a person; never internals.
+    pub message: String,
+    /// The Lambda request id, the one the function's logs carry.
+    pub request_id: String,
+}
+
+/// The kinds of error, one per status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Internal,
+}
+
+/// 400: a query parameter, the cursor, the task id or the body is not valid.
+#[derive(ToResponse)]
+#[response(
+    description = "The request is not valid: a query parameter, the cursor, the task id or the body"
+)]
+pub struct BadRequestResponse(pub ErrorBody);
+
+/// 404: no such task.
+#[derive(ToResponse)]
+#[response(description = "No such task")]
+pub struct NotFoundResponse(pub ErrorBody);
+
+/// 413: body over 64 KiB.
+#[derive(ToResponse)]
+#[response(description = "The request body is larger than 64 KiB")]
+pub struct PayloadTooLargeResponse(pub ErrorBody);
+
+/// 503: a dependency is unreachable, throttled or missing a table.
+#[derive(ToResponse)]
+#[response(
+    description = "DynamoDB or Lambda is unreachable, throttled or missing a table: retry later",
+    headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))
+)]
+pub struct UnavailableResponse(pub ErrorBody);
+
+/// 500: anything else; says nothing of internals.
+#[derive(ToResponse)]
+#[response(description = "An unexpected error; the message says nothing of internals")]
+pub struct InternalResponse(pub ErrorBody);
 
 /// Service error codes that mean "try again later" rather than "you are wrong".
 const RETRYABLE_CODES: &[&str] = &[
@@ -131,12 +197,16 @@ impl IntoResponse for ApiError {
                 tracing::error!(status = status.as_u16(), detail, "internal error")
             }
             _ => {
-                tracing::info!(status = status.as_u16(), code, message = %self, "request rejected")
+                tracing::info!(status = status.as_u16(), code = ?code, message = %self, "request rejected")
             }
         }
-        let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
-        let body =
-            json!({"error": {"code": code, "message": self.to_string(), "request_id": request_id}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                request_id: REQUEST_ID.try_with(Clone::clone).unwrap_or_default(),
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(

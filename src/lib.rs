@@ -7,6 +7,7 @@
 //! any path and with any body, never is.
 
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod tasks;
 pub mod users;
@@ -16,13 +17,17 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use axum::Extension;
 use axum::Router;
-use axum::http::{Method, Uri};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::error::{ApiError, MAX_BODY_BYTES, REQUEST_ID};
@@ -79,20 +84,59 @@ pub fn lambda_config(aws: &SdkConfig) -> aws_sdk_lambda::config::Builder {
         .retry_config(RetryConfig::standard().with_max_attempts(3))
 }
 
-/// The HTTP API: the routes of the contract, with JSON errors for unknown
-/// paths and methods.
+/// The routes of the contract, each with its OpenAPI description.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .routes(routes!(users::list_users))
+        .routes(routes!(tasks::start_task, tasks::start_default_task))
+        .routes(routes!(tasks::get_task))
+        .routes(routes!(docs::openapi_json))
+        .routes(routes!(docs::docs_page))
+}
+
+/// The OpenAPI document of [`app`], generated from the same routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The HTTP API: the routes of the contract, JSON errors for unknown paths
+/// and methods, and CORS for the configured origins.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/users", get(users::list_users))
-        .route("/async", get(tasks::start_task).post(tasks::start_task))
-        .route("/tasks/{task_id}", get(tasks::get_task))
+    let (router, openapi) = routes().split_for_parts();
+    let openapi_json = openapi.to_json().unwrap_or_else(|err| {
+        tracing::error!(%err, "OpenAPI document not serializable");
+        "{}".to_owned()
+    });
+    let cors = cors_layer(&state.config.cors_allowed_origins);
+    router
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::NotFound(format!("No route for {method} {}", uri.path()))
         })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::MethodNotAllowed(format!("Method {method} is not allowed on {}", uri.path()))
         })
+        .layer(Extension(docs::OpenApiJson(openapi_json.into())))
+        .layer(cors)
         .with_state(state)
+}
+
+/// Browsers on the configured origins may call the API (and get a preflight
+/// answer); with none configured, no CORS headers at all.
+fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().cloned())
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .expose_headers([header::LOCATION, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600))
 }
 
 /// The Lambda function: every event goes through [`Function::handle`].

@@ -11,7 +11,9 @@ async fn main() -> Result<(), Error> {
     // invocation sits in the runtime's span that carries its request id.
     lambda_http::tracing::init_default_subscriber();
 
-    let config = Config::from_env()?;
+    let config = Config::from_env().inspect_err(|err| {
+        tracing::error!(error = %err, "the function cannot start");
+    })?;
     let aws = aws_config::load_from_env().await;
     let function = Function::new(AppState::new(config, &aws));
     lambda_http::run_concurrent(service_fn(move |request| {

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_lambda::primitives::Blob;
@@ -28,7 +29,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiError, sdk_summary};
+use crate::error::{
+    ApiError, BadRequestResponse, InternalResponse, NotFoundResponse, PayloadTooLargeResponse,
+    UnavailableResponse, sdk_summary,
+};
+use utoipa::ToSchema;
 
 /// How long the stand-in task waits when the client does not say.
 pub const DEFAULT_DELAY_MS: u64 = 1000;
@@ -38,7 +43,7 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// Where a task is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
     Queued,
@@ -65,13 +70,21 @@ impl TaskStatus {
 }
 
 /// A task as `GET /tasks/{task_id}` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TaskRecord {
+    #[schema(format = Uuid)]
     pub task_id: String,
     pub status: TaskStatus,
+    /// When `/async` recorded the task (RFC 3339).
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// When the record last changed (RFC 3339).
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    /// How many deliveries have claimed the task: 0 while queued.
+    #[schema(minimum = 0)]
     pub attempts: u32,
+    /// Why the task failed; `null` unless `failed`.
     pub error: Option<String>,
 }
 
@@ -96,18 +109,23 @@ impl TaskRecord {
     }
 }
 
-/// The body of `POST /async`; every field optional.
-#[derive(Debug, Default, Deserialize)]
+/// The body of `POST /async`; every field optional, no other field allowed.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartTask {
+pub struct StartTask {
+    /// How long the stand-in task waits before it completes, in milliseconds.
+    #[schema(minimum = 0, maximum = 60000, default = 1000)]
     delay_ms: Option<u64>,
 }
 
 /// The answer to `/async`.
-#[derive(Debug, Serialize)]
-struct TaskStarted {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskStarted {
+    #[schema(example = "Task started")]
     message: &'static str,
+    #[schema(format = Uuid)]
     task_id: String,
+    /// Where to follow the task: `/tasks/{task_id}`.
     status_url: String,
 }
 
@@ -130,7 +148,7 @@ fn is_zero(n: &u32) -> bool {
 
 /// Why a task event did not end well; the invocation returns it as a function
 /// error, so Lambda's retry policy and on-failure destination apply.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum TaskError {
     #[error(
         "expected an API Gateway (HTTP API or REST API), Application Load Balancer or Lambda Function URL event, \
@@ -149,6 +167,13 @@ pub enum TaskError {
     Store(String),
 }
 
+/// The runtime logs a function error with `{:?}`: make that the readable message.
+impl std::fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 impl From<TaskError> for lambda_http::lambda_runtime::Diagnostic {
     fn from(err: TaskError) -> Self {
         let error_type = match err {
@@ -164,12 +189,29 @@ impl From<TaskError> for lambda_http::lambda_runtime::Diagnostic {
     }
 }
 
-/// `POST /async` and `GET /async`: record the task, enqueue its event, answer 202.
+/// `POST /async`: record a task, enqueue its event, answer 202 at once.
+#[utoipa::path(
+    post,
+    path = "/async",
+    tag = "tasks",
+    request_body(content = Option<StartTask>, description = "Optional: no body, or `null`, takes the defaults", content_type = "application/json"),
+    responses(
+        (status = 202, description = "The task is recorded and enqueued", body = TaskStarted,
+            headers(("Location" = String, description = "The task's status URL, `/tasks/{task_id}`"))),
+        (status = 400, response = BadRequestResponse),
+        (status = 413, response = PayloadTooLargeResponse),
+        (status = 500, response = InternalResponse),
+        (status = 503, response = UnavailableResponse),
+    )
+)]
 pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    // No body, or `null`, means the defaults.
     let request: StartTask = if body.iter().all(u8::is_ascii_whitespace) {
         StartTask::default()
     } else {
-        serde_json::from_slice(&body).map_err(|err| ApiError::BadRequest(body_error(&err)))?
+        serde_json::from_slice::<Option<StartTask>>(&body)
+            .map_err(|err| ApiError::BadRequest(body_error(&err)))?
+            .unwrap_or_default()
     };
     let delay_ms = request.delay_ms.unwrap_or(DEFAULT_DELAY_MS);
     if delay_ms > MAX_DELAY_MS {
@@ -177,11 +219,34 @@ pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Re
             "delay_ms must be an integer from 0 to {MAX_DELAY_MS}"
         )));
     }
+    enqueue_task(&state, delay_ms).await
+}
 
+/// `GET /async`: the same as `POST /async` with the defaults, for callers of
+/// the FastAPI original.
+#[utoipa::path(
+    get,
+    path = "/async",
+    tag = "tasks",
+    responses(
+        (status = 202, description = "The task is recorded and enqueued", body = TaskStarted,
+            headers(("Location" = String, description = "The task's status URL, `/tasks/{task_id}`"))),
+        (status = 413, response = PayloadTooLargeResponse),
+        (status = 500, response = InternalResponse),
+        (status = 503, response = UnavailableResponse),
+    )
+)]
+pub async fn start_default_task(State(state): State<AppState>) -> Result<Response, ApiError> {
+    enqueue_task(&state, DEFAULT_DELAY_MS).await
+}
+
+/// Writes the task record (`queued`), then enqueues its event; if the enqueue
+/// fails, the record says `failed` and the answer is 503.
+async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiError> {
     let task_id = Uuid::new_v4().to_string();
     let now = now_rfc3339();
     let expires_at = epoch_seconds() + RECORD_TTL.as_secs();
-    state
+    let recorded = state
         .dynamodb
         .put_item()
         .table_name(&state.config.tasks_table)
@@ -196,8 +261,17 @@ pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Re
         .item("expires_at", AttributeValue::N(expires_at.to_string()))
         .condition_expression("attribute_not_exists(task_id)")
         .send()
-        .await
-        .map_err(|err| ApiError::from_sdk("PutItem task", &err))?;
+        .await;
+    match recorded {
+        Ok(_) => {}
+        // The id is fresh, so only our own earlier attempt can have written it:
+        // the SDK retried a PutItem whose answer was lost. The record is there.
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(PutItemError::is_conditional_check_failed_exception) => {}
+        Err(err) => return Err(ApiError::from_sdk("PutItem task", &err)),
+    }
 
     let event = TaskEvent {
         task_id: task_id.clone(),
@@ -214,8 +288,10 @@ pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Re
         .send()
         .await;
     if let Err(err) = enqueued {
-        let error = ApiError::Unavailable(format!("Invoke (Event): {}", sdk_summary(&err)));
-        mark_not_enqueued(&state, &task_id).await;
+        // A throttled or unreachable Lambda is 503; a refusal that no retry
+        // cures (access denied, no such function) is 500.
+        let error = ApiError::from_sdk("Invoke (Event)", &err);
+        mark_not_enqueued(state, &task_id).await;
         return Err(error);
     }
 
@@ -280,7 +356,20 @@ async fn mark_not_enqueued(state: &AppState, task_id: &str) {
     }
 }
 
-/// `GET /tasks/{task_id}`.
+/// `GET /tasks/{task_id}`: the task's status.
+#[utoipa::path(
+    get,
+    path = "/tasks/{task_id}",
+    tag = "tasks",
+    params(("task_id" = String, Path, format = Uuid, description = "The id `/async` returned")),
+    responses(
+        (status = 200, description = "The task", body = TaskRecord),
+        (status = 400, response = BadRequestResponse),
+        (status = 404, response = NotFoundResponse),
+        (status = 500, response = InternalResponse),
+        (status = 503, response = UnavailableResponse),
+    )
+)]
 pub async fn get_task(
     State(state): State<AppState>,
     task_id: Result<Path<String>, PathRejection>,

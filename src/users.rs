@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
@@ -18,7 +17,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, BadRequestResponse, InternalResponse, UnavailableResponse};
+use utoipa::{IntoParams, ToSchema};
 
 /// Page size when the client gives no `limit`.
 pub const DEFAULT_LIMIT: i32 = 100;
@@ -33,18 +33,57 @@ const MAX_KEY_BYTES: usize = 2048;
 /// to leave room for headers and the envelope.
 const MAX_BODY_BUDGET: usize = 5_000_000;
 
-/// The query string of `GET /users`, before validation.
-#[derive(Debug, Deserialize)]
+/// The query string of `GET /users`. Both arrive as text so that a bad value
+/// gets this API's own message; the document states their real types.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsersQuery {
+    /// How many users the page may hold.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 1000, default = 100)]
     limit: Option<String>,
+    /// Where the page starts: `next_cursor` of the previous page, exactly as returned.
+    #[param(value_type = Option<String>, min_length = 1)]
     cursor: Option<String>,
 }
 
-/// Answers one page of users and the cursor of the next.
+/// One page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsersPage {
+    /// The users of this page, each the DynamoDB item as plain JSON.
+    #[schema(value_type = Vec<User>)]
+    users: Vec<Box<RawValue>>,
+    /// The cursor of the next page; `null` on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
+/// A user: the DynamoDB item with every attribute as plain JSON (S string, N
+/// number with every digit, BOOL, NULL, M object, L array, SS/NS arrays, B/BS
+/// base64), attributes in name order.
+#[derive(ToSchema)]
+#[schema(example = json!({"id": "u01", "name": "Ada Lovelace", "email": "ada@example.com"}))]
+pub struct User {
+    /// The partition key.
+    pub id: String,
+}
+
+/// `GET /users`: awaits one page of a DynamoDB Scan of the users table.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(UsersQuery),
+    responses(
+        (status = 200, description = "One page of users; follow `next_cursor` for the rest", body = UsersPage),
+        (status = 400, response = BadRequestResponse),
+        (status = 500, response = InternalResponse),
+        (status = 503, response = UnavailableResponse),
+    )
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     query: Result<Query<UsersQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<UsersPage>, ApiError> {
     let Query(query) = query?;
     let limit = parse_limit(query.limit.as_deref())?;
     let start_key = query.cursor.as_deref().map(decode_cursor).transpose()?;
@@ -60,32 +99,23 @@ pub async fn list_users(
         .map_err(|err| ApiError::from_sdk("Scan users", &err))?;
 
     let items = output.items();
-    let mut body = String::from(r#"{"users":["#);
-    let mut budget_used = body.len();
+    let mut users = Vec::with_capacity(items.len());
+    let mut budget_used = 0;
     let mut last_key = output.last_evaluated_key().cloned();
     for (index, item) in items.iter().enumerate() {
-        let json = serde_json::to_string(&Item(item))
+        let json = serde_json::value::to_raw_value(&Item(item))
             .map_err(|err| ApiError::Internal(format!("user item not renderable: {err}")))?;
-        let cost = escaped_len(&json) + 1;
+        let cost = escaped_len(json.get()) + 1;
         if index > 0 && budget_used + cost > MAX_BODY_BUDGET {
             // Stop here and let the next page start after the last item sent.
             last_key = Some(key_of(&items[index - 1]));
             break;
         }
-        if index > 0 {
-            body.push(',');
-        }
-        body.push_str(&json);
+        users.push(json);
         budget_used += cost;
     }
-    body.push_str(r#"],"next_cursor":"#);
-    match last_key.as_ref().map(encode_cursor).transpose()? {
-        Some(cursor) => body.push_str(&serde_json::Value::String(cursor).to_string()),
-        None => body.push_str("null"),
-    }
-    body.push('}');
-
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let next_cursor = last_key.as_ref().map(encode_cursor).transpose()?;
+    Ok(Json(UsersPage { users, next_cursor }))
 }
 
 fn parse_limit(raw: Option<&str>) -> Result<i32, ApiError> {

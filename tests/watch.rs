@@ -45,7 +45,11 @@ fn cargo_lambda() -> PathBuf {
 
 fn start_watch(fixture: &Fixture) -> Watch {
     use std::os::unix::process::CommandExt;
-    let port: u16 = support::dead_endpoint().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let port: u16 = support::dead_endpoint()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
     let child = Command::new(cargo_lambda())
         .args(["lambda", "watch", "--quiet", "--ignore-changes", "--invoke-address", "127.0.0.1"])
         .args(["--invoke-port", &port.to_string(), "--concurrency", "2"])
@@ -79,13 +83,23 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
     };
-    Ok((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+    Ok((
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    ))
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -123,9 +137,19 @@ async fn the_api_served_by_cargo_lambda_watch_pages_users_and_runs_a_task_to_suc
         let mut ids = Vec::new();
         let mut page = first.1;
         loop {
-            ids.extend(page["users"].as_array().expect("users").iter().map(|u| u["id"].to_string()));
-            let Some(cursor) = page["next_cursor"].as_str() else { break };
-            let (status, next) = request(port, "GET", &format!("/users?limit=10&cursor={cursor}"), "").expect("page");
+            ids.extend(
+                page["users"]
+                    .as_array()
+                    .expect("users")
+                    .iter()
+                    .map(|u| u["id"].to_string()),
+            );
+            let Some(cursor) = page["next_cursor"].as_str() else {
+                break;
+            };
+            let (status, next) =
+                request(port, "GET", &format!("/users?limit=10&cursor={cursor}"), "")
+                    .expect("page");
             assert_eq!(status, 200);
             page = next;
         }
@@ -133,10 +157,14 @@ async fn the_api_served_by_cargo_lambda_watch_pages_users_and_runs_a_task_to_suc
         ids.dedup();
         assert_eq!(ids.len(), 25, "every seeded user once");
 
-        let (status, started) = request(port, "POST", "/async", r#"{"delay_ms": 200}"#).expect("async");
+        let (status, started) =
+            request(port, "POST", "/async", r#"{"delay_ms": 200}"#).expect("async");
         assert_eq!(status, 202, "{started}");
         assert_eq!(started["message"], "Task started");
-        let status_url = started["status_url"].as_str().expect("status_url").to_owned();
+        let status_url = started["status_url"]
+            .as_str()
+            .expect("status_url")
+            .to_owned();
         let deadline = Instant::now() + Duration::from_secs(60);
         let task = loop {
             let (status, task) = request(port, "GET", &status_url, "").expect("task");

@@ -1,0 +1,250 @@
+//! The API's self-description: `/openapi.json` matches the routes exactly,
+//! states every bound, status and header of the contract, and `/docs` serves
+//! Swagger UI for it. Also CORS, which browser clients of `/docs` rely on.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use support::{Fixture, dead_endpoint, events};
+
+fn documented_operations(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .map(|(path, item)| {
+            let methods = item
+                .as_object()
+                .expect("path item")
+                .keys()
+                .map(|m| m.to_uppercase())
+                .collect();
+            (path.clone(), methods)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn openapi_json_is_an_openapi_3_1_document_of_exactly_the_contracts_routes() {
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    let reply = fixture.http("GET", "/openapi.json", None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.body["openapi"], "3.1.0");
+    assert_eq!(
+        reply.body,
+        serde_json::to_value(async_api::openapi()).expect("document")
+    );
+
+    let set = |methods: &[&str]| {
+        methods
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        documented_operations(&reply.body),
+        BTreeMap::from([
+            ("/users".to_owned(), set(&["GET"])),
+            ("/async".to_owned(), set(&["GET", "POST"])),
+            ("/tasks/{task_id}".to_owned(), set(&["GET"])),
+            ("/openapi.json".to_owned(), set(&["GET"])),
+            ("/docs".to_owned(), set(&["GET"])),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_served_and_every_other_method_is_not() {
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    let doc = serde_json::to_value(async_api::openapi()).expect("document");
+    for (path, methods) in documented_operations(&doc) {
+        let concrete = path.replace("{task_id}", "0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c");
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let reply = fixture.http(method, &concrete, None).await;
+            if methods.contains(method) {
+                assert!(
+                    ![404, 405].contains(&reply.status) || path.contains("{task_id}"),
+                    "{method} {path}: {}",
+                    reply.status
+                );
+                if reply.status == 404 {
+                    assert_eq!(
+                        reply.body["error"]["message"],
+                        "No task 0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c"
+                    );
+                }
+            } else {
+                assert_eq!(
+                    reply.status, 405,
+                    "{method} {path} is served but not documented"
+                );
+            }
+        }
+    }
+    for path in [
+        "/",
+        "/user",
+        "/tasks",
+        "/tasks/",
+        "/events",
+        "/docs/swagger-ui.css",
+        "/openapi.yaml",
+        "/users/u1",
+    ] {
+        assert_eq!(
+            fixture.http("GET", path, None).await.status,
+            404,
+            "{path} is served but not documented"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_document_states_every_bound_status_and_header() {
+    let doc = serde_json::to_value(async_api::openapi()).expect("document");
+    let users = &doc["paths"]["/users"]["get"];
+    let limit = users["parameters"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("limit");
+    assert_eq!(limit["in"], "query");
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&json!(1), &json!(1000))
+    );
+    assert_eq!(limit["schema"]["default"], 100);
+    let cursor = users["parameters"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .find(|p| p["name"] == "cursor")
+        .expect("cursor");
+    assert_eq!(cursor["in"], "query");
+
+    let body = &doc["components"]["schemas"]["StartTask"];
+    assert_eq!(
+        (
+            &body["properties"]["delay_ms"]["minimum"],
+            &body["properties"]["delay_ms"]["maximum"]
+        ),
+        (&json!(0), &json!(60000))
+    );
+    assert_eq!(body["additionalProperties"], false);
+
+    let statuses = |op: &Value| {
+        op["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    };
+    let set = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(statuses(users), set(&["200", "400", "500", "503"]));
+    for (method, codes) in [
+        ("get", set(&["202", "413", "500", "503"])),
+        ("post", set(&["202", "400", "413", "500", "503"])),
+    ] {
+        let op = &doc["paths"]["/async"][method];
+        assert_eq!(statuses(op), codes, "{method} /async");
+        assert!(
+            op["responses"]["202"]["headers"]["Location"].is_object(),
+            "Location on 202"
+        );
+    }
+    let request_body = &doc["paths"]["/async"]["post"]["requestBody"];
+    assert_ne!(
+        request_body["required"], true,
+        "the body of POST /async is optional"
+    );
+    assert_eq!(
+        statuses(&doc["paths"]["/tasks/{task_id}"]["get"]),
+        set(&["200", "400", "404", "500", "503"])
+    );
+    assert!(
+        doc["components"]["responses"]["UnavailableResponse"]["headers"]["Retry-After"].is_object()
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["TaskStatus"]["enum"],
+        json!(["queued", "running", "succeeded", "failed"])
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["ErrorCode"]["enum"],
+        json!([
+            "bad_request",
+            "not_found",
+            "method_not_allowed",
+            "payload_too_large",
+            "service_unavailable",
+            "internal"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn docs_serves_swagger_ui_for_the_document_from_the_binary_itself() {
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    let event = events::http_api("GET", "/docs", None);
+    let request = lambda_http::request::from_str(&event).expect("event");
+    let response = fixture.function.handle(request).await.expect("answer");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let lambda_http::Body::Text(page) = response.body() else {
+        panic!("text page")
+    };
+    assert!(page.contains(r#"url: "openapi.json""#));
+    assert!(
+        page.contains("SwaggerUIBundle"),
+        "Swagger UI's script is inline"
+    );
+    assert!(!page.contains("<script src="), "no script from elsewhere");
+    assert!(
+        !page.contains("<link rel=\"stylesheet\""),
+        "no style from elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn a_cors_preflight_from_an_allowed_origin_is_answered() {
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    let preflight = |origin: &str| {
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/users", "rawQueryString": "",
+            "headers": {"host": "api.example.com", "origin": origin, "access-control-request-method": "GET"},
+            "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+                "domainPrefix": "api", "http": {"method": "OPTIONS", "path": "/users", "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1", "userAgent": "tests"}, "requestId": "id", "routeKey": "$default",
+                "stage": "$default", "time": "26/Nov/2026:08:00:00 +0000", "timeEpoch": 0},
+            "isBase64Encoded": false
+        })
+        .to_string()
+    };
+    let allowed = fixture
+        .invoke(&preflight("https://app.example.com"))
+        .await
+        .expect("answer");
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(
+        allowed
+            .header("access-control-allow-methods")
+            .is_some_and(|m| m.contains("GET") && m.contains("POST"))
+    );
+
+    let other = fixture
+        .invoke(&preflight("https://evil.example.net"))
+        .await
+        .expect("answer");
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}

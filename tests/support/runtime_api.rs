@@ -1,0 +1,763 @@
+//! A loopback stand-in for the two Lambda APIs the function binary talks to, so
+//! a test can run the real binary exactly as Lambda runs it:
+//!
+//! - the **Runtime API** (`AWS_LAMBDA_RUNTIME_API`): the binary long-polls
+//!   `/runtime/invocation/next` for events and posts each result to
+//!   `/runtime/invocation/{id}/response` or `/error`, or an init failure to
+//!   `/runtime/init/error`;
+//! - the **Invoke API** (`AWS_ENDPOINT_URL_LAMBDA`): `/async` enqueues its task
+//!   event through `Invoke` with `InvocationType=Event`, which lands in the same
+//!   queue the binary polls, as it does in Lambda.
+//!
+//! Both are one axum server on `127.0.0.1:0`. [`FunctionCommand`] starts the
+//! binary against it with the environment Lambda sets and captures its output.
+//!
+//! Unlike Lambda, a failed `Event` invocation is not retried: a test sees each
+//! delivery's outcome and sends a retry itself when it wants one.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{FUNCTION_NAME, Fixture, dynamodb_endpoint};
+
+/// How long an invocation may run: the deadline the binary is given.
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(90);
+/// Largest response Lambda accepts from a synchronous invocation (its error
+/// message names this exact figure).
+const MAX_RESPONSE_BYTES: usize = 6_291_556;
+/// How long [`RuntimeApi::invoke`] waits for a result before failing the test.
+const INVOKE_PATIENCE: Duration = Duration::from_secs(30);
+const ACCOUNT_ID: &str = "123456789012";
+const REGION: &str = "us-east-1";
+
+/// How an invocation ended, as Lambda reports it to the caller.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The function's response document (what `/response` received), as JSON.
+    Response(Value),
+    /// A function error: the `errorType` and `errorMessage` posted to `/error`.
+    Error { error_type: String, message: String },
+}
+
+/// Who asked for an invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvocationKind {
+    /// The test, through [`RuntimeApi::invoke`] or [`RuntimeApi::submit`].
+    Direct,
+    /// An `Invoke` call with `X-Amz-Invocation-Type: Event`.
+    Event,
+    /// An `Invoke` call with `X-Amz-Invocation-Type: RequestResponse` (the default).
+    RequestResponse,
+}
+
+/// An invocation that has ended.
+#[derive(Clone, Debug)]
+pub struct Completed {
+    pub request_id: String,
+    pub kind: InvocationKind,
+    pub payload: Bytes,
+    pub outcome: Outcome,
+}
+
+/// One call the function made to the Invoke API.
+#[derive(Clone, Debug)]
+pub struct InvokeCall {
+    pub function_name: String,
+    pub invocation_type: String,
+    pub payload: Bytes,
+    /// The request id of the invocation it queued (none for `DryRun`).
+    pub request_id: Option<String>,
+}
+
+/// What the binary posted to `/runtime/init/error`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InitError {
+    /// The `Lambda-Runtime-Function-Error-Type` header.
+    pub header_error_type: Option<String>,
+    /// The body as posted, normally `{"errorType", "errorMessage"}`.
+    pub body: Value,
+}
+
+/// An event waiting for the binary to ask for it.
+struct Queued {
+    request_id: String,
+    payload: Bytes,
+    client_context: Option<String>,
+    kind: InvocationKind,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// An event handed to the binary and not yet answered.
+struct Running {
+    payload: Bytes,
+    kind: InvocationKind,
+    done: oneshot::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<VecDeque<Queued>>,
+    queued: Notify,
+    running: Mutex<HashMap<String, Running>>,
+    completed: Mutex<Vec<Completed>>,
+    init_errors: Mutex<Vec<InitError>>,
+    invoke_calls: Mutex<Vec<InvokeCall>>,
+    /// How many times the binary has asked for an event.
+    next_polls: Mutex<usize>,
+    /// `Event` invocations queued or running.
+    events_in_flight: Mutex<usize>,
+    events_changed: Notify,
+}
+
+impl Shared {
+    fn enqueue(
+        &self,
+        payload: Bytes,
+        kind: InvocationKind,
+        client_context: Option<String>,
+    ) -> (String, oneshot::Receiver<Outcome>) {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (done, outcome) = oneshot::channel();
+        if kind == InvocationKind::Event {
+            *lock(&self.events_in_flight) += 1;
+        }
+        lock(&self.queue).push_back(Queued {
+            request_id: request_id.clone(),
+            payload,
+            client_context,
+            kind,
+            done,
+        });
+        self.queued.notify_one();
+        (request_id, outcome)
+    }
+
+    async fn next(&self) -> Queued {
+        loop {
+            let notified = self.queued.notified();
+            if let Some(queued) = lock(&self.queue).pop_front() {
+                return queued;
+            }
+            notified.await;
+        }
+    }
+
+    /// Ends invocation `request_id`; false when no such invocation is running.
+    fn complete(&self, request_id: &str, outcome: Outcome) -> bool {
+        let Some(running) = lock(&self.running).remove(request_id) else {
+            return false;
+        };
+        lock(&self.completed).push(Completed {
+            request_id: request_id.to_owned(),
+            kind: running.kind,
+            payload: running.payload,
+            outcome: outcome.clone(),
+        });
+        if running.kind == InvocationKind::Event {
+            *lock(&self.events_in_flight) -= 1;
+            self.events_changed.notify_waiters();
+        }
+        // The caller may have given up waiting; the record above is what counts.
+        let _ = running.done.send(outcome);
+        true
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The running emulator; the server stops when it is dropped.
+pub struct RuntimeApi {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// An invocation the test queued and has not awaited yet.
+pub struct Submitted {
+    pub request_id: String,
+    outcome: oneshot::Receiver<Outcome>,
+}
+
+impl Submitted {
+    /// Waits for the function's result; fails the test after 30 s.
+    pub async fn outcome(self) -> Outcome {
+        match tokio::time::timeout(INVOKE_PATIENCE, self.outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => panic!("invocation {} was dropped", self.request_id),
+            Err(_) => panic!(
+                "no result for invocation {} within {INVOKE_PATIENCE:?}: is the binary running?",
+                self.request_id
+            ),
+        }
+    }
+}
+
+impl RuntimeApi {
+    /// Starts both APIs on a loopback port the OS picks.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let router = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+            .route(
+                "/2018-06-01/runtime/invocation/{request_id}/response",
+                post(invocation_response),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{request_id}/error",
+                post(invocation_error),
+            )
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .route(
+                "/2015-03-31/functions/{function_name}/invocations",
+                post(invoke),
+            )
+            // Lambda's own limits apply (6 MB responses); axum's 2 MB default must not.
+            .layer(DefaultBodyLimit::disable())
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Runtime API emulator");
+        let address = listener.local_addr().expect("emulator address");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .await
+                .expect("Runtime API emulator");
+        });
+        Self {
+            address,
+            shared,
+            server,
+        }
+    }
+
+    /// `host:port`, the form `AWS_LAMBDA_RUNTIME_API` takes.
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// `http://host:port`, for `AWS_ENDPOINT_URL_LAMBDA`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Queues `payload` as an invocation and returns at once.
+    pub fn submit(&self, payload: impl Into<Bytes>) -> Submitted {
+        let (request_id, outcome) =
+            self.shared
+                .enqueue(payload.into(), InvocationKind::Direct, None);
+        Submitted {
+            request_id,
+            outcome,
+        }
+    }
+
+    /// Queues `payload` as an invocation and waits for its result.
+    pub async fn invoke(&self, payload: impl Into<Bytes>) -> Outcome {
+        self.submit(payload).outcome().await
+    }
+
+    /// Waits until no `Event` invocation is queued or running, and returns every
+    /// `Event` invocation completed so far. Fails the test after `timeout`.
+    pub async fn wait_for_events(&self, timeout: Duration) -> Vec<Completed> {
+        let settled = async {
+            loop {
+                let changed = self.shared.events_changed.notified();
+                if *lock(&self.shared.events_in_flight) == 0 {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        if tokio::time::timeout(timeout, settled).await.is_err() {
+            panic!(
+                "{} Event invocation(s) still pending after {timeout:?}",
+                lock(&self.shared.events_in_flight)
+            );
+        }
+        self.completed()
+            .into_iter()
+            .filter(|c| c.kind == InvocationKind::Event)
+            .collect()
+    }
+
+    /// Every invocation completed so far, in the order they ended.
+    pub fn completed(&self) -> Vec<Completed> {
+        lock(&self.shared.completed).clone()
+    }
+
+    /// Every call the function made to the Invoke API.
+    pub fn invoke_calls(&self) -> Vec<InvokeCall> {
+        lock(&self.shared.invoke_calls).clone()
+    }
+
+    /// How many times the binary has asked for an event (`/next`), answered or not.
+    pub fn next_polls(&self) -> usize {
+        *lock(&self.shared.next_polls)
+    }
+
+    /// Every init error the binary reported.
+    pub fn init_errors(&self) -> Vec<InitError> {
+        lock(&self.shared.init_errors).clone()
+    }
+}
+
+fn epoch_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn function_arn() -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}")
+}
+
+/// An X-Ray trace header of the form Lambda passes on.
+fn trace_id() -> String {
+    let seconds = epoch_millis() / 1000;
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{seconds:08x}-{};Parent={};Sampled=0",
+        &random[..24],
+        &random[16..32]
+    )
+}
+
+/// `GET /runtime/invocation/next`: hands out the next event, waiting for one.
+async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
+    *lock(&shared.next_polls) += 1;
+    let queued = shared.next().await;
+    let deadline = epoch_millis() + INVOCATION_TIMEOUT.as_millis();
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set("content-type", "application/json".to_owned());
+    set("lambda-runtime-aws-request-id", queued.request_id.clone());
+    set("lambda-runtime-deadline-ms", deadline.to_string());
+    set("lambda-runtime-invoked-function-arn", function_arn());
+    set("lambda-runtime-trace-id", trace_id());
+    if let Some(client_context) = queued.client_context {
+        set("lambda-runtime-client-context", client_context);
+    }
+    lock(&shared.running).insert(
+        queued.request_id,
+        Running {
+            payload: queued.payload.clone(),
+            kind: queued.kind,
+            done: queued.done,
+        },
+    );
+    (StatusCode::OK, headers, queued.payload).into_response()
+}
+
+/// The Runtime API's answer to a request it refuses.
+fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"errorType": error_type, "errorMessage": message})),
+    )
+        .into_response()
+}
+
+fn accepted() -> Response {
+    (StatusCode::ACCEPTED, axum::Json(json!({"status": "OK"}))).into_response()
+}
+
+fn unknown_request(request_id: &str) -> Response {
+    runtime_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestID",
+        &format!("Invalid request ID {request_id}"),
+    )
+}
+
+/// `POST /runtime/invocation/{id}/response`: the function's result. A streamed
+/// response (`Lambda-Runtime-Function-Response-Mode: streaming`) is a JSON
+/// prelude, eight NUL bytes, then the body; it is recorded as a response
+/// document of the same shape a buffered HTTP response has.
+async fn invocation_response(
+    State(shared): State<Arc<Shared>>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if body.len() > MAX_RESPONSE_BYTES {
+        let message = format!(
+            "Response payload size ({} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+            body.len()
+        );
+        let outcome = Outcome::Error {
+            error_type: "Function.ResponseSizeTooLarge".to_owned(),
+            message: message.clone(),
+        };
+        return if shared.complete(&request_id, outcome) {
+            runtime_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &message,
+            )
+        } else {
+            unknown_request(&request_id)
+        };
+    }
+    let streaming = headers
+        .get("lambda-runtime-function-response-mode")
+        .is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    let document = if streaming {
+        streamed_document(&body)
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
+    if shared.complete(&request_id, Outcome::Response(document)) {
+        accepted()
+    } else {
+        unknown_request(&request_id)
+    }
+}
+
+fn streamed_document(body: &[u8]) -> Value {
+    const DELIMITER: &[u8] = &[0; 8];
+    let split = body
+        .windows(DELIMITER.len())
+        .position(|window| window == DELIMITER);
+    let (prelude, rest) = match split {
+        Some(at) => (&body[..at], &body[at + DELIMITER.len()..]),
+        None => (&[][..], body),
+    };
+    let mut document: Value = serde_json::from_slice(prelude).unwrap_or_else(|_| json!({}));
+    document["body"] = Value::String(String::from_utf8_lossy(rest).into_owned());
+    document
+}
+
+/// Reads `{errorType, errorMessage}`; anything else is kept whole as the message.
+fn diagnostic(body: &[u8]) -> (String, String) {
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match (value["errorType"].as_str(), value["errorMessage"].as_str()) {
+        (Some(error_type), Some(message)) => (error_type.to_owned(), message.to_owned()),
+        _ => (
+            "Unknown".to_owned(),
+            String::from_utf8_lossy(body).into_owned(),
+        ),
+    }
+}
+
+/// `POST /runtime/invocation/{id}/error`: a function error.
+async fn invocation_error(
+    State(shared): State<Arc<Shared>>,
+    Path(request_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (error_type, message) = diagnostic(&body);
+    if shared.complete(
+        &request_id,
+        Outcome::Error {
+            error_type,
+            message,
+        },
+    ) {
+        accepted()
+    } else {
+        unknown_request(&request_id)
+    }
+}
+
+/// `POST /runtime/init/error`: the function could not start.
+async fn init_error(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    lock(&shared.init_errors).push(InitError {
+        header_error_type: headers
+            .get("lambda-runtime-function-error-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
+    });
+    accepted()
+}
+
+/// `POST /2015-03-31/functions/{name}/invocations`: Lambda's `Invoke`.
+/// `Event` queues and answers 202 at once; `RequestResponse` (the default)
+/// waits for the result. A function that invokes itself synchronously while
+/// it runs one invocation at a time waits for ever, as it would in Lambda.
+async fn invoke(
+    State(shared): State<Arc<Shared>>,
+    Path(function_name): Path<String>,
+    headers: HeaderMap,
+    payload: Bytes,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let invocation_type = header("x-amz-invocation-type").unwrap_or("RequestResponse".to_owned());
+    let kind = match invocation_type.as_str() {
+        "Event" => InvocationKind::Event,
+        "RequestResponse" => InvocationKind::RequestResponse,
+        "DryRun" => {
+            record_call(&shared, function_name, invocation_type, payload, None);
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [("x-amzn-errortype", "InvalidParameterValueException")],
+                axum::Json(json!({
+                    "Type": "User",
+                    "message": format!("Unsupported invocation type {other}"),
+                })),
+            )
+                .into_response();
+        }
+    };
+    let client_context = header("x-amz-client-context")
+        .and_then(|encoded| STANDARD.decode(encoded).ok())
+        .and_then(|decoded| String::from_utf8(decoded).ok());
+    let (request_id, outcome) = shared.enqueue(payload.clone(), kind, client_context);
+    record_call(
+        &shared,
+        function_name,
+        invocation_type,
+        payload,
+        Some(request_id.clone()),
+    );
+    let request_id_header = [("x-amzn-requestid", request_id.clone())];
+    if kind == InvocationKind::Event {
+        return (StatusCode::ACCEPTED, request_id_header).into_response();
+    }
+    match outcome.await {
+        Ok(Outcome::Response(document)) => (
+            StatusCode::OK,
+            request_id_header,
+            [("x-amz-executed-version", "$LATEST")],
+            axum::Json(document),
+        )
+            .into_response(),
+        Ok(Outcome::Error {
+            error_type,
+            message,
+        }) => (
+            StatusCode::OK,
+            request_id_header,
+            [
+                ("x-amz-executed-version", "$LATEST"),
+                ("x-amz-function-error", "Unhandled"),
+            ],
+            axum::Json(json!({"errorType": error_type, "errorMessage": message})),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("x-amzn-errortype", "ServiceException")],
+            axum::Json(json!({"Type": "Service", "message": "invocation dropped"})),
+        )
+            .into_response(),
+    }
+}
+
+fn record_call(
+    shared: &Shared,
+    function_name: String,
+    invocation_type: String,
+    payload: Bytes,
+    request_id: Option<String>,
+) {
+    lock(&shared.invoke_calls).push(InvokeCall {
+        function_name,
+        invocation_type,
+        payload,
+        request_id,
+    });
+}
+
+/// The function binary as Lambda would start it: the environment of a
+/// `provided.al2023` function of 128 MB, pointed at the emulator and at a
+/// fixture's tables. Nothing else is inherited from the test's environment.
+pub struct FunctionCommand {
+    env: BTreeMap<String, String>,
+}
+
+impl FunctionCommand {
+    /// The environment for the function named [`FUNCTION_NAME`], served by
+    /// `api`, over `fixture`'s tables on the local DynamoDB.
+    pub fn new(api: &RuntimeApi, fixture: &Fixture) -> Self {
+        let env = [
+            ("AWS_LAMBDA_RUNTIME_API", api.address()),
+            ("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{FUNCTION_NAME}"),
+            ),
+            (
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2025/11/26/[$LATEST]0123456789abcdef0123456789abcdef".to_owned(),
+            ),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_DEFAULT_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint().to_owned()),
+            ("AWS_ENDPOINT_URL_LAMBDA", api.url()),
+            ("USERS_TABLE", fixture.users_table.clone()),
+            ("TASKS_TABLE", fixture.tasks_table.clone()),
+            ("TZ", ":UTC".to_owned()),
+        ];
+        Self {
+            env: env
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+        }
+    }
+
+    /// Sets (or replaces) one variable.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Leaves one variable out.
+    pub fn without_env(mut self, name: &str) -> Self {
+        self.env.remove(name);
+        self
+    }
+
+    /// Starts the binary; it is killed when the returned handle is dropped.
+    pub fn spawn(self) -> FunctionProcess {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_async-api"))
+            .env_clear()
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the function binary");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            capture(child.stdout.take().expect("stdout pipe"), stdout.clone()),
+            capture(child.stderr.take().expect("stderr pipe"), stderr.clone()),
+        ];
+        FunctionProcess {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+}
+
+fn capture(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    lines: Arc<Mutex<Vec<String>>>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            lock(&lines).push(line);
+        }
+    })
+}
+
+/// The running binary and what it has printed.
+pub struct FunctionProcess {
+    child: tokio::process::Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// Everything a process printed, once it has ended.
+#[derive(Debug)]
+pub struct ProcessOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+impl FunctionProcess {
+    /// The stdout lines read so far (the function's logs).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        lock(&self.stdout).clone()
+    }
+
+    /// The stderr lines read so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        lock(&self.stderr).clone()
+    }
+
+    /// Waits for the process to exit on its own (failing the test after
+    /// `timeout`) and returns all it printed.
+    pub async fn wait_for_exit(mut self, timeout: Duration) -> ProcessOutput {
+        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.expect("wait for the function binary"),
+            Err(_) => panic!(
+                "the function binary still runs after {timeout:?}; stdout: {:?}, stderr: {:?}",
+                self.stdout_lines(),
+                self.stderr_lines()
+            ),
+        };
+        self.collect(status).await
+    }
+
+    /// Kills the process and returns all it printed, to the last line.
+    pub async fn stop(mut self) -> ProcessOutput {
+        // It may have exited already; wait() below reports how.
+        let _ = self.child.start_kill();
+        let status = self
+            .child
+            .wait()
+            .await
+            .expect("wait for the function binary");
+        self.collect(status).await
+    }
+
+    async fn collect(mut self, status: ExitStatus) -> ProcessOutput {
+        for reader in self.readers.drain(..) {
+            // A reader ends at EOF, which follows the exit.
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
+        ProcessOutput {
+            status,
+            stdout: self.stdout_lines(),
+            stderr: self.stderr_lines(),
+        }
+    }
+}
