@@ -20,7 +20,8 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 # Python dev tools, pinned exactly. Changing this line (and only that) reinstalls the venv's tools.
-PY_TOOLS := cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0
+PY_TOOLS := cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0 schemathesis==4.32.5 \
+	openapi-spec-validator==0.7.2
 
 # Lambda runs the function on Graviton (arm64, see template.yaml); cargo-lambda cross-compiles to it.
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
@@ -34,11 +35,12 @@ SAM := $(BIN)/sam
 export PATH := $(abspath $(BIN)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev seed test lint lint-template build deploy delete rust-target
+.PHONY: help dev seed test test-api fuzz-api chromium lint lint-template build deploy delete rust-target
 
 help:
 	@echo "make dev            the API on http://127.0.0.1:9000 (dynalite + cargo lambda watch)"
 	@echo "make test           every test, against a local dynalite"
+	@echo "make fuzz-api       a 10-minute schemathesis run against make dev's API"
 	@echo "make lint           cargo fmt --check and clippy"
 	@echo "make lint-template  sam validate --lint and cfn-lint"
 	@echo "make seed           create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)"
@@ -54,9 +56,23 @@ seed:
 	cargo run --quiet --example seed
 
 # The tests start their own dynalite on a free loopback port (or use AWS_ENDPOINT_URL_DYNAMODB),
-# and cargo lambda watch for the end-to-end test.
+# and cargo lambda watch for the end-to-end test. Then the API from the outside: schemathesis
+# against /openapi.json, and /docs in headless Chromium.
 test: $(NODE_STAMP) $(VENV_STAMP)
 	cargo test --all-targets --no-fail-fast
+	$(MAKE) test-api
+
+test-api: $(NODE_STAMP) $(VENV_STAMP) chromium
+	tests/api/run.sh
+
+fuzz-api: $(NODE_STAMP) $(VENV_STAMP)
+	FUZZ_API_SECONDS=600 tests/api/run.sh schemathesis
+
+# Debian's Chromium, for the /docs check (a browser of Playwright's own cannot be downloaded here).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else echo "install Debian's chromium (sudo apt-get install chromium) for the /docs test" >&2; exit 1; fi; }
 
 lint:
 	cargo fmt --all -- --check
@@ -107,3 +123,12 @@ deploy: build
 
 delete: $(VENV_STAMP)
 	$(SAM) delete
+
+# --- fuzz ------------------------------------------------------------------------------------
+
+# The property tests of tests/fuzz.rs, longer than CI's 256 cases per property. Each property
+# prints how many cases it ran (also in target/tmp/fuzz-*.txt).
+FUZZ_CASES ?= 10000
+.PHONY: fuzz
+fuzz: $(NODE_STAMP)
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --test fuzz -- --nocapture

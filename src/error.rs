@@ -93,7 +93,6 @@ impl ApiError {
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"error": {"code": "not_found", "message": "No route for GET /nope", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
@@ -126,16 +125,19 @@ pub enum ErrorCode {
 #[response(
     description = "The request is not valid: a query parameter, the cursor, the task id or the body"
 )]
+#[response(example = json!({"error": {"code": "bad_request", "message": "limit must be an integer from 1 to 1000", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct BadRequestResponse(pub ErrorBody);
 
 /// 404: no such task.
 #[derive(ToResponse)]
 #[response(description = "No such task")]
+#[response(example = json!({"error": {"code": "not_found", "message": "No task 0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct NotFoundResponse(pub ErrorBody);
 
 /// 413: body over 64 KiB.
 #[derive(ToResponse)]
 #[response(description = "The request body is larger than 64 KiB")]
+#[response(example = json!({"error": {"code": "payload_too_large", "message": "Request body is larger than 65536 bytes", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct PayloadTooLargeResponse(pub ErrorBody);
 
 /// 503: a dependency is unreachable, throttled or missing a table.
@@ -144,11 +146,13 @@ pub struct PayloadTooLargeResponse(pub ErrorBody);
     description = "DynamoDB or Lambda is unreachable, throttled or missing a table: retry later",
     headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))
 )]
+#[response(example = json!({"error": {"code": "service_unavailable", "message": "Service temporarily unavailable, retry later", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct UnavailableResponse(pub ErrorBody);
 
 /// 500: anything else; says nothing of internals.
 #[derive(ToResponse)]
 #[response(description = "An unexpected error; the message says nothing of internals")]
+#[response(example = json!({"error": {"code": "internal", "message": "Internal error", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct InternalResponse(pub ErrorBody);
 
 /// Service error codes that mean "try again later" rather than "you are wrong".

@@ -114,8 +114,10 @@ impl TaskRecord {
 #[serde(deny_unknown_fields)]
 pub struct StartTask {
     /// How long the stand-in task waits before it completes, in milliseconds.
-    #[schema(minimum = 0, maximum = 60000, default = 1000)]
-    delay_ms: Option<u64>,
+    /// Any JSON number with no fraction counts (`54.0` is 54), as JSON Schema's
+    /// `integer` says.
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 60000, default = 1000)]
+    delay_ms: Option<serde_json::Number>,
 }
 
 /// The answer to `/async`.
@@ -213,12 +215,16 @@ pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Re
             .map_err(|err| ApiError::BadRequest(body_error(&err)))?
             .unwrap_or_default()
     };
-    let delay_ms = request.delay_ms.unwrap_or(DEFAULT_DELAY_MS);
-    if delay_ms > MAX_DELAY_MS {
-        return Err(ApiError::BadRequest(format!(
-            "delay_ms must be an integer from 0 to {MAX_DELAY_MS}"
-        )));
-    }
+    let delay_ms = match request.delay_ms {
+        None => DEFAULT_DELAY_MS,
+        Some(n) => whole_millis(&n)
+            .filter(|ms| *ms <= MAX_DELAY_MS)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "delay_ms must be an integer from 0 to {MAX_DELAY_MS}"
+                ))
+            })?,
+    };
     enqueue_task(&state, delay_ms).await
 }
 
@@ -310,6 +316,16 @@ async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiEr
         .into_response())
 }
 
+/// A JSON number as whole milliseconds, if it is a non-negative integer
+/// (written `54` or `54.0`).
+fn whole_millis(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=MAX_DELAY_MS as f64).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
 /// Says what is wrong with a body without echoing any of it back (serde's
 /// messages quote the offending values).
 fn body_error(err: &serde_json::Error) -> String {
@@ -361,7 +377,8 @@ async fn mark_not_enqueued(state: &AppState, task_id: &str) {
     get,
     path = "/tasks/{task_id}",
     tag = "tasks",
-    params(("task_id" = String, Path, format = Uuid, description = "The id `/async` returned")),
+    params(("task_id" = String, Path, format = Uuid, description = "The id `/async` returned",
+        pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses(
         (status = 200, description = "The task", body = TaskRecord),
         (status = 400, response = BadRequestResponse),

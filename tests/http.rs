@@ -192,3 +192,25 @@ async fn duplicate_or_empty_query_parameters_are_client_errors() {
         error_body(&reply, "bad_request", "cursor is not one this API returned")
     );
 }
+
+#[tokio::test]
+async fn a_binary_body_that_is_not_json_is_a_400() {
+    use base64::Engine;
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let mut event: serde_json::Value =
+        serde_json::from_str(&events::http_api("POST", "/async", None)).expect("event");
+    event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b"\xffa\x08\x13"));
+    event["isBase64Encoded"] = json!(true);
+    let reply = fixture.invoke(&event.to_string()).await.expect("answer");
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.body,
+        error_body(
+            &reply,
+            "bad_request",
+            "Invalid JSON body: not valid JSON (line 1, column 1)"
+        )
+    );
+    assert_eq!(fixture.count(&fixture.tasks_table).await, 0);
+}

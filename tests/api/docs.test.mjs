@@ -1,0 +1,60 @@
+// /docs in a real browser: headless Chromium (Debian's) opens the page that
+// `make dev` serves, sees every route of the API listed, and "Try it out" on
+// GET /users shows the seeded users. A screenshot goes to $SCREENSHOT.
+//
+//   DOCS_URL=http://127.0.0.1:9000/docs node --test tests/api/docs.test.mjs
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const url = process.env.DOCS_URL;
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+test('the docs page lists the routes and "Try it out" on GET /users shows users', async () => {
+  assert.ok(url, 'DOCS_URL names the /docs page to open');
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    // This machine has no network beyond loopback: keep Chromium from trying.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage();
+    const failed = [];
+    page.on('requestfailed', (request) => failed.push(request.url()));
+    const response = await page.goto(url);
+    assert.equal(response.status(), 200);
+
+    const operations = page.locator('.opblock-summary');
+    await operations.first().waitFor({ timeout: 30_000 });
+    const listed = (await page.locator('.opblock-summary-method, .opblock-summary-path').allInnerTexts())
+      .map((text) => text.trim().replace(/\u200b/g, ''));
+    const routes = [];
+    for (let i = 0; i + 1 < listed.length; i += 2) routes.push(`${listed[i]} ${listed[i + 1]}`);
+    assert.deepEqual(routes.sort(), [
+      'GET /async', 'GET /docs', 'GET /openapi.json', 'GET /tasks/{task_id}', 'GET /users', 'POST /async',
+    ]);
+
+    const users = page.locator('#operations-users-list_users');
+    await users.locator('.opblock-summary').click();
+    await users.getByRole('button', { name: 'Try it out' }).click();
+    await users.locator('input[placeholder="limit"]').fill('5');
+    await users.getByRole('button', { name: 'Execute' }).click();
+    const body = users.locator('.responses-wrapper .live-responses-table .response-col_description pre').first();
+    await body.waitFor({ timeout: 30_000 });
+    const text = await body.innerText();
+    const shown = JSON.parse(text);
+    assert.equal(shown.users.length, 5, text);
+    for (const user of shown.users) {
+      assert.match(user.id, /^u\d\d$/);
+      assert.ok(user.name && user.email, text);
+    }
+    assert.equal(await users.locator('.live-responses-table .response .response-col_status').first().innerText(), '200');
+    assert.deepEqual(failed, [], 'every request of the page succeeded');
+
+    if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+  } finally {
+    await browser.close();
+  }
+});
