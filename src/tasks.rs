@@ -211,9 +211,15 @@ pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Re
     let request: StartTask = if body.iter().all(u8::is_ascii_whitespace) {
         StartTask::default()
     } else {
-        serde_json::from_slice::<Option<StartTask>>(&body)
-            .map_err(|err| ApiError::BadRequest(body_error(&err)))?
-            .unwrap_or_default()
+        // Through a map first: serde would also read a struct from an array (`[null]`).
+        let object =
+            serde_json::from_slice::<Option<serde_json::Map<String, serde_json::Value>>>(&body)
+                .map_err(|err| ApiError::BadRequest(body_error(&err)))?;
+        match object {
+            Some(object) => serde_json::from_value(serde_json::Value::Object(object))
+                .map_err(|err| ApiError::BadRequest(body_error(&err)))?,
+            None => StartTask::default(),
+        }
     };
     let delay_ms = match request.delay_ms {
         None => DEFAULT_DELAY_MS,

@@ -375,6 +375,9 @@ async fn a_bad_async_body_is_rejected_and_nothing_is_written() {
         (r#"{"delay_ms": "secret-value"}"#, shape),
         (r#"{"delay": 10}"#, shape),
         ("[]", shape),
+        ("[null]", shape),
+        ("[1000]", shape),
+        ("1000", shape),
         ("{", "Invalid JSON body: not valid JSON (line 1, column 1)"),
         (
             "not json",
