@@ -53,35 +53,35 @@ impl AppState {
     }
 }
 
-/// DynamoDB client settings. Every call must end well inside API Gateway's
-/// 30 s integration timeout, so a slow or hung DynamoDB answers 503 rather than
-/// a gateway timeout: 1 s to connect, 2 s per attempt, 3 attempts with
-/// jittered backoff, 6 s in all. DynamoDB answers in milliseconds when healthy.
-pub fn dynamodb_config(aws: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::from(aws)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(6))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+/// Bounds on every AWS call. Each must end well inside API Gateway's 30 s
+/// integration timeout, so a slow or hung dependency answers 503 rather than a
+/// gateway timeout: 1 s to connect, 2 s per attempt, 3 attempts with jittered
+/// backoff, 6 s in all. DynamoDB answers in milliseconds when healthy, and an
+/// `Event` invoke only enqueues.
+fn call_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(6))
+        .build()
 }
 
-/// Lambda client settings for the self-invocation: an `Event` invoke only
-/// enqueues, so it is quick when healthy; the same bounds as DynamoDB keep
-/// `/async` from hanging when it is not.
+fn call_retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(3)
+}
+
+/// DynamoDB client settings: the shared AWS configuration within the call bounds.
+pub fn dynamodb_config(aws: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(aws)
+        .timeout_config(call_timeouts())
+        .retry_config(call_retries())
+}
+
+/// Lambda client settings (the self-invocation), within the same bounds.
 pub fn lambda_config(aws: &SdkConfig) -> aws_sdk_lambda::config::Builder {
     aws_sdk_lambda::config::Builder::from(aws)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(6))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(call_timeouts())
+        .retry_config(call_retries())
 }
 
 /// The routes of the contract, each with its OpenAPI description.
