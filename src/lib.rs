@@ -88,7 +88,7 @@ pub fn lambda_config(aws: &SdkConfig) -> aws_sdk_lambda::config::Builder {
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(users::list_users))
-        .routes(routes!(tasks::start_task, tasks::start_default_task))
+        .routes(routes!(tasks::start_default_task, tasks::start_task))
         .routes(routes!(tasks::get_task))
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::docs_page))

@@ -348,6 +348,18 @@ fn body_error(err: &serde_json::Error) -> String {
     }
 }
 
+/// Says why a payload is no task event without quoting any of it: serde's
+/// messages quote values and unknown field names, and this message is logged
+/// and returned to whoever invoked the function.
+fn event_error(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match err.classify() {
+        Category::Data => "not a task event",
+        Category::Syntax | Category::Eof | Category::Io => "not valid JSON",
+    };
+    format!("{kind} (line {}, column {})", err.line(), err.column())
+}
+
 /// The event never left: say so in the record, so no task stays `queued` with
 /// nothing behind it.
 async fn mark_not_enqueued(state: &AppState, task_id: &str) {
@@ -443,7 +455,7 @@ pub async fn run_task_event(
     deadline_ms: u64,
 ) -> Result<TaskOutcome, TaskError> {
     let event: TaskEvent =
-        serde_json::from_slice(payload).map_err(|err| TaskError::NotAnEvent(err.to_string()))?;
+        serde_json::from_slice(payload).map_err(|err| TaskError::NotAnEvent(event_error(&err)))?;
     if !is_task_id(&event.task_id) {
         return Err(TaskError::NotAnEvent(
             "task_id is not a lowercase UUID".to_owned(),
@@ -463,18 +475,20 @@ async fn run_task(
     event: TaskEvent,
     deadline_ms: u64,
 ) -> Result<TaskOutcome, TaskError> {
-    let Some(attempt) = claim_task(state, &event.task_id, deadline_ms).await? else {
-        let record = load_task(state, &event.task_id).await?;
-        tracing::info!(
-            status = record.status.as_str(),
-            "duplicate delivery ignored"
-        );
-        return Ok(TaskOutcome {
-            task_id: event.task_id,
-            status: record.status,
-            attempts: record.attempts,
-            duplicate: true,
-        });
+    let attempt = match claim_task(state, &event.task_id, deadline_ms).await? {
+        Claim::Won(attempt) => attempt,
+        Claim::Held(record) => {
+            tracing::info!(
+                status = record.status.as_str(),
+                "duplicate delivery ignored"
+            );
+            return Ok(TaskOutcome {
+                task_id: event.task_id,
+                status: record.status,
+                attempts: record.attempts,
+                duplicate: true,
+            });
+        }
     };
     tracing::info!(attempt, delay_ms = event.delay_ms, "task started");
 
@@ -503,21 +517,28 @@ async fn run_task(
     })
 }
 
+/// What a delivery's claim on its task came to.
+enum Claim {
+    /// This delivery runs the task, as attempt number `.0`.
+    Won(u32),
+    /// Another delivery holds it under a live lease, or it already succeeded.
+    Held(TaskRecord),
+}
+
 /// Takes the task for this delivery, if it is `queued`, `failed`, or `running`
-/// under a lease that has run out. Returns the attempt number, or `None` when
-/// another delivery holds it or it already succeeded.
-async fn claim_task(
-    state: &AppState,
-    task_id: &str,
-    deadline_ms: u64,
-) -> Result<Option<u32>, TaskError> {
+/// under a lease that has run out.
+async fn claim_task(state: &AppState, task_id: &str, deadline_ms: u64) -> Result<Claim, TaskError> {
+    // Names this claim: when the SDK retries the UpdateItem because the first
+    // answer was lost, the retry fails the condition on the claim it made
+    // itself, and only this id tells that apart from another delivery's.
+    let claim_id = Uuid::new_v4().to_string();
     let claimed = state
         .dynamodb
         .update_item()
         .table_name(&state.config.tasks_table)
         .key("task_id", AttributeValue::S(task_id.to_owned()))
         .update_expression(
-            "SET #status = :running, attempts = attempts + :one, updated_at = :now, lease_until = :lease REMOVE #error",
+            "SET #status = :running, attempts = attempts + :one, updated_at = :now, lease_until = :lease, claim_id = :claim REMOVE #error",
         )
         .condition_expression(
             "attribute_exists(task_id) AND (#status IN (:queued, :failed) OR (#status = :running AND lease_until < :now_ms))",
@@ -531,6 +552,7 @@ async fn claim_task(
         .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
         .expression_attribute_values(":now_ms", AttributeValue::N(epoch_millis().to_string()))
         .expression_attribute_values(":lease", AttributeValue::N(deadline_ms.to_string()))
+        .expression_attribute_values(":claim", AttributeValue::S(claim_id.clone()))
         .return_values(ReturnValue::AllNew)
         .send()
         .await;
@@ -538,13 +560,44 @@ async fn claim_task(
         Ok(output) => {
             let record = TaskRecord::from_item(output.attributes().unwrap_or(&HashMap::new()))
                 .map_err(TaskError::Store)?;
-            Ok(Some(record.attempts))
+            Ok(Claim::Won(record.attempts))
         }
-        Err(err) if is_condition_failure(&err) => Ok(None),
+        Err(err) if is_condition_failure(&err) => {
+            claim_after_condition_failure(state, task_id, &claim_id).await
+        }
         Err(err) => Err(TaskError::Store(format!(
             "UpdateItem (claim): {}",
             sdk_summary(&err)
         ))),
+    }
+}
+
+/// After a failed claim condition, reads the record: if it holds this very
+/// claim, the claim landed and only its answer was lost; otherwise another
+/// delivery holds the task (or it succeeded), or there is no such task.
+async fn claim_after_condition_failure(
+    state: &AppState,
+    task_id: &str,
+    claim_id: &str,
+) -> Result<Claim, TaskError> {
+    let output = state
+        .dynamodb
+        .get_item()
+        .table_name(&state.config.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| TaskError::Store(format!("GetItem task: {}", sdk_summary(&err))))?;
+    let item = output
+        .item()
+        .ok_or_else(|| TaskError::UnknownTask(task_id.to_owned()))?;
+    let ours = matches!(item.get("claim_id"), Some(AttributeValue::S(id)) if id == claim_id);
+    let record = TaskRecord::from_item(item).map_err(TaskError::Store)?;
+    if ours && record.status == TaskStatus::Running {
+        Ok(Claim::Won(record.attempts))
+    } else {
+        Ok(Claim::Held(record))
     }
 }
 
@@ -591,22 +644,6 @@ async fn finish_task(
             "UpdateItem (finish): {}",
             sdk_summary(&err)
         ))),
-    }
-}
-
-async fn load_task(state: &AppState, task_id: &str) -> Result<TaskRecord, TaskError> {
-    let output = state
-        .dynamodb
-        .get_item()
-        .table_name(&state.config.tasks_table)
-        .key("task_id", AttributeValue::S(task_id.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|err| TaskError::Store(format!("GetItem task: {}", sdk_summary(&err))))?;
-    match output.item() {
-        Some(item) => TaskRecord::from_item(item).map_err(TaskError::Store),
-        None => Err(TaskError::UnknownTask(task_id.to_owned())),
     }
 }
 

@@ -301,11 +301,21 @@ impl Reply {
 /// Parses `event` with lambda_http, as the runtime does, and serves it with a
 /// Lambda context whose request id is `req-<uuid>` and deadline 90 s away.
 pub async fn invoke(function: &Function, event: &str) -> Result<Reply, TaskError> {
+    invoke_with_deadline(function, event, now_millis() + 90_000).await
+}
+
+/// [`invoke`] with the invocation's deadline (epoch milliseconds) chosen: a
+/// task's lease ends there.
+pub async fn invoke_with_deadline(
+    function: &Function,
+    event: &str,
+    deadline_ms: u64,
+) -> Result<Reply, TaskError> {
     let request = lambda_http::request::from_str(event).expect("lambda_http parses the event");
     let mut context = lambda_http::Context::default();
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     context.request_id = request_id.clone();
-    context.deadline = now_millis() + 90_000;
+    context.deadline = deadline_ms;
     let response = function
         .handle(request.with_lambda_context(context))
         .await?;
