@@ -514,49 +514,14 @@ async fn a_task_event_fails_with_a_store_error_when_dynamodb_throttles() {
 // A write that lands but whose answer is lost
 // ---------------------------------------------------------------------------
 
-/// A TCP proxy to `upstream` that forwards the first connection's request but
-/// swallows its answer (the write lands, the client times out); later
-/// connections pass through.
-async fn answer_losing_proxy(upstream: &str) -> String {
-    let upstream = upstream.trim_start_matches("http://").to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let mut first = true;
-        while let Ok((mut client, _)) = listener.accept().await {
-            let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
-                continue;
-            };
-            let lose_answer = std::mem::take(&mut first);
-            tokio::spawn(async move {
-                if lose_answer {
-                    let (mut from_client, _to_client) = client.split();
-                    let (mut from_server, mut to_server) = server.split();
-                    let mut lost = tokio::io::sink();
-                    let _ = tokio::join!(
-                        tokio::io::copy(&mut from_client, &mut to_server),
-                        tokio::io::copy(&mut from_server, &mut lost),
-                    );
-                } else {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            });
-        }
-    });
-    url
-}
-
-/// Known bug, kept here to prove the fix: the record's PutItem lands, its
-/// answer is lost, the SDK retries, the retry fails its own
-/// `attribute_not_exists(task_id)` condition, and `/async` answers 500 with the
-/// task left `queued` and no event behind it. With Lambda unreachable the
-/// contract's answer is 503 and a `failed` record; today's is not.
+/// The record's PutItem lands but its answer is lost, so the SDK retries and
+/// the retry fails its own `attribute_not_exists(task_id)` condition: that must
+/// count as written. With Lambda unreachable the answer is then 503 and the
+/// record `failed`, never a 500 with the task left `queued`.
 #[tokio::test]
 async fn async_never_leaves_a_task_queued_when_the_record_write_answer_is_lost() {
     let fixture = Fixture::new(&dead_endpoint()).await;
-    let proxy = answer_losing_proxy(support::dynamodb_endpoint()).await;
+    let proxy = support::answer_losing_proxy(support::dynamodb_endpoint()).await;
     // Invoke goes nowhere: the contract's answer is then 503 and `failed`.
     let function = fixture.function_with_dynamodb(&proxy);
     let (reply, elapsed) = timed(&function, "POST", "/async", Some(r#"{"delay_ms": 0}"#)).await;

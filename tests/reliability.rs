@@ -375,40 +375,6 @@ async fn an_attempt_that_outlives_its_lease_cannot_overwrite_the_attempt_that_to
     );
 }
 
-/// A TCP proxy to `upstream` that forwards the first connection's request and
-/// swallows its answer (the write lands, the client's attempt times out);
-/// later connections pass through.
-async fn answer_losing_proxy(upstream: &str) -> String {
-    let upstream = upstream.trim_start_matches("http://").to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let mut first = true;
-        while let Ok((mut client, _)) = listener.accept().await {
-            let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
-                continue;
-            };
-            let lose_answer = std::mem::take(&mut first);
-            tokio::spawn(async move {
-                if lose_answer {
-                    let (mut from_client, _to_client) = client.split();
-                    let (mut from_server, mut to_server) = server.split();
-                    let mut lost = tokio::io::sink();
-                    let _ = tokio::join!(
-                        tokio::io::copy(&mut from_client, &mut to_server),
-                        tokio::io::copy(&mut from_server, &mut lost),
-                    );
-                } else {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            });
-        }
-    });
-    url
-}
-
 /// The claim's `UpdateItem` lands but its answer is lost; the SDK retries and
 /// the retry fails the claim's own condition (the task is `running` now). The
 /// delivery must still run the task it claimed; today it reports a duplicate
@@ -420,7 +386,7 @@ async fn a_claim_whose_answer_is_lost_still_runs_the_task() {
     let fixture = Fixture::new(&lambda.url).await;
     let (task_id, payload) = start_task(&fixture, &lambda, 0).await;
     // The delivery's first DynamoDB call, on the proxy's first connection, is the claim.
-    let proxy = answer_losing_proxy(support::dynamodb_endpoint()).await;
+    let proxy = support::answer_losing_proxy(support::dynamodb_endpoint()).await;
     let function = fixture.function_with_dynamodb(&proxy);
 
     let outcome = invoke(&function, &payload)

@@ -350,3 +350,37 @@ pub fn now_millis() -> u64 {
 pub fn error_body(reply: &Reply, code: &str, message: &str) -> Value {
     serde_json::json!({"error": {"code": code, "message": message, "request_id": reply.request_id}})
 }
+
+/// A TCP proxy to `upstream` that forwards the first connection's request but
+/// swallows its answer (the write lands, the client times out); later
+/// connections pass through.
+pub async fn answer_losing_proxy(upstream: &str) -> String {
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut client, _)) = listener.accept().await {
+            let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let lose_answer = std::mem::take(&mut first);
+            tokio::spawn(async move {
+                if lose_answer {
+                    let (mut from_client, _to_client) = client.split();
+                    let (mut from_server, mut to_server) = server.split();
+                    let mut lost = tokio::io::sink();
+                    let _ = tokio::join!(
+                        tokio::io::copy(&mut from_client, &mut to_server),
+                        tokio::io::copy(&mut from_server, &mut lost),
+                    );
+                } else {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    url
+}
