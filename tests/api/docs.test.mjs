@@ -23,7 +23,16 @@ test('the docs page lists the routes and "Try it out" on GET /users shows users'
     const page = await browser.newPage();
     const failed = [];
     page.on('requestfailed', (request) => failed.push(request.url()));
-    const response = await page.goto(url);
+    // cargo lambda watch now and then answers a large response (this page is
+    // 1.9 MB) with a 500 of its own, before or after the function answered
+    // 200; its body is then watch's problem+json, never ours. Try again then.
+    let response = await page.goto(url);
+    for (let retry = 0; retry < 3 && response.status() === 500; retry += 1) {
+      const body = await response.text();
+      assert.match(body, /httpstatuses\.com\/500/, `a 500 of the function's own: ${body}`);
+      console.log(`watch answered /docs with its own 500; retrying (${body})`);
+      response = await page.goto(url);
+    }
     assert.equal(response.status(), 200);
 
     const operations = page.locator('.opblock-summary');
