@@ -132,3 +132,18 @@ FUZZ_CASES ?= 10000
 .PHONY: fuzz
 fuzz: $(NODE_STAMP)
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --test fuzz -- --nocapture
+
+# --- bench -----------------------------------------------------------------------------------
+
+# The function's release binary beside its two floors (examples/floor_hello.rs: the runtime alone;
+# examples/floor_io.rs: one Scan page and nothing else), all of one profile, driven through the
+# Runtime API emulator of tests/support against dynalite with 10,000 users; plus the size of the
+# arm64 bootstrap that cargo lambda builds for deployment. Prints the report and writes it to
+# target/bench/report.md. BENCH_COLD_RUNS, BENCH_WARM_RUNS, BENCH_THROUGHPUT_REQUESTS: see
+# benches/bench.rs. The floors are built in the bench's own cargo invocation's feature set (the
+# dev-dependencies'), so they share its compiled dependencies with the function binary.
+.PHONY: bench
+bench: $(NODE_STAMP) $(VENV_STAMP) rust-target
+	cargo lambda build --release --arm64 --bin async-api --output-format zip
+	cargo build --profile bench --example floor_hello --example floor_io
+	cargo bench --bench bench

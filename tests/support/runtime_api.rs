@@ -17,9 +17,10 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -120,6 +121,8 @@ struct Shared {
     invoke_calls: Mutex<Vec<InvokeCall>>,
     /// How many times the binary has asked for an event.
     next_polls: Mutex<usize>,
+    /// When each of those requests arrived (the bench times init by the first).
+    poll_times: Mutex<Vec<Instant>>,
     /// `Event` invocations queued or running.
     events_in_flight: Mutex<usize>,
     events_changed: Notify,
@@ -321,6 +324,11 @@ impl RuntimeApi {
         *lock(&self.shared.next_polls)
     }
 
+    /// When each `/next` request arrived, in order.
+    pub fn poll_times(&self) -> Vec<Instant> {
+        lock(&self.shared.poll_times).clone()
+    }
+
     /// Every init error the binary reported.
     pub fn init_errors(&self) -> Vec<InitError> {
         lock(&self.shared.init_errors).clone()
@@ -350,6 +358,7 @@ fn trace_id() -> String {
 
 /// `GET /runtime/invocation/next`: hands out the next event, waiting for one.
 async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
+    lock(&shared.poll_times).push(Instant::now());
     *lock(&shared.next_polls) += 1;
     let queued = shared.next().await;
     let deadline = epoch_millis() + INVOCATION_TIMEOUT.as_millis();
@@ -607,6 +616,7 @@ fn record_call(
 /// `provided.al2023` function of 128 MB, pointed at the emulator and at a
 /// fixture's tables. Nothing else is inherited from the test's environment.
 pub struct FunctionCommand {
+    program: PathBuf,
     env: BTreeMap<String, String>,
 }
 
@@ -639,6 +649,7 @@ impl FunctionCommand {
             ("TZ", ":UTC".to_owned()),
         ];
         Self {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_async-api")),
             env: env
                 .into_iter()
                 .map(|(name, value)| (name.to_owned(), value))
@@ -652,6 +663,12 @@ impl FunctionCommand {
         self
     }
 
+    /// Runs another executable in the same environment (the bench's floors).
+    pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = program.into();
+        self
+    }
+
     /// Leaves one variable out.
     pub fn without_env(mut self, name: &str) -> Self {
         self.env.remove(name);
@@ -660,7 +677,7 @@ impl FunctionCommand {
 
     /// Starts the binary; it is killed when the returned handle is dropped.
     pub fn spawn(self) -> FunctionProcess {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_async-api"))
+        let mut child = tokio::process::Command::new(&self.program)
             .env_clear()
             .envs(&self.env)
             .stdin(Stdio::null())
@@ -713,6 +730,11 @@ pub struct ProcessOutput {
 }
 
 impl FunctionProcess {
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The stdout lines read so far (the function's logs).
     pub fn stdout_lines(&self) -> Vec<String> {
         lock(&self.stdout).clone()
