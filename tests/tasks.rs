@@ -379,6 +379,15 @@ async fn a_bad_async_body_is_rejected_and_nothing_is_written() {
         ("[1000]", shape),
         ("1000", shape),
         ("{", "Invalid JSON body: not valid JSON (line 1, column 1)"),
+        // Form feed and vertical tab are whitespace to Rust, not to JSON.
+        (
+            "\x0c",
+            "Invalid JSON body: not valid JSON (line 1, column 1)",
+        ),
+        (
+            " \x0b ",
+            "Invalid JSON body: not valid JSON (line 1, column 2)",
+        ),
         (
             "not json",
             "Invalid JSON body: not valid JSON (line 1, column 2)",
@@ -399,6 +408,7 @@ async fn a_bad_async_body_is_rejected_and_nothing_is_written() {
         ("{}", 202),
         ("null", 202),
         ("", 202),
+        (" \t\r\n", 202),
     ] {
         assert_eq!(
             fixture.http("POST", "/async", Some(body)).await.status,
@@ -408,7 +418,7 @@ async fn a_bad_async_body_is_rejected_and_nothing_is_written() {
     }
     assert_eq!(
         fixture.count(&fixture.tasks_table).await,
-        6,
+        7,
         "only the accepted bodies wrote"
     );
 }
