@@ -20,7 +20,8 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let table = std::env::var("USERS_TABLE")?;
     let limit: i32 = std::env::var("SCAN_LIMIT").map_or(Ok(100), |limit| limit.parse())?;
-    let aws = aws_config::load_from_env().await;
+    // The function's own HTTP stack and AWS configuration.
+    let aws = async_api::load_aws_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     lambda_http::run_concurrent(service_fn(move |_request: Request| {
         let scan = dynamodb.scan().table_name(&table).limit(limit).send();

@@ -46,7 +46,7 @@ const USERS: &[(&str, &str)] = &[
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let users_table = std::env::var("USERS_TABLE").map_err(|_| "USERS_TABLE is required")?;
     let tasks_table = std::env::var("TASKS_TABLE").map_err(|_| "TASKS_TABLE is required")?;
-    let client = Client::new(&aws_config::load_from_env().await);
+    let client = Client::new(&async_api::load_aws_config().await);
 
     ensure_table(&client, &users_table, "id").await?;
     if ensure_table(&client, &tasks_table, "task_id").await? {

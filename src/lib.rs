@@ -14,9 +14,11 @@ pub mod users;
 
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use axum::Extension;
 use axum::Router;
 use axum::http::{HeaderValue, Method, Uri, header};
@@ -68,6 +70,25 @@ fn call_timeouts() -> TimeoutConfig {
 
 fn call_retries() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(3)
+}
+
+/// The HTTPS client of every AWS call: the SDK's own (hyper 1, rustls) with
+/// ring as the crypto provider, where the SDK's default feature would bring
+/// aws-lc-rs and a larger binary (see Cargo.toml).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The shared AWS configuration from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL_*`), its credential providers calling through
+/// [`https_client`].
+pub async fn load_aws_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
 }
 
 /// DynamoDB client settings: the shared AWS configuration within the call bounds.

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env().inspect_err(|err| {
         tracing::error!(error = %err, "the function cannot start");
     })?;
-    let aws = aws_config::load_from_env().await;
+    let aws = async_api::load_aws_config().await;
     let function = Function::new(AppState::new(config, &aws));
     lambda_http::run_concurrent(service_fn(move |request| {
         let function = function.clone();
