@@ -207,11 +207,9 @@ impl From<TaskError> for lambda_http::lambda_runtime::Diagnostic {
     )
 )]
 pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    // No body (nothing but JSON's own whitespace), or `null`, means the defaults.
-    let request: StartTask = if body
-        .iter()
-        .all(|byte| matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
-    {
+    // No body, or `null`, means the defaults; anything else must be JSON (a
+    // body of whitespace alone is not).
+    let request: StartTask = if body.is_empty() {
         StartTask::default()
     } else {
         // Through a map first: serde would also read a struct from an array (`[null]`).

@@ -379,14 +379,15 @@ async fn a_bad_async_body_is_rejected_and_nothing_is_written() {
         ("[1000]", shape),
         ("1000", shape),
         ("{", "Invalid JSON body: not valid JSON (line 1, column 1)"),
-        // Form feed and vertical tab are whitespace to Rust, not to JSON.
+        // A body of whitespace alone is not JSON, whatever the whitespace.
+        ("\r", "Invalid JSON body: not valid JSON (line 1, column 1)"),
+        (
+            " \t\n",
+            "Invalid JSON body: not valid JSON (line 2, column 0)",
+        ),
         (
             "\x0c",
             "Invalid JSON body: not valid JSON (line 1, column 1)",
-        ),
-        (
-            " \x0b ",
-            "Invalid JSON body: not valid JSON (line 1, column 2)",
         ),
         (
             "not json",
@@ -408,7 +409,7 @@ async fn a_bad_async_body_is_rejected_and_nothing_is_written() {
         ("{}", 202),
         ("null", 202),
         ("", 202),
-        (" \t\r\n", 202),
+        (" null\n", 202),
     ] {
         assert_eq!(
             fixture.http("POST", "/async", Some(body)).await.status,
