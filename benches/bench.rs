@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use async_api::tasks::put_queued_record;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::Value;
@@ -432,7 +432,9 @@ async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncRun {
     for run in 0..settings.warm_runs + 20 {
         let task_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
-        put_task_record(&dynamodb, &fixture.tasks_table, &task_id).await;
+        put_queued_record(&dynamodb, &fixture.tasks_table, &task_id)
+            .await
+            .expect("PutItem task record");
         let put = started.elapsed();
         let started = Instant::now();
         lambda
@@ -455,27 +457,6 @@ async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncRun {
         bare_invoke,
         bare_put_item,
     }
-}
-
-/// A `queued` task record, as `/async` writes it.
-async fn put_task_record(dynamodb: &aws_sdk_dynamodb::Client, table: &str, task_id: &str) {
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("RFC 3339 time");
-    let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + 7 * 24 * 3600;
-    dynamodb
-        .put_item()
-        .table_name(table)
-        .item("task_id", AttributeValue::S(task_id.to_owned()))
-        .item("status", AttributeValue::S("queued".to_owned()))
-        .item("created_at", AttributeValue::S(now.clone()))
-        .item("updated_at", AttributeValue::S(now))
-        .item("attempts", AttributeValue::N("0".to_owned()))
-        .item("expires_at", AttributeValue::N(expires_at.to_string()))
-        .condition_expression("attribute_not_exists(task_id)")
-        .send()
-        .await
-        .expect("PutItem task record");
 }
 
 // --- many invocations per process ------------------------------------------------------------
@@ -502,7 +483,9 @@ async fn tasks_at_once(fixture: &Fixture, instance: &Instance, tasks: usize) -> 
     let mut ids = Vec::with_capacity(tasks);
     for _ in 0..tasks {
         let task_id = uuid::Uuid::new_v4().to_string();
-        put_task_record(&fixture.dynamodb, &fixture.tasks_table, &task_id).await;
+        put_queued_record(&fixture.dynamodb, &fixture.tasks_table, &task_id)
+            .await
+            .expect("PutItem task record");
         ids.push(task_id);
     }
     let started = Instant::now();

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_lambda::primitives::Blob;
@@ -253,17 +254,20 @@ pub async fn start_default_task(State(state): State<AppState>) -> Result<Respons
     enqueue_task(&state, DEFAULT_DELAY_MS).await
 }
 
-/// Writes the task record (`queued`), then enqueues its event; if the enqueue
-/// fails, the record says `failed` and the answer is 503.
-async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiError> {
-    let task_id = Uuid::new_v4().to_string();
+/// Writes the `queued` record of a new task. The condition keeps a write the
+/// SDK retried after a lost answer from overwriting the record (the caller
+/// treats that failure as success); `make bench` times this same write.
+pub async fn put_queued_record(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    task_id: &str,
+) -> Result<PutItemOutput, SdkError<PutItemError>> {
     let now = now_rfc3339();
     let expires_at = epoch_seconds() + RECORD_TTL.as_secs();
-    let recorded = state
-        .dynamodb
+    dynamodb
         .put_item()
-        .table_name(&state.config.tasks_table)
-        .item("task_id", AttributeValue::S(task_id.clone()))
+        .table_name(table)
+        .item("task_id", AttributeValue::S(task_id.to_owned()))
         .item(
             "status",
             AttributeValue::S(TaskStatus::Queued.as_str().to_owned()),
@@ -274,7 +278,14 @@ async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiEr
         .item("expires_at", AttributeValue::N(expires_at.to_string()))
         .condition_expression("attribute_not_exists(task_id)")
         .send()
-        .await;
+        .await
+}
+
+/// Writes the task record (`queued`), then enqueues its event; if the enqueue
+/// fails, the record says `failed` and the answer is 503.
+async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiError> {
+    let task_id = Uuid::new_v4().to_string();
+    let recorded = put_queued_record(&state.dynamodb, &state.config.tasks_table, &task_id).await;
     match recorded {
         Ok(_) => {}
         // The id is fresh, so only our own earlier attempt can have written it:
@@ -649,10 +660,7 @@ async fn finish_task(
 }
 
 fn is_condition_failure(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        UpdateItemError,
-        aws_sdk_dynamodb::config::http::HttpResponse,
-    >,
+    err: &SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> bool {
     err.as_service_error()
         .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
