@@ -23,12 +23,12 @@ const TEMPLATE: &str = include_str!("../template.yaml");
 
 /// The template as JSON, every intrinsic function in its long form.
 fn parse(yaml: &str) -> Value {
-    let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("template.yaml is YAML");
+    let value: yaml_serde::Value = yaml_serde::from_str(yaml).expect("template.yaml is YAML");
     to_json(value)
 }
 
-fn to_json(value: serde_yaml::Value) -> Value {
-    use serde_yaml::Value as Yaml;
+fn to_json(value: yaml_serde::Value) -> Value {
+    use yaml_serde::Value as Yaml;
     match value {
         Yaml::Null => Value::Null,
         Yaml::Bool(b) => Value::Bool(b),
@@ -46,7 +46,7 @@ fn to_json(value: serde_yaml::Value) -> Value {
                 .map(|(key, value)| {
                     let key = match key {
                         Yaml::String(s) => s,
-                        other => serde_yaml::to_string(&other)
+                        other => yaml_serde::to_string(&other)
                             .expect("key")
                             .trim()
                             .to_owned(),
