@@ -1,17 +1,30 @@
-//! template.yaml keeps to least privilege and keeps its data safe.
+//! template.yaml keeps to least privilege, keeps its data safe, and sets up
+//! what the contract asks of the deployment: the failure queue's event source
+//! mapping, the cost cap, tracing, access logs, alarms and the dashboard.
 //!
 //! The template is parsed as CloudFormation reads it (short tags such as
 //! `!Sub`, `!GetAtt` and `!Ref` become their long `Fn::` forms), then
 //! [`policy_violations`] checks every statement the function's `Policies` grant
-//! against what the function does: Scan on its users table; GetItem, PutItem
-//! and UpdateItem on its tasks table; InvokeFunction on itself; SendMessage on
-//! its failure queue; and the basic execution role for its logs. The tables,
-//! the function's own name and the queue are read from the template (the
-//! `USERS_TABLE`/`TASKS_TABLE` variables, `FunctionName`, the on-failure
-//! destination), not assumed. The checker is itself tested against
-//! deliberately broadened copies of the real policy.
+//! against what the function does ([`NEEDED`]): Scan on its users table;
+//! GetItem, PutItem and UpdateItem on its tasks table; InvokeFunction on
+//! itself; ReceiveMessage, DeleteMessage and GetQueueAttributes on its failure
+//! queue, for the mapping that feeds it; SendMessage on that queue; X-Ray's two
+//! write actions, the one documented `Resource: "*"`; and the basic execution
+//! role for its logs. The tables, the function's own name and the queue are
+//! read from the template (the `USERS_TABLE`/`TASKS_TABLE` variables,
+//! `FunctionName`, the on-failure destination), not assumed. The checker is
+//! itself tested against deliberately broadened copies of the real policy.
+//!
+//! SAM adds grants of its own to the role it generates. So the role SAM
+//! really generates is checked too, by running SAM's own translator from the
+//! project's venv (`make .venv/.installed`): its inline statements pass the
+//! same checker, and its managed policies are exactly the two SAM attaches
+//! for logs and for `Tracing: Active`.
 
 use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
@@ -134,18 +147,78 @@ enum Target {
     TasksTable,
     ThisFunction,
     FailureQueue,
+    /// `Resource: "*"`: only for actions of a service without resource-level
+    /// permissions, which the documentation asks for on `*`.
+    AnyResource,
 }
 
-/// Every action the function needs, lowercase (IAM action names are
-/// case-insensitive), and the one resource it needs it on.
-const NEEDED: &[(&str, Target)] = &[
-    ("dynamodb:scan", Target::UsersTable),
-    ("dynamodb:getitem", Target::TasksTable),
-    ("dynamodb:putitem", Target::TasksTable),
-    ("dynamodb:updateitem", Target::TasksTable),
-    ("lambda:invokefunction", Target::ThisFunction),
-    ("sqs:sendmessage", Target::FailureQueue),
+/// Who calls an action with the function's role, which decides who writes
+/// the grant: the template's `Policies`, or SAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    /// The function's code (src/): the template grants it.
+    Code,
+    /// Lambda's poller for the failure queue's event source mapping: the
+    /// template grants it (SAM's `Events: Type: SQS` would grant it on every
+    /// queue of the account).
+    FailureQueueMapping,
+    /// Lambda's asynchronous invocation, sending a record to the on-failure
+    /// destination: SAM grants it, on that queue only.
+    OnFailureDestination,
+    /// Lambda's active tracing: SAM attaches AWSXrayWriteOnlyAccess.
+    Tracing,
+}
+
+/// Every action the function's role needs, lowercase (IAM action names are
+/// case-insensitive), the one resource it needs it on, and who calls it.
+const NEEDED: &[(&str, Target, Caller)] = &[
+    ("dynamodb:scan", Target::UsersTable, Caller::Code),
+    ("dynamodb:getitem", Target::TasksTable, Caller::Code),
+    ("dynamodb:putitem", Target::TasksTable, Caller::Code),
+    ("dynamodb:updateitem", Target::TasksTable, Caller::Code),
+    ("lambda:invokefunction", Target::ThisFunction, Caller::Code),
+    (
+        "sqs:receivemessage",
+        Target::FailureQueue,
+        Caller::FailureQueueMapping,
+    ),
+    (
+        "sqs:deletemessage",
+        Target::FailureQueue,
+        Caller::FailureQueueMapping,
+    ),
+    (
+        "sqs:getqueueattributes",
+        Target::FailureQueue,
+        Caller::FailureQueueMapping,
+    ),
+    (
+        "sqs:sendmessage",
+        Target::FailureQueue,
+        Caller::OnFailureDestination,
+    ),
+    // The documented permissions for Lambda to send trace data. X-Ray has no
+    // resource-level permissions for them: these two are the only grants on "*".
+    (
+        "xray:puttracesegments",
+        Target::AnyResource,
+        Caller::Tracing,
+    ),
+    (
+        "xray:puttelemetryrecords",
+        Target::AnyResource,
+        Caller::Tracing,
+    ),
 ];
+
+/// The grants of [`NEEDED`] that `callers` make, as (action, target).
+fn needed_by(callers: &[Caller]) -> BTreeSet<(String, Target)> {
+    NEEDED
+        .iter()
+        .filter(|(_, _, caller)| callers.contains(caller))
+        .map(|(action, target, _)| ((*action).to_owned(), *target))
+        .collect()
+}
 
 /// The only managed policy the function may have: CloudWatch Logs.
 fn is_basic_execution_role(policy: &Value) -> bool {
@@ -251,7 +324,7 @@ impl Scope {
             ));
         }
         match resource {
-            Value::String(s) if s == "*" => Err("Resource \"*\"".to_owned()),
+            Value::String(s) if s == "*" => Ok(Target::AnyResource),
             Value::String(s) => Err(format!(
                 "{s:?} is a fixed ARN, not a resource of this template"
             )),
@@ -282,6 +355,25 @@ fn policy_violations(template: &Value) -> Vec<String> {
     let globals = &template["Globals"]["Function"];
     if !globals["Policies"].is_null() || !globals["Role"].is_null() {
         violations.push("Globals grant permissions outside the function's Policies".into());
+    }
+    // SAM's pull event sources attach AWS managed policies whose actions are
+    // on every stream, table or queue of the account.
+    const PULL_EVENTS: &[&str] = &[
+        "SQS",
+        "Kinesis",
+        "DynamoDB",
+        "MSK",
+        "MQ",
+        "SelfManagedKafka",
+        "DocumentDB",
+    ];
+    for (name, event) in properties["Events"].as_object().into_iter().flatten() {
+        let kind = event["Type"].as_str().unwrap_or_default();
+        if PULL_EVENTS.contains(&kind) {
+            violations.push(format!(
+                "event {name} ({kind}) makes SAM attach a managed policy on every resource of its kind: write an AWS::Lambda::EventSourceMapping and its statement"
+            ));
+        }
     }
     for (id, resource) in resources(template) {
         let kind = resource["Type"].as_str().unwrap_or_default();
@@ -349,9 +441,9 @@ fn check_statement(scope: &Scope, statement: &Value, violations: &mut Vec<String
             violations.push(format!("{sid}: action {action} has a wildcard"));
             continue;
         }
-        let Some((_, needed_on)) = NEEDED
+        let Some((_, needed_on, _)) = NEEDED
             .iter()
-            .find(|(needed, _)| needed.eq_ignore_ascii_case(action))
+            .find(|(needed, _, _)| needed.eq_ignore_ascii_case(action))
         else {
             violations.push(format!(
                 "{sid}: action {action} is not one the function needs"
@@ -375,20 +467,24 @@ fn grants(template: &Value) -> BTreeSet<(String, Target)> {
     let mut grants = BTreeSet::new();
     for policy in one_or_many(&properties["Policies"]) {
         for statement in one_or_many(&policy["Statement"]) {
-            if statement["Effect"] != "Allow" {
-                continue;
-            }
-            for action in one_or_many(&statement["Action"]) {
-                for resource in one_or_many(&statement["Resource"]) {
-                    if let (Some(action), Ok(target)) = (action.as_str(), scope.target_of(resource))
-                    {
-                        grants.insert((action.to_ascii_lowercase(), target));
-                    }
-                }
-            }
+            add_grants(&scope, statement, &mut grants);
         }
     }
     grants
+}
+
+/// What one statement allows, as (action, resource), into `grants`.
+fn add_grants(scope: &Scope, statement: &Value, grants: &mut BTreeSet<(String, Target)>) {
+    if statement["Effect"] != "Allow" {
+        return;
+    }
+    for action in one_or_many(&statement["Action"]) {
+        for resource in one_or_many(&statement["Resource"]) {
+            if let (Some(action), Ok(target)) = (action.as_str(), scope.target_of(resource)) {
+                grants.insert((action.to_ascii_lowercase(), target));
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -402,13 +498,10 @@ fn the_function_policies_grant_nothing_broader_than_the_function_needs() {
 }
 
 #[test]
-fn the_function_policies_grant_every_call_the_code_makes() {
-    // SAM adds sqs:SendMessage on the on-failure queue itself; the rest must be written.
-    let expected: BTreeSet<(String, Target)> = NEEDED
-        .iter()
-        .filter(|(_, target)| *target != Target::FailureQueue)
-        .map(|(action, target)| ((*action).to_owned(), *target))
-        .collect();
+fn the_function_policies_grant_every_call_the_code_and_the_queue_mapping_make() {
+    // SAM adds the grants of the on-failure destination and of tracing itself
+    // (see the test of what SAM generates); the rest must be written.
+    let expected = needed_by(&[Caller::Code, Caller::FailureQueueMapping]);
     assert_eq!(grants(&parse(TEMPLATE)), expected);
 
     // The SDK operations src/ calls are exactly those actions: a call the
@@ -429,21 +522,29 @@ fn the_function_policies_grant_every_call_the_code_makes() {
         (".invoke_async()", "lambda:invokeasync"),
         (".invoke_with_response_stream()", "lambda:invokefunction"),
     ];
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-    let mut code = String::new();
-    for entry in std::fs::read_dir(src).expect("src/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|ext| ext == "rs") {
-            code += &std::fs::read_to_string(&path).expect("source");
-        }
-    }
+    let code = rust_sources(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")));
     let called: BTreeSet<&str> = OPERATIONS
         .iter()
         .filter(|(call, _)| code.contains(call))
         .map(|(_, action)| *action)
         .collect();
-    let granted: BTreeSet<&str> = expected.iter().map(|(action, _)| action.as_str()).collect();
+    let by_code = needed_by(&[Caller::Code]);
+    let granted: BTreeSet<&str> = by_code.iter().map(|(action, _)| action.as_str()).collect();
     assert_eq!(called, granted);
+}
+
+/// Every `.rs` file under `dir`, subdirectories included, as one string.
+fn rust_sources(dir: &Path) -> String {
+    let mut code = String::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            code += &rust_sources(&path);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            code += &std::fs::read_to_string(&path).expect("source");
+        }
+    }
+    code
 }
 
 #[test]
@@ -557,6 +658,516 @@ fn task_records_expire_through_ttl_on_expires_at() {
 }
 
 // ---------------------------------------------------------------------------
+// What SAM generates
+// ---------------------------------------------------------------------------
+
+/// SAM's translator, as `sam validate` and `sam deploy` run it, on the
+/// template read from stdin; prints the CloudFormation it generates, as JSON.
+const SAM_TRANSLATE: &str = r#"
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicyNames:
+    # Asked only to resolve managed policies named without an ARN; the template names none.
+    def load(self):
+        return {}
+
+template = yaml_parse(sys.stdin.read())
+for resource in template["Resources"].values():
+    if resource["Type"] == "AWS::Serverless::Function":
+        # As sam validate does: the translator wants the S3 location sam deploy uploads to.
+        resource["Properties"]["CodeUri"] = "s3://bucket/key"
+print(json.dumps(transform(template, {}, NoManagedPolicyNames())))
+"#;
+
+/// The managed policies SAM attaches to the role it generates, and the only
+/// ones the role may have: the basic execution role (CloudWatch Logs) and,
+/// for `Tracing: Active`, X-Ray's write-only access. The latter allows
+/// PutTraceSegments and PutTelemetryRecords, and also GetSamplingRules,
+/// GetSamplingTargets and GetSamplingStatisticSummaries (reads of the
+/// account's sampling rules, which the function does not need), all on "*":
+/// SAM attaches it whenever tracing is on, and only a role of the template's
+/// own could grant less.
+const SAM_MANAGED_POLICIES: &[&str] = &[
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+];
+
+/// `template_yaml` as SAM translates it to CloudFormation.
+fn sam_translate(template_yaml: &str) -> Value {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "SAM's translator is not installed: run `make .venv/.installed` (`make test` does)"
+    );
+    let mut child = Command::new(python)
+        .args(["-c", SAM_TRANSLATE])
+        // For the partition of the ARNs only: the translator calls no AWS API.
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the venv's python runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(template_yaml.as_bytes())
+        .expect("the template reaches the translator");
+    let output = child.wait_with_output().expect("the translator ends");
+    assert!(
+        output.status.success(),
+        "SAM's translator failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the translator prints JSON")
+}
+
+/// Every way the role SAM generates for the function is broader than the
+/// checker allows. Empty means least privilege as deployed.
+fn generated_role_violations(template_yaml: &str) -> Vec<String> {
+    let template = parse(template_yaml);
+    let id = function_id(&template);
+    let scope = Scope::of(&template, &id);
+    let generated = sam_translate(template_yaml);
+    let resources = resources(&generated);
+    let mut violations = Vec::new();
+
+    let role_id = format!("{id}Role");
+    for (iam_id, resource) in resources {
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        if kind.starts_with("AWS::IAM::") && *iam_id != role_id {
+            violations.push(format!("SAM generates {iam_id} ({kind})"));
+        }
+    }
+    if resources[id.as_str()]["Properties"]["Role"] != json!({"Fn::GetAtt": [role_id, "Arn"]}) {
+        violations.push(format!("the function's role is not {role_id}"));
+    }
+    let role = &resources[role_id.as_str()]["Properties"];
+    if role["AssumeRolePolicyDocument"]["Statement"]
+        != json!([{"Action": ["sts:AssumeRole"], "Effect": "Allow",
+                   "Principal": {"Service": ["lambda.amazonaws.com"]}}])
+    {
+        violations.push("the role may be assumed by more than Lambda".into());
+    }
+    if role["ManagedPolicyArns"] != json!(SAM_MANAGED_POLICIES) {
+        violations.push(format!(
+            "managed policies {} are not {SAM_MANAGED_POLICIES:?}",
+            role["ManagedPolicyArns"]
+        ));
+    }
+    let mut granted = BTreeSet::new();
+    for policy in one_or_many(&role["Policies"]) {
+        for statement in one_or_many(&policy["PolicyDocument"]["Statement"]) {
+            check_statement(&scope, statement, &mut violations);
+            add_grants(&scope, statement, &mut granted);
+        }
+    }
+    // Tracing's grants come with the managed policy above; all others inline.
+    let inline = needed_by(&[
+        Caller::Code,
+        Caller::FailureQueueMapping,
+        Caller::OnFailureDestination,
+    ]);
+    if granted != inline {
+        violations.push(format!(
+            "the inline policies grant {granted:?}, not {inline:?}"
+        ));
+    }
+    violations
+}
+
+#[test]
+fn the_role_sam_generates_grants_no_more_than_the_checker_allows() {
+    assert_eq!(generated_role_violations(TEMPLATE), Vec::<String>::new());
+}
+
+#[test]
+fn only_this_api_may_invoke_the_function_through_a_resource_policy() {
+    let template = parse(TEMPLATE);
+    let api = resource_of_type(&template, "AWS::Serverless::HttpApi").0;
+    let generated = sam_translate(TEMPLATE);
+    let permissions: Vec<&Value> = resources(&generated)
+        .values()
+        .filter(|resource| resource["Type"] == "AWS::Lambda::Permission")
+        .map(|resource| &resource["Properties"])
+        .collect();
+    assert_eq!(permissions.len(), 1, "{permissions:?}");
+    let permission = permissions[0];
+    assert_eq!(permission["Action"], "lambda:InvokeFunction");
+    assert_eq!(permission["Principal"], "apigateway.amazonaws.com");
+    assert!(
+        permission["SourceArn"]
+            .to_string()
+            .contains(&json!({"Ref": api}).to_string()),
+        "{permission}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// What the deployment sets up
+// ---------------------------------------------------------------------------
+
+/// The one resource of type `kind`: its logical id and its definition.
+fn resource_of_type<'a>(template: &'a Value, kind: &str) -> (&'a str, &'a Value) {
+    let found: Vec<(&String, &Value)> = resources(template)
+        .iter()
+        .filter(|(_, resource)| resource["Type"] == kind)
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind}");
+    (found[0].0.as_str(), found[0].1)
+}
+
+/// Every resource of type `kind`, by logical id.
+fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    resources(template)
+        .iter()
+        .filter(|(_, resource)| resource["Type"] == kind)
+        .map(|(id, resource)| (id.as_str(), resource))
+        .collect()
+}
+
+/// The definition of the parameter `value` (a `!Ref`) names.
+fn parameter_of<'a>(template: &'a Value, value: &Value) -> &'a Value {
+    let name = ref_target(value).unwrap_or_else(|| panic!("{value} is a !Ref of a parameter"));
+    let parameter = &template["Parameters"][name];
+    assert!(parameter.is_object(), "{name} is a parameter");
+    parameter
+}
+
+fn function_properties(template: &Value) -> &Value {
+    &template["Resources"][function_id(template).as_str()]["Properties"]
+}
+
+#[test]
+fn the_failure_queue_feeds_the_function_which_reports_batch_item_failures() {
+    let template = parse(TEMPLATE);
+    let id = function_id(&template);
+    let queue = Scope::of(&template, &id)
+        .failure_queue
+        .expect("an SQS on-failure destination");
+    let (_, mapping) = resource_of_type(&template, "AWS::Lambda::EventSourceMapping");
+    let mapping = &mapping["Properties"];
+    assert_eq!(mapping["FunctionName"], json!({"Ref": id}));
+    assert_eq!(
+        mapping["EventSourceArn"],
+        json!({"Fn::GetAtt": [queue, "Arn"]})
+    );
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    // Lambda refuses a queue whose visibility timeout is below the function's
+    // timeout: a batch still in the function's hands would be delivered again.
+    let queue_properties = &template["Resources"][queue.as_str()]["Properties"];
+    let visibility = queue_properties["VisibilityTimeout"]
+        .as_u64()
+        .expect("VisibilityTimeout");
+    let timeout = function_properties(&template)["Timeout"]
+        .as_u64()
+        .expect("Timeout");
+    assert!(visibility >= timeout, "{visibility} s < {timeout} s");
+    // A record that keeps failing goes aside, for people, instead of being
+    // received again until it expires.
+    let dead_letters = arn_of(&queue_properties["RedrivePolicy"]["deadLetterTargetArn"])
+        .expect("a RedrivePolicy to a queue of the template");
+    assert_ne!(dead_letters, queue);
+    assert_eq!(
+        template["Resources"][dead_letters]["Type"],
+        "AWS::SQS::Queue"
+    );
+}
+
+#[test]
+fn lambda_s_maximum_event_age_and_the_function_s_backstop_come_from_one_parameter() {
+    let template = parse(TEMPLATE);
+    let function = function_properties(&template);
+    let age = &function["EventInvokeConfig"]["MaximumEventAgeInSeconds"];
+    assert_eq!(
+        &function["Environment"]["Variables"]["TASK_EVENT_MAX_AGE_SECONDS"],
+        age
+    );
+    let parameter = parameter_of(&template, age);
+    assert_eq!(parameter["Default"], json!(3600));
+    // Lambda's own bounds for MaximumEventAgeInSeconds.
+    assert_eq!(parameter["MinValue"], json!(60));
+    assert_eq!(parameter["MaxValue"], json!(21600));
+}
+
+#[test]
+fn a_parameter_caps_the_function_s_concurrency_and_does_by_default() {
+    let template = parse(TEMPLATE);
+    let function = function_properties(&template);
+    let reserved = &function["ReservedConcurrentExecutions"];
+    let [condition, capped, uncapped] = reserved["Fn::If"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    else {
+        panic!(
+            "ReservedConcurrentExecutions is !If [condition, !Ref parameter, !Ref AWS::NoValue]: {reserved}"
+        );
+    };
+    assert_eq!(uncapped, &json!({"Ref": "AWS::NoValue"}));
+    let condition = condition.as_str().expect("a condition's name");
+    assert_eq!(
+        template["Conditions"][condition],
+        json!({"Fn::Not": [{"Fn::Equals": [capped, "none"]}]}),
+        "only `none` lifts the cap"
+    );
+    let parameter = parameter_of(&template, capped);
+    let default: u64 = parameter["Default"]
+        .as_str()
+        .and_then(|default| default.parse().ok())
+        .unwrap_or_else(|| panic!("the default is a number: {parameter}"));
+    assert!((1..=100).contains(&default), "{default}");
+    // The description states the compute a day this default allows, so it
+    // cannot drift from the number.
+    let memory_mb = function["MemorySize"].as_u64().expect("MemorySize");
+    let gb_seconds = default * 86_400 * memory_mb / 1024;
+    let stated = format!("{gb_seconds}")
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|digits| std::str::from_utf8(digits).expect("digits"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let description = parameter["Description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains(&format!("{stated} GB-s")),
+        "{description:?} does not state {stated} GB-s"
+    );
+}
+
+#[test]
+fn the_function_is_traced_by_x_ray() {
+    let template = parse(TEMPLATE);
+    assert_eq!(function_properties(&template)["Tracing"], "Active");
+}
+
+#[test]
+fn the_function_gets_its_metrics_namespace_from_a_parameter_defaulting_to_async_api() {
+    let template = parse(TEMPLATE);
+    let namespace =
+        &function_properties(&template)["Environment"]["Variables"]["METRICS_NAMESPACE"];
+    assert_eq!(parameter_of(&template, namespace)["Default"], "AsyncApi");
+}
+
+#[test]
+fn the_http_api_logs_each_request_as_a_json_line_with_its_request_ids() {
+    let template = parse(TEMPLATE);
+    let (_, api) = resource_of_type(&template, "AWS::Serverless::HttpApi");
+    let settings = &api["Properties"]["AccessLogSettings"];
+    // $context.error.messageString is the one variable API Gateway quotes itself.
+    let format = settings["Format"]
+        .as_str()
+        .expect("a Format string")
+        .replace(
+            "$context.error.messageString",
+            "\"$context.error.messageString\"",
+        );
+    let format: Value = serde_json::from_str(&format).expect("the format is JSON");
+    assert_eq!(format["requestId"], "$context.requestId");
+    // The function's request id: the request_id of error bodies and of its logs.
+    assert_eq!(format["lambdaRequestId"], "$context.integration.requestId");
+    for (key, value) in format.as_object().expect("an object") {
+        assert!(
+            value.as_str().is_some_and(|v| v.starts_with("$context.")),
+            "{key}: {value}"
+        );
+    }
+    let group = arn_of(&settings["DestinationArn"]).expect("a log group of the template");
+    let group = &template["Resources"][group];
+    assert_eq!(group["Type"], "AWS::Logs::LogGroup");
+    assert!(
+        group["Properties"]["RetentionInDays"].is_u64(),
+        "a retention period"
+    );
+}
+
+#[test]
+fn browsers_may_send_and_read_the_methods_and_headers_of_the_contract() {
+    let template = parse(TEMPLATE);
+    let (_, api) = resource_of_type(&template, "AWS::Serverless::HttpApi");
+    let cors = &api["Properties"]["CorsConfiguration"];
+    let names = |key: &str| -> BTreeSet<String> {
+        one_or_many(&cors[key])
+            .iter()
+            .filter_map(|name| name.as_str())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    let expect = |key: &str, wanted: &[&str]| {
+        let have = names(key);
+        for name in wanted {
+            assert!(have.contains(*name), "{key} lacks {name}: {have:?}");
+        }
+    };
+    expect("AllowMethods", &["get", "post", "delete"]);
+    expect("AllowHeaders", &["content-type", "idempotency-key"]);
+    expect(
+        "ExposeHeaders",
+        &["location", "retry-after", "idempotent-replayed"],
+    );
+}
+
+#[test]
+fn alarms_on_failed_tasks_given_up_tasks_and_5xx_answers_tell_one_topic() {
+    let template = parse(TEMPLATE);
+    let function = function_id(&template);
+    let queue = Scope::of(&template, &function)
+        .failure_queue
+        .expect("failure queue");
+    let (api, _) = resource_of_type(&template, "AWS::Serverless::HttpApi");
+    let (topic, _) = resource_of_type(&template, "AWS::SNS::Topic");
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    for (id, alarm) in &alarms {
+        for key in ["AlarmActions", "OKActions"] {
+            assert_eq!(
+                alarm["Properties"][key],
+                json!([{"Ref": topic}]),
+                "{id} {key}"
+            );
+        }
+    }
+    let any = |what: &str, test: &dyn Fn(&Value) -> bool| {
+        assert!(
+            alarms.iter().any(|(_, alarm)| test(&alarm["Properties"])),
+            "no alarm on {what}"
+        );
+    };
+    // The function's EMF metric, in the namespace the function writes to.
+    let namespace =
+        &function_properties(&template)["Environment"]["Variables"]["METRICS_NAMESPACE"];
+    any("TasksFailed", &|alarm| {
+        alarm["Namespace"] == *namespace
+            && alarm["MetricName"] == "TasksFailed"
+            && alarm["Dimensions"] == json!([{"Name": "Service", "Value": {"Ref": function}}])
+    });
+    // Lambda's destination records, or records waiting, in the failure queue.
+    any("the failure queue", &|alarm| {
+        alarm["Namespace"] == "AWS/SQS"
+            && alarm["Dimensions"]
+                == json!([{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}])
+    });
+    // The rate of 5xx: metric math over the API's 5xx and Count.
+    any("the rate of 5xx answers", &|alarm| {
+        let metrics = one_or_many(&alarm["Metrics"]);
+        let id_of = |name: &str| {
+            metrics.iter().find_map(|metric| {
+                let stat = &metric["MetricStat"]["Metric"];
+                (stat["Namespace"] == "AWS/ApiGateway"
+                    && stat["MetricName"] == name
+                    && stat["Dimensions"] == json!([{"Name": "ApiId", "Value": {"Ref": api}}]))
+                .then(|| metric["Id"].as_str())
+                .flatten()
+            })
+        };
+        let (Some(errors), Some(requests)) = (id_of("5xx"), id_of("Count")) else {
+            return false;
+        };
+        metrics.iter().any(|metric| {
+            metric["ReturnData"] == true
+                && metric["Expression"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(&format!("{errors} / {requests}")))
+        })
+    });
+    // An e-mail subscription only when an address is given.
+    let (_, subscription) = resource_of_type(&template, "AWS::SNS::Subscription");
+    let properties = &subscription["Properties"];
+    assert_eq!(properties["TopicArn"], json!({"Ref": topic}));
+    assert_eq!(properties["Protocol"], "email");
+    assert_eq!(
+        parameter_of(&template, &properties["Endpoint"])["Default"],
+        ""
+    );
+    let condition = subscription["Condition"].as_str().expect("a Condition");
+    assert_eq!(
+        template["Conditions"][condition],
+        json!({"Fn::Not": [{"Fn::Equals": [properties["Endpoint"], ""]}]})
+    );
+}
+
+#[test]
+fn the_dashboard_shows_every_task_and_request_metric_and_every_alarm() {
+    let template = parse(TEMPLATE);
+    let function = function_id(&template);
+    let (_, dashboard) = resource_of_type(&template, "AWS::CloudWatch::Dashboard");
+    let body = sub_string(&dashboard["Properties"]["DashboardBody"]).expect("a !Sub body");
+    // Each ${X} names a parameter, a resource (or its attribute) or a pseudo
+    // parameter, and stands in the JSON as the bare X.
+    let mut plain = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        let end = rest[start..].find('}').expect("closed ${") + start;
+        let variable = &rest[start + 2..end];
+        let name = variable.split('.').next().unwrap_or_default();
+        assert!(
+            name.starts_with("AWS::")
+                || template["Parameters"][name].is_object()
+                || template["Resources"][name].is_object(),
+            "${{{variable}}} names nothing of the template"
+        );
+        plain += &rest[..start];
+        plain += variable;
+        rest = &rest[end + 1..];
+    }
+    plain += rest;
+    let body: Value = serde_json::from_str(&plain).expect("the body is JSON");
+    let namespace = ref_target(
+        &function_properties(&template)["Environment"]["Variables"]["METRICS_NAMESPACE"],
+    )
+    .expect("METRICS_NAMESPACE is a parameter");
+
+    let widgets = body["widgets"].as_array().expect("widgets");
+    let rows: Vec<&Value> = widgets
+        .iter()
+        .flat_map(|widget| one_or_many(&widget["properties"]["metrics"]))
+        .collect();
+    for metric in [
+        "TasksEnqueued",
+        "TasksSucceeded",
+        "TasksFailed",
+        "TasksCanceled",
+        "TaskDuplicateDeliveries",
+        "TaskQueuedMs",
+        "TaskRunMs",
+        "ColdStart",
+    ] {
+        assert!(
+            rows.iter().any(|row| row.get(0) == Some(&json!(namespace))
+                && row.get(1) == Some(&json!(metric))
+                && row.get(2) == Some(&json!("Service"))
+                && row.get(3) == Some(&json!(function))),
+            "no {metric} of the function"
+        );
+    }
+    let requests = format!(
+        "SEARCH('{{{namespace},Service,Route,StatusClass}} MetricName=\"Requests\" Service=\"{function}\"'"
+    );
+    assert!(
+        rows.iter().any(|row| row[0]["expression"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(&requests))),
+        "no {requests}"
+    );
+    let shown: BTreeSet<&str> = widgets
+        .iter()
+        .filter(|widget| widget["type"] == "alarm")
+        .flat_map(|widget| one_or_many(&widget["properties"]["alarms"]))
+        .filter_map(|alarm| alarm.as_str()?.strip_suffix(".Arn"))
+        .collect();
+    let alarms: BTreeSet<&str> = resources_of_type(&template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(shown, alarms);
+}
+
+// ---------------------------------------------------------------------------
 // The checker proves itself
 // ---------------------------------------------------------------------------
 
@@ -618,6 +1229,11 @@ fn the_checker_rejects_a_wildcard_action() {
 fn the_checker_rejects_every_broadened_copy_of_the_policy() {
     let users_arn = json!({"Fn::GetAtt": ["UsersTable", "Arn"]});
     let tasks_arn = json!({"Fn::GetAtt": ["TasksTable", "Arn"]});
+    let queue_arn = json!({"Fn::GetAtt": ["TaskFailureQueue", "Arn"]});
+    let dead_letters_arn = json!({"Fn::GetAtt": ["TaskFailureDeadLetterQueue", "Arn"]});
+    let allow_any = |action: Value| {
+        with_policy(json!({"Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}))
+    };
     let cases: Vec<(&str, Value)> = vec![
         (
             "Resource *",
@@ -716,6 +1332,93 @@ fn the_checker_rejects_every_broadened_copy_of_the_policy() {
             "a broad managed policy",
             with_policy(json!("AmazonDynamoDBFullAccess")),
         ),
+        (
+            "every SQS action on the failure queue",
+            with_statement("sqs:ReceiveMessage", |s| s["Action"] = json!("sqs:*")),
+        ),
+        (
+            "ReceiveMessage on every queue of the account",
+            with_statement(
+                "sqs:ReceiveMessage",
+                |s| s["Resource"] = json!({"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:*"}),
+            ),
+        ),
+        (
+            "ReceiveMessage on the dead-letter queue too",
+            with_statement("sqs:ReceiveMessage", |s| {
+                s["Resource"] = json!([queue_arn, dead_letters_arn])
+            }),
+        ),
+        (
+            "ReceiveMessage on Resource *",
+            with_statement("sqs:ReceiveMessage", |s| s["Resource"] = json!("*")),
+        ),
+        (
+            "the queue by its URL",
+            with_statement("sqs:ReceiveMessage", |s| {
+                s["Resource"] = json!({"Ref": "TaskFailureQueue"})
+            }),
+        ),
+        (
+            "PurgeQueue on the failure queue",
+            with_statement("sqs:ReceiveMessage", |s| {
+                s["Action"]
+                    .as_array_mut()
+                    .expect("list")
+                    .push(json!("sqs:PurgeQueue"))
+            }),
+        ),
+        (
+            "ChangeMessageVisibility, which the mapping does not need",
+            with_statement("sqs:ReceiveMessage", |s| {
+                s["Action"]
+                    .as_array_mut()
+                    .expect("list")
+                    .push(json!("sqs:ChangeMessageVisibility"))
+            }),
+        ),
+        (
+            "SendMessage to the dead-letter queue",
+            with_policy(
+                json!({"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": dead_letters_arn}]}),
+            ),
+        ),
+        ("every X-Ray action", allow_any(json!("xray:*"))),
+        (
+            "X-Ray's sampling reads",
+            allow_any(json!("xray:GetSamplingRules")),
+        ),
+        (
+            "another service's action on * beside X-Ray's",
+            allow_any(json!(["xray:PutTraceSegments", "dynamodb:Scan"])),
+        ),
+        (
+            "PutTraceSegments on a table",
+            with_policy(
+                json!({"Statement": [{"Effect": "Allow", "Action": "xray:PutTraceSegments", "Resource": users_arn}]}),
+            ),
+        ),
+        (
+            "SAM's SQSPollerPolicy",
+            with_policy(
+                json!({"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["TaskFailureQueue", "QueueName"]}}}),
+            ),
+        ),
+        (
+            "the SQS execution managed policy",
+            with_policy(json!("AWSLambdaSQSQueueExecutionRole")),
+        ),
+        (
+            "X-Ray's managed policy written into Policies",
+            with_policy(json!("AWSXrayWriteOnlyAccess")),
+        ),
+        ("SAM's SQS event for the failure queue", {
+            let mut template = parse(TEMPLATE);
+            let id = function_id(&template);
+            template["Resources"][id.as_str()]["Properties"]["Events"]["FailureRecords"] =
+                json!({"Type": "SQS", "Properties": {"Queue": queue_arn}});
+            template
+        }),
         ("a Role of its own", {
             let mut template = parse(TEMPLATE);
             let id = function_id(&template);
@@ -736,8 +1439,9 @@ fn the_checker_rejects_every_broadened_copy_of_the_policy() {
             "the checker let {case} through"
         );
     }
-    // The basic execution role, SendMessage on the failure queue and a Deny
-    // narrow nothing: the checker lets them through.
+    // The basic execution role, SendMessage on the failure queue, X-Ray's two
+    // write actions on "*" and a Deny narrow nothing: the checker lets them
+    // through.
     let mut template = with_policy(json!("AWSLambdaBasicExecutionRole"));
     let id = function_id(&template);
     template["Resources"][id.as_str()]["Properties"]["Policies"]
@@ -745,7 +1449,58 @@ fn the_checker_rejects_every_broadened_copy_of_the_policy() {
         .expect("list")
         .push(json!({"Statement": [
             {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["TaskFailureQueue", "Arn"]}},
+            {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"},
             {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
         ]}));
     assert_eq!(policy_violations(&template), Vec::<String>::new());
+}
+
+#[test]
+fn the_check_of_what_sam_generates_rejects_sam_s_sqs_event_a_broadened_and_a_missing_grant() {
+    let variants = [
+        (
+            "SAM's SQS event",
+            TEMPLATE.replacen(
+                "      Events:\n",
+                "      Events:\n        FailureRecords:\n          Type: SQS\n          Properties:\n            Queue: !GetAtt TaskFailureQueue.Arn\n",
+                1,
+            ),
+            "AWSLambdaSQSQueueExecutionRole",
+        ),
+        (
+            "the mapping's grants on every resource",
+            TEMPLATE.replacen(
+                "Resource: !GetAtt TaskFailureQueue.Arn",
+                "Resource: \"*\"",
+                1,
+            ),
+            "ConsumeTaskFailureRecords: sqs:ReceiveMessage on AnyResource",
+        ),
+        (
+            "a grant the mapping needs, left out",
+            TEMPLATE.replacen("                - sqs:GetQueueAttributes\n", "", 1),
+            "the inline policies grant",
+        ),
+    ];
+    // One translator run each, at once: each takes about a second.
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = variants
+            .iter()
+            .map(|(case, yaml, expected)| {
+                assert_ne!(yaml, TEMPLATE, "{case}: the variant differs");
+                (
+                    case,
+                    expected,
+                    scope.spawn(|| generated_role_violations(yaml)),
+                )
+            })
+            .collect();
+        for (case, expected, run) in runs {
+            let violations = run.join().expect("the check ends");
+            assert!(
+                violations.iter().any(|v| v.contains(*expected)),
+                "{case}: {violations:?} has nothing about {expected}"
+            );
+        }
+    });
 }
