@@ -45,6 +45,8 @@ help:
 	@echo "make lint-template  sam validate --lint and cfn-lint"
 	@echo "make seed           create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)"
 	@echo "make build|deploy|delete   sam build / sam deploy / sam delete"
+	@echo "make sam-invoke EVENT=events/<file>   sam local invoke of the built function (Docker)"
+	@echo "make sam-api        the API via sam local start-api on http://127.0.0.1:3000 (Docker)"
 
 # --- run and test ----------------------------------------------------------------------------
 
@@ -147,3 +149,19 @@ bench: $(NODE_STAMP) $(VENV_STAMP) rust-target
 	cargo lambda build --release --arm64 --bin async-api --output-format zip
 	cargo build --profile bench --example floor_hello --example floor_io
 	cargo bench --bench bench
+
+# --- sam local -------------------------------------------------------------------------------
+
+# The function as `sam build` makes it (arm64), run by `sam local` in its container (under qemu
+# on an x86_64 machine) against dynalite seeded with the sample users. scripts/sam-lib.sh sets up
+# what is missing (Debian's docker.io and a dockerd, qemu-user-static and binfmt_misc, the base
+# image built from Debian packages and cached in .sam-local/) and stops what it started.
+# EVENT may list several files; SAM_PORT is where sam-api listens, on 127.0.0.1.
+EVENT ?= events/http-get-users.json
+SAM_PORT ?= 3000
+.PHONY: sam-invoke sam-api
+sam-invoke: build $(NODE_STAMP)
+	./scripts/sam-invoke.sh $(EVENT)
+
+sam-api: build $(NODE_STAMP)
+	SAM_PORT=$(SAM_PORT) ./scripts/sam-api.sh

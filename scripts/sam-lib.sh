@@ -1,0 +1,383 @@
+# Sourced by scripts/sam-invoke.sh and scripts/sam-api.sh: what `sam local` needs on this
+# machine, each piece set up only when it is missing, and everything started here stopped again
+# on exit (Ctrl-C included), in reverse order:
+#   - Docker: Debian's docker.io, and a dockerd of our own when none answers;
+#   - arm64 emulation (the function is arm64, see template.yaml): qemu-user-static + binfmt_misc;
+#   - the base image SAM looks for (public.ecr.aws/lambda/provided:al2023-arm64), built here
+#     from a few Debian arm64 packages, never pulled, and cached in .sam-local/images/;
+#   - dynalite on the Docker bridge's own address, so the function's container can reach it and
+#     nothing beyond this machine can, seeded with the sample users;
+#   - a copy of the template `sam build` wrote that declares AWS_ENDPOINT_URL_* (see
+#     sam_local_template for why the source template does not).
+# Each step's duration goes to stderr and to .sam-local/timings.log.
+
+SAM_LOCAL_DIR="$PWD/.sam-local"
+SAM_BASE_IMAGE=public.ecr.aws/lambda/provided:al2023-arm64
+# Bump when the image recipe below changes: a cached or loaded image of another recipe is rebuilt.
+SAM_IMAGE_RECIPE=1
+# Debian packages of the image: glibc (bookworm's 2.36; AL2023 has 2.34) and libgcc_s for the
+# Rust binary, busybox for the /bin/sh, mv and chmod of the Dockerfile SAM builds on top of it.
+SAM_IMAGE_PACKAGES=(libc6 libgcc-s1 busybox-static)
+SAM_FUNCTION=ApiFunction
+
+# Local endpoints accept any credentials; real ones from the environment win.
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_DEFAULT_REGION="$AWS_REGION"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
+export SAM_CLI_TELEMETRY=0
+export PATH="$PWD/.venv/bin:$PATH"
+
+mkdir -p "$SAM_LOCAL_DIR"
+
+sam_log() { echo "sam-local: $*" >&2; }
+sam_die() { sam_log "$*"; exit 1; }
+
+# sam_timed LABEL CMD...: runs CMD and records how long it took.
+sam_timed() {
+  local label=$1 start=$SECONDS status=0
+  shift
+  "$@" || status=$?
+  local line
+  line="$(date -u +%FT%TZ) $label: $((SECONDS - start)) s"
+  echo "$line" >>"$SAM_LOCAL_DIR/timings.log"
+  sam_log "$label took $((SECONDS - start)) s"
+  return "$status"
+}
+
+# --- cleanup -------------------------------------------------------------------------------------
+
+_sam_exit_actions=()
+sam_on_exit() { _sam_exit_actions+=("$1"); }
+_sam_run_exit_actions() {
+  local i
+  trap '' INT TERM   # a second Ctrl-C must not cut the cleanup short
+  for ((i = ${#_sam_exit_actions[@]} - 1; i >= 0; i--)); do
+    eval "${_sam_exit_actions[i]}" || true
+  done
+}
+trap _sam_run_exit_actions EXIT
+trap 'exit 130' INT TERM
+
+# sam_kill PID: TERM, then KILL if it is still there after 10 s.
+sam_kill() {
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# --- packages ------------------------------------------------------------------------------------
+
+_sam_apt_updated=
+sam_install_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || sam_die "missing ${missing[*]}: run sudo apt-get install ${missing[*]}"
+  if [ -z "$_sam_apt_updated" ]; then
+    apt-get update -q >&2
+    _sam_apt_updated=1
+  fi
+  sam_log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+# --- docker --------------------------------------------------------------------------------------
+
+# Sets SAM_DOCKERD_PID when it starts dockerd (and stops it on exit), and SAM_BRIDGE_IP.
+sam_docker_up() {
+  SAM_DOCKERD_PID=
+  if ! docker info >/dev/null 2>&1; then
+    # /usr/local/bin/docker may be a client alone: the daemon is Debian's.
+    command -v dockerd >/dev/null || sam_timed "install docker.io" sam_install_packages docker.io
+    sam_timed "start dockerd" _sam_start_dockerd
+  fi
+  SAM_BRIDGE_IP=$(ip -4 -o addr show dev docker0 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
+  [ -n "$SAM_BRIDGE_IP" ] || sam_die "no IPv4 address on docker0: the containers could not reach this host"
+  _sam_containers_before=$(docker ps -aq --no-trunc --filter label=sam.cli.container.type | sort)
+  sam_on_exit _sam_remove_our_containers
+}
+
+_sam_start_dockerd() {
+  local pidfile="$SAM_LOCAL_DIR/dockerd.pid" i
+  rm -f "$pidfile"
+  # Its own session: the terminal's Ctrl-C reaches SAM, which removes its containers, and this
+  # script's cleanup stops dockerd after that.
+  setsid dockerd --pidfile "$pidfile" >"$SAM_LOCAL_DIR/dockerd.log" 2>&1 </dev/null &
+  for ((i = 0; i < 600; i++)); do
+    if [ -s "$pidfile" ] && docker info >/dev/null 2>&1; then
+      SAM_DOCKERD_PID=$(cat "$pidfile")
+      sam_on_exit _sam_stop_dockerd
+      return 0
+    fi
+    sleep 0.1
+  done
+  sam_die "dockerd did not answer within 60 s: see $SAM_LOCAL_DIR/dockerd.log"
+}
+
+_sam_stop_dockerd() {
+  [ -n "$SAM_DOCKERD_PID" ] || return 0
+  sam_log "stopping the dockerd it started (pid $SAM_DOCKERD_PID)"
+  local i
+  kill "$SAM_DOCKERD_PID" 2>/dev/null || return 0
+  # dockerd stops its containers and its containerd before it exits.
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$SAM_DOCKERD_PID" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$SAM_DOCKERD_PID" 2>/dev/null || true
+}
+
+# SAM removes the containers it runs, except when it is killed before it can: remove, by id, the
+# SAM containers that appeared while this script ran.
+_sam_remove_our_containers() {
+  local ids
+  ids=$(comm -13 <(echo "$_sam_containers_before") \
+    <(docker ps -aq --no-trunc --filter label=sam.cli.container.type | sort))
+  [ -n "$ids" ] || return 0
+  sam_log "removing containers $(echo "$ids" | cut -c1-12 | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  docker rm -f $ids >/dev/null
+}
+
+# --- arm64 emulation -----------------------------------------------------------------------------
+
+sam_arm64_emulation() {
+  [ "$(uname -m)" = aarch64 ] && return 0
+  local entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
+  if [ ! -e "$entry" ]; then
+    sam_install_packages qemu-user-static binfmt-support
+    mountpoint -q /proc/sys/fs/binfmt_misc ||
+      mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    update-binfmts --enable qemu-aarch64
+  fi
+  # F: the kernel opens the interpreter now, so it works inside containers, which lack it.
+  grep -q '^flags:.*F' "$entry" ||
+    sam_die "$entry lacks flag F: arm64 programs would not run inside containers"
+}
+
+# --- the base image ------------------------------------------------------------------------------
+
+sam_base_image() {
+  local cache="$SAM_LOCAL_DIR/images/provided-al2023-arm64-r$SAM_IMAGE_RECIPE.tar"
+  if [ "$(docker image inspect -f '{{index .Config.Labels "async-api.recipe"}}' \
+    "$SAM_BASE_IMAGE" 2>/dev/null)" = "$SAM_IMAGE_RECIPE" ]; then
+    return 0
+  fi
+  if [ -s "$cache" ]; then
+    sam_timed "load the cached base image" docker load -q -i "$cache" >&2
+    return 0
+  fi
+  sam_timed "build the base image" _sam_build_base_image
+  mkdir -p "$(dirname "$cache")"
+  sam_timed "save the base image" docker save -o "$cache.part" "$SAM_BASE_IMAGE"
+  mv "$cache.part" "$cache"
+}
+
+# A root file system of a few arm64 Debian packages, unpacked here (no arm64 code runs to make
+# it), from the Debian mirror apt is configured with, through a private apt state under
+# .sam-local/ so the host's apt is not changed; then `docker build FROM scratch` with
+# --platform, so the image says arm64 (`docker import` would label it amd64).
+_sam_build_base_image() {
+  local apt="$SAM_LOCAL_DIR/apt-arm64" root="$SAM_LOCAL_DIR/rootfs-arm64"
+  local ctx="$SAM_LOCAL_DIR/image-context"
+  rm -rf "$apt" "$root" "$ctx"
+  mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$apt/sources.list.d" "$root" "$ctx"
+  : >"$apt/status"
+  _sam_debian_sources >"$apt/sources.list"
+  [ -s "$apt/sources.list" ] || { apt-get update -q >&2 && _sam_debian_sources >"$apt/sources.list"; }
+  [ -s "$apt/sources.list" ] || sam_die "no Debian source in apt's configuration"
+  local opts=(
+    -o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/sources.list.d"
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::State::Status=$apt/status"
+    -o "Dir::Cache::Archives=$apt/archives" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+    -o APT::Architecture=arm64 -o APT::Architectures=arm64 -o Debug::NoLocking=1
+    -o APT::Sandbox::User=root -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
+    -o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false
+    -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false
+  )
+  apt-get -q "${opts[@]}" update >&2
+  (cd "$apt/archives" && apt-get -q "${opts[@]}" download "${SAM_IMAGE_PACKAGES[@]}" >&2)
+  local deb
+  for deb in "$apt"/archives/*.deb; do dpkg-deb -x "$deb" "$root"; done
+
+  mkdir -p "$root"/{bin,dev,proc,sys,tmp,opt,var/task,var/runtime,etc/ssl/certs}
+  chmod 1777 "$root/tmp"
+  local applet
+  for applet in sh mv chmod cp rm mkdir ls cat env; do
+    ln -sf /bin/busybox "$root/bin/$applet"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  # Names resolve from /etc/hosts (host.docker.internal) before any DNS server is asked.
+  echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
+  # The AWS SDK's TLS loads the system's roots, as from AL2023's bundle.
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  tar -C "$root" --numeric-owner --owner=0 --group=0 -cf "$ctx/rootfs.tar" .
+  cat >"$ctx/Dockerfile" <<EOF
+FROM scratch
+ADD rootfs.tar /
+ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 TZ=:/etc/localtime \
+    LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime
+LABEL async-api.recipe=$SAM_IMAGE_RECIPE
+WORKDIR /var/task
+EOF
+  # The classic builder: this daemon's (20.10) BuildKit is not needed for FROM scratch + ADD.
+  DOCKER_BUILDKIT=0 docker build -q --platform linux/arm64 -t "$SAM_BASE_IMAGE" "$ctx" >&2
+  local arch
+  arch=$(docker image inspect -f '{{.Architecture}}' "$SAM_BASE_IMAGE")
+  [ "$arch" = arm64 ] || sam_die "$SAM_BASE_IMAGE is labelled $arch, not arm64"
+  rm -rf "$apt" "$root" "$ctx"
+}
+
+# `deb` lines for the Debian archives apt is configured with (origin Debian), for arm64.
+_sam_debian_sources() {
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg options="arch=arm64"
+  [ -f "$keyring" ] && options="$options signed-by=$keyring"
+  apt-cache policy 2>/dev/null | awk -v options="$options" '
+    $1 ~ /^[0-9]+$/ && $2 ~ /^(https?|file):/ { uri = $2; split($3, sc, "/"); next }
+    $1 == "release" && uri != "" && $2 ~ /(^|,)o=Debian(,|$)/ {
+      line = "deb [" options "] " uri " " sc[1] " " sc[2]
+      if (!(line in seen)) { seen[line] = 1; print line }
+      uri = ""
+    }'
+}
+
+# --- the function and its environment ------------------------------------------------------------
+
+# The template `sam build` wrote, with AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_LAMBDA
+# declared, so that --env-vars can set them (it only overrides declared variables). They are
+# not declared in template.yaml itself: Lambda would then set them to "" in AWS, and the AWS SDK
+# takes a variable that is set, even empty, as the endpoint to use (aws-runtime's
+# EnvConfigValue::load), so every call of the deployed function would fail.
+sam_local_template() {
+  local built=.aws-sam/build/template.yaml
+  [ -f "$built" ] || sam_die "$built is missing: run make build"
+  SAM_TEMPLATE="$SAM_LOCAL_DIR/template.yaml"
+  "$PWD/.venv/bin/python" - "$built" "$SAM_TEMPLATE" <<'PY'
+import os
+import sys
+
+from samcli.yamlhelper import yaml_dump, yaml_parse
+
+source, target = sys.argv[1:]
+with open(source) as f:
+    template = yaml_parse(f.read())
+base = os.path.dirname(os.path.abspath(source))
+for resource in template["Resources"].values():
+    if resource.get("Type") != "AWS::Serverless::Function":
+        continue
+    properties = resource["Properties"]
+    # The copy lives elsewhere: code paths become absolute.
+    properties["CodeUri"] = os.path.join(base, properties["CodeUri"])
+    variables = properties.setdefault("Environment", {}).setdefault("Variables", {})
+    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_LAMBDA"):
+        variables.setdefault(name, "")
+with open(target, "w") as f:
+    f.write(yaml_dump(template))
+PY
+}
+
+# Writes the --env-vars file from USERS_TABLE, TASKS_TABLE, CORS_ALLOWED_ORIGINS and the two
+# endpoints; sets SAM_ENV_VARS to its path.
+sam_env_vars() {
+  SAM_ENV_VARS="$SAM_LOCAL_DIR/env-vars.$$.json"
+  sam_on_exit "rm -f '$SAM_ENV_VARS'"
+  "$PWD/.venv/bin/python" - >"$SAM_ENV_VARS" <<'PY'
+import json
+import os
+
+names = ["USERS_TABLE", "TASKS_TABLE", "CORS_ALLOWED_ORIGINS",
+         "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_LAMBDA"]
+print(json.dumps({"Parameters": {name: os.environ.get(name, "") for name in names}}))
+PY
+}
+
+# Options every `sam local` command here takes.
+sam_container_options() {
+  SAM_OPTIONS=(--template-file "$SAM_TEMPLATE" --env-vars "$SAM_ENV_VARS" --skip-pull-image
+    --add-host "host.docker.internal:$SAM_BRIDGE_IP")
+}
+
+# --- dynalite ------------------------------------------------------------------------------------
+
+# Starts dynalite on the bridge's address unless AWS_ENDPOINT_URL_DYNAMODB is set, then creates
+# and seeds the tables (idempotent).
+sam_dynalite() {
+  : "${USERS_TABLE:=users}" "${TASKS_TABLE:=tasks}"
+  export USERS_TABLE TASKS_TABLE
+  if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
+    local port fd
+    # tests/support/dynalite.js listens on loopback, which a container cannot reach.
+    exec {fd}< <(exec node -e '
+      const server = require("dynalite")({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+      server.on("error", (err) => { console.error(`dynalite: ${err.message}`); process.exit(1); });
+      server.listen(0, process.argv[1], () => console.log(server.address().port));
+      for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(0));
+    ' "$SAM_BRIDGE_IP")
+    local pid=$!
+    sam_on_exit "sam_kill $pid"
+    read -r -t 20 port <&"$fd" || sam_die "dynalite did not start on $SAM_BRIDGE_IP"
+    export AWS_ENDPOINT_URL_DYNAMODB="http://$SAM_BRIDGE_IP:$port"
+    sam_log "dynalite: $AWS_ENDPOINT_URL_DYNAMODB (in memory: data goes when it stops)"
+  fi
+  sam_timed "seed" cargo run --quiet --example seed >&2
+}
+
+# A free TCP port on the bridge's address.
+sam_free_port() {
+  python3 -c 'import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
+}
+
+# sam_wait_port HOST PORT SECONDS PID: until something listens there, or PID has died.
+sam_wait_port() {
+  local host=$1 port=$2 seconds=$3 pid=$4 i
+  for ((i = 0; i < seconds * 10; i++)); do
+    (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# The Lambda Invoke endpoint the function's /async calls, unless AWS_ENDPOINT_URL_LAMBDA is set:
+# `sam local start-lambda` on the bridge's address, its container started at once (EAGER) so an
+# Invoke does not wait for one. It runs an Event invocation before it answers, as its AWS
+# counterpart never does.
+sam_start_lambda() {
+  if [ -n "${AWS_ENDPOINT_URL_LAMBDA:-}" ]; then return 0; fi
+  local port
+  port=$(sam_free_port "$SAM_BRIDGE_IP")
+  export AWS_ENDPOINT_URL_LAMBDA="http://$SAM_BRIDGE_IP:$port"
+  sam_env_vars
+  sam_container_options
+  sam local start-lambda "${SAM_OPTIONS[@]}" --host "$SAM_BRIDGE_IP" --port "$port" \
+    --warm-containers EAGER >"$SAM_LOCAL_DIR/start-lambda.log" 2>&1 &
+  local pid=$!
+  sam_on_exit "sam_kill $pid"
+  sam_timed "start-lambda ready" sam_wait_port "$SAM_BRIDGE_IP" "$port" 180 "$pid" ||
+    sam_die "sam local start-lambda did not start: see $SAM_LOCAL_DIR/start-lambda.log"
+  sam_log "Invoke endpoint: $AWS_ENDPOINT_URL_LAMBDA (sam local start-lambda)"
+}
+
+# Everything up to a runnable `sam local` command.
+sam_prepare() {
+  sam_docker_up
+  sam_timed "arm64 emulation" sam_arm64_emulation
+  sam_base_image
+  sam_local_template
+  : "${CORS_ALLOWED_ORIGINS:=*}"
+  export CORS_ALLOWED_ORIGINS
+  sam_dynalite
+  sam_start_lambda
+  sam_env_vars
+  sam_container_options
+}
