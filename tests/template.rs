@@ -429,14 +429,19 @@ fn the_function_policies_grant_every_call_the_code_makes() {
         (".invoke_async()", "lambda:invokeasync"),
         (".invoke_with_response_stream()", "lambda:invokefunction"),
     ];
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     let mut code = String::new();
-    for entry in std::fs::read_dir(src).expect("src/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|ext| ext == "rs") {
-            code += &std::fs::read_to_string(&path).expect("source");
+    let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                code += &std::fs::read_to_string(&path).expect("source");
+            }
         }
     }
+    assert!(code.contains("fn main()"), "src/ read");
     let called: BTreeSet<&str> = OPERATIONS
         .iter()
         .filter(|(call, _)| code.contains(call))
