@@ -37,37 +37,31 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help dev seed test test-api fuzz-api chromium lint lint-template build deploy delete rust-target
 
-help:
-	@echo "make dev            the API on http://127.0.0.1:9000 (dynalite + cargo lambda watch)"
-	@echo "make test           every test, against a local dynalite"
-	@echo "make fuzz-api       a 10-minute schemathesis run against make dev's API"
-	@echo "make lint           cargo fmt --check and clippy"
-	@echo "make lint-template  sam validate --lint and cfn-lint"
-	@echo "make seed           create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)"
-	@echo "make build|deploy|delete   sam build / sam deploy / sam delete"
-	@echo "make sam-invoke EVENT=events/<file>   sam local invoke of the built function (Docker)"
-	@echo "make sam-api        the API via sam local start-api on http://127.0.0.1:3000 (Docker)"
+# Every verb a user types carries a `## what it does` comment on its rule line; `make help` lists
+# exactly those, so a new verb shows up by writing that comment.
+help: ## this list
+	@awk -F':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "make %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 # --- run and test ----------------------------------------------------------------------------
 
-dev: $(NODE_STAMP) $(VENV_STAMP)
+dev: $(NODE_STAMP) $(VENV_STAMP) ## the API on http://127.0.0.1:9000 (dynalite + cargo lambda watch)
 	./scripts/dev.sh
 
 # Idempotent: creates missing tables, rewrites the same sample users.
-seed:
+seed: ## create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)
 	cargo run --quiet --example seed
 
 # The tests start their own dynalite on a free loopback port (or use AWS_ENDPOINT_URL_DYNAMODB),
 # and cargo lambda watch for the end-to-end test. Then the API from the outside: schemathesis
 # against /openapi.json, and /docs in headless Chromium.
-test: $(NODE_STAMP) $(VENV_STAMP)
+test: $(NODE_STAMP) $(VENV_STAMP) ## every test, against a local dynalite
 	cargo test --all-targets --no-fail-fast
 	$(MAKE) test-api
 
-test-api: $(NODE_STAMP) $(VENV_STAMP) chromium
+test-api: $(NODE_STAMP) $(VENV_STAMP) chromium ## only the API from outside: schemathesis and /docs in Chromium
 	tests/api/run.sh
 
-fuzz-api: $(NODE_STAMP) $(VENV_STAMP)
+fuzz-api: $(NODE_STAMP) $(VENV_STAMP) ## a 10-minute schemathesis run against make dev's API
 	FUZZ_API_SECONDS=600 tests/api/run.sh schemathesis
 
 # Debian's Chromium, for the /docs check (a browser of Playwright's own cannot be downloaded here).
@@ -76,7 +70,7 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 	  else echo "install Debian's chromium (sudo apt-get install chromium) for the /docs test" >&2; exit 1; fi; }
 
-lint:
+lint: ## cargo fmt --check and clippy
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
@@ -104,7 +98,7 @@ FORCE:
 
 # Both must report nothing: sam's lint is cfn-lint with SAM's own rules, run again plainly so a
 # finding shows with cfn-lint's rule id.
-lint-template: $(VENV_STAMP)
+lint-template: $(VENV_STAMP) ## sam validate --lint and cfn-lint
 	$(SAM) validate --lint --template-file template.yaml --region $(LINT_REGION)
 	$(BIN)/cfn-lint template.yaml
 
@@ -116,14 +110,14 @@ rust-target:
 
 # Compiles the function for arm64 with cargo-lambda (Zig as the cross linker, from the venv) into
 # .aws-sam/build, as template.yaml's BuildMethod says. Not run in CI: it is a release step.
-build: $(VENV_STAMP) rust-target
+build: $(VENV_STAMP) rust-target ## sam build: the arm64 function
 	$(SAM) build
 
 # First time: `make deploy DEPLOY_ARGS=--guided` (asks for the region, saves it to samconfig.toml).
-deploy: build
+deploy: build ## sam deploy (first time: DEPLOY_ARGS=--guided)
 	$(SAM) deploy $(DEPLOY_ARGS)
 
-delete: $(VENV_STAMP)
+delete: $(VENV_STAMP) ## sam delete
 	$(SAM) delete
 
 # --- fuzz ------------------------------------------------------------------------------------
@@ -132,7 +126,7 @@ delete: $(VENV_STAMP)
 # prints how many cases it ran (also in target/tmp/fuzz-*.txt).
 FUZZ_CASES ?= 10000
 .PHONY: fuzz
-fuzz: $(NODE_STAMP)
+fuzz: $(NODE_STAMP) ## the property tests with FUZZ_CASES (10000) cases each
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --test fuzz -- --nocapture
 
 # --- bench -----------------------------------------------------------------------------------
@@ -142,10 +136,10 @@ fuzz: $(NODE_STAMP)
 # Runtime API emulator of tests/support against dynalite with 10,000 users; plus the size of the
 # arm64 bootstrap that cargo lambda builds for deployment. Prints the report and writes it to
 # target/bench/report.md. BENCH_COLD_RUNS, BENCH_WARM_RUNS, BENCH_THROUGHPUT_REQUESTS: see
-# benches/bench.rs. The floors are built in the bench's own cargo invocation's feature set (the
+# benches/bench/. The floors are built in the bench's own cargo invocation's feature set (the
 # dev-dependencies'), so they share its compiled dependencies with the function binary.
 .PHONY: bench
-bench: $(NODE_STAMP) $(VENV_STAMP) rust-target
+bench: $(NODE_STAMP) $(VENV_STAMP) rust-target ## the benchmark against its floors and budgets
 	cargo lambda build --release --arm64 --bin async-api --output-format zip
 	cargo build --profile bench --example floor_hello --example floor_io
 	cargo bench --bench bench
@@ -160,8 +154,8 @@ bench: $(NODE_STAMP) $(VENV_STAMP) rust-target
 EVENT ?= events/http-get-users.json
 SAM_PORT ?= 3000
 .PHONY: sam-invoke sam-api
-sam-invoke: build $(NODE_STAMP)
+sam-invoke: build $(NODE_STAMP) ## sam local invoke EVENT=events/<file> in a container (Docker)
 	./scripts/sam-invoke.sh $(EVENT)
 
-sam-api: build $(NODE_STAMP)
+sam-api: build $(NODE_STAMP) ## the API via sam local start-api on 127.0.0.1:3000, or SAM_PORT (Docker)
 	SAM_PORT=$(SAM_PORT) ./scripts/sam-api.sh

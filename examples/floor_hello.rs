@@ -3,7 +3,7 @@
 //! latency are what the Lambda runtime alone costs (the Runtime API round
 //! trip, lambda_http's event parsing and response building), with nothing of
 //! the function's own. Built with the same profile and features as the
-//! function binary; `benches/bench.rs` drives it.
+//! function binary; `benches/bench/` drives it.
 
 use lambda_http::{Body, Error, Request, Response, service_fn};
 

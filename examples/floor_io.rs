@@ -6,7 +6,7 @@
 //! no validation, no cursor, no size budget, no attribute order. The distance
 //! between it and the function is what the function's own code costs. Built
 //! with the same profile and features as the function binary;
-//! `benches/bench.rs` drives it.
+//! `benches/bench/` drives it.
 
 use std::collections::HashMap;
 

@@ -1,7 +1,6 @@
 //! `GET /users`: one page of a DynamoDB Scan of the users table.
 //!
-//! The page's items become plain JSON (every attribute type kept, numbers with
-//! every digit), the Scan's `LastEvaluatedKey` becomes an opaque cursor, and the
+//! The page's items become plain JSON ([`crate::item_json`]), the Scan's `LastEvaluatedKey` becomes an opaque cursor, and the
 //! page is cut short before the response could outgrow what Lambda may return.
 
 use std::collections::HashMap;
@@ -11,13 +10,13 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use serde::ser::{Error as _, SerializeMap, SerializeSeq};
-use serde::{Deserialize, Serialize, Serializer};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::AppState;
 use crate::error::{ApiError, BadRequestResponse, InternalResponse, UnavailableResponse};
+use crate::item_json::ItemJson;
+use crate::state::AppState;
 use utoipa::{IntoParams, ToSchema};
 
 /// Page size when the client gives no `limit`.
@@ -103,7 +102,7 @@ pub async fn list_users(
     let mut budget_used = 0;
     let mut last_key = output.last_evaluated_key().cloned();
     for (index, item) in items.iter().enumerate() {
-        let json = serde_json::value::to_raw_value(&Item(item))
+        let json = serde_json::value::to_raw_value(&ItemJson(item))
             .map_err(|err| ApiError::Internal(format!("user item not renderable: {err}")))?;
         let cost = escaped_len(json.get()) + 1;
         if index > 0 && budget_used + cost > MAX_BODY_BUDGET {
@@ -176,144 +175,9 @@ fn decode_cursor(cursor: &str) -> Result<HashMap<String, AttributeValue>, ApiErr
     }
 }
 
-/// A DynamoDB item rendered as plain JSON, attributes in name order.
-struct Item<'a>(&'a HashMap<String, AttributeValue>);
-
-impl Serialize for Item<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut names: Vec<&String> = self.0.keys().collect();
-        names.sort();
-        let mut map = serializer.serialize_map(Some(names.len()))?;
-        for name in names {
-            map.serialize_entry(name, &Attribute(&self.0[name]))?;
-        }
-        map.end()
-    }
-}
-
-/// One attribute value as plain JSON: S string, N number (the digits DynamoDB
-/// stored, not an f64), BOOL, NULL, M object, L array, SS/NS arrays, B/BS base64.
-struct Attribute<'a>(&'a AttributeValue);
-
-impl Serialize for Attribute<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            AttributeValue::S(s) => serializer.serialize_str(s),
-            AttributeValue::N(n) => number(n).map_err(S::Error::custom)?.serialize(serializer),
-            AttributeValue::Bool(b) => serializer.serialize_bool(*b),
-            AttributeValue::Null(_) => serializer.serialize_unit(),
-            AttributeValue::B(blob) => serializer.serialize_str(&STANDARD.encode(blob.as_ref())),
-            AttributeValue::M(map) => Item(map).serialize(serializer),
-            AttributeValue::L(list) => {
-                let mut seq = serializer.serialize_seq(Some(list.len()))?;
-                for value in list {
-                    seq.serialize_element(&Attribute(value))?;
-                }
-                seq.end()
-            }
-            AttributeValue::Ss(strings) => strings.serialize(serializer),
-            AttributeValue::Ns(numbers) => {
-                let mut seq = serializer.serialize_seq(Some(numbers.len()))?;
-                for n in numbers {
-                    seq.serialize_element(&number(n).map_err(S::Error::custom)?)?;
-                }
-                seq.end()
-            }
-            AttributeValue::Bs(blobs) => {
-                let mut seq = serializer.serialize_seq(Some(blobs.len()))?;
-                for blob in blobs {
-                    seq.serialize_element(&STANDARD.encode(blob.as_ref()))?;
-                }
-                seq.end()
-            }
-            _ => Err(S::Error::custom(
-                "attribute of a type this API does not know",
-            )),
-        }
-    }
-}
-
-/// A DynamoDB number as a raw JSON number, digit for digit.
-fn number(n: &str) -> Result<Box<RawValue>, String> {
-    let normalized = normalize_number(n).ok_or_else(|| format!("not a number: {n:?}"))?;
-    RawValue::from_string(normalized).map_err(|err| err.to_string())
-}
-
-/// DynamoDB numbers are decimal strings that JSON may not accept as written
-/// (`+1`, `.5`, `5.`, `007`). Rewrite only those forms, never the digits.
-fn normalize_number(n: &str) -> Option<String> {
-    let (sign, rest) = match n.as_bytes().first()? {
-        b'-' => ("-", &n[1..]),
-        b'+' => ("", &n[1..]),
-        _ => ("", n),
-    };
-    let (mantissa, exponent) = match rest.find(['e', 'E']) {
-        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
-        None => (rest, None),
-    };
-    let (int, frac) = match mantissa.split_once('.') {
-        Some((int, frac)) => (int, Some(frac)),
-        None => (mantissa, None),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int)
-        || !frac.is_none_or(digits)
-        || (int.is_empty() && frac.is_none_or(str::is_empty))
-    {
-        return None;
-    }
-    let int = int.trim_start_matches('0');
-    let mut out = format!("{sign}{}", if int.is_empty() { "0" } else { int });
-    if let Some(frac) = frac.filter(|f| !f.is_empty()) {
-        out.push('.');
-        out.push_str(frac);
-    }
-    if let Some(exp) = exponent {
-        let (exp_sign, exp_digits) = match exp.as_bytes().first()? {
-            b'-' => ("-", &exp[1..]),
-            b'+' => ("+", &exp[1..]),
-            _ => ("", exp),
-        };
-        if exp_digits.is_empty() || !digits(exp_digits) {
-            return None;
-        }
-        out.push('E');
-        out.push_str(exp_sign);
-        out.push_str(exp_digits);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_keep_every_digit_and_become_valid_json() {
-        for (dynamodb, json) in [
-            ("0", "0"),
-            ("-12", "-12"),
-            (
-                "12345678901234567890123456789012345678",
-                "12345678901234567890123456789012345678",
-            ),
-            (
-                "3.14159265358979323846264338327950288",
-                "3.14159265358979323846264338327950288",
-            ),
-            ("+7", "7"),
-            (".5", "0.5"),
-            ("5.", "5"),
-            ("007", "7"),
-            ("1E+125", "1E+125"),
-            ("-1e-130", "-1E-130"),
-        ] {
-            assert_eq!(number(dynamodb).unwrap().get(), json, "{dynamodb}");
-        }
-        for bad in ["", "-", "abc", "1.2.3", "1e", "0x10", "NaN", "."] {
-            assert!(number(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn cursor_round_trips_and_rejects_anything_else() {
@@ -332,5 +196,28 @@ mod tests {
         ] {
             assert!(decode_cursor(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn limit_is_an_integer_from_1_to_1000_and_defaults_to_100() {
+        assert_eq!(parse_limit(None).unwrap(), DEFAULT_LIMIT);
+        for (raw, limit) in [("1", 1), ("1000", 1000), ("42", 42)] {
+            assert_eq!(parse_limit(Some(raw)).unwrap(), limit);
+        }
+        for bad in ["0", "1001", "-1", "1.0", "", " 5", "ten", "99999999999"] {
+            let err = parse_limit(Some(bad)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "limit must be an integer from 1 to 1000",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_page_budget_counts_each_quote_and_backslash_twice() {
+        assert_eq!(escaped_len("{}"), 2);
+        // {"a":"\\"}: ten bytes, four quotes, two backslashes.
+        assert_eq!(escaped_len(r#"{"a":"\\"}"#), 10 + 4 + 2);
     }
 }

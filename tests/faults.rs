@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_api::Function;
+use async_api::FunctionError;
 use async_api::tasks::TaskError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
@@ -28,7 +29,7 @@ use support::{Fixture, Reply, dead_endpoint, error_body, events};
 use tokio::io::AsyncReadExt;
 
 /// Every answer must come well inside API Gateway's 30 s integration timeout.
-/// A bound, not a benchmark: the SDK gives up after 6 s (src/lib.rs).
+/// A bound, not a benchmark: the SDK gives up after 6 s (src/state.rs).
 const BOUND: Duration = Duration::from_secs(15);
 const UNAVAILABLE: &str = "Service temporarily unavailable, retry later";
 /// What an error body must never show a client (compared in lowercase).
@@ -490,7 +491,7 @@ async fn assert_task_event_fails_with_store_error(case: &str, dynamodb_url: &str
         elapsed.as_millis()
     );
     match outcome {
-        Err(TaskError::Store(message)) => {
+        Err(FunctionError::Task(TaskError::Store(message))) => {
             assert!(message.starts_with("UpdateItem (claim): "), "{message}")
         }
         other => panic!("{case}: expected TaskError::Store, got {other:?}"),

@@ -348,7 +348,7 @@ impl Harness {
     fn check_event_answer(
         &self,
         event: &str,
-        answer: Result<lambda_http::Response<Body>, async_api::tasks::TaskError>,
+        answer: Result<lambda_http::Response<Body>, async_api::FunctionError>,
         before: &Snapshot,
         after: &Snapshot,
     ) -> Result<(), TestCaseError> {

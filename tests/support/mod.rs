@@ -13,8 +13,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
+use async_api::FunctionError;
 use async_api::config::Config;
-use async_api::tasks::TaskError;
 use async_api::{AppState, Function, dynamodb_config, lambda_config};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -219,7 +219,7 @@ impl Fixture {
     }
 
     /// Delivers an event as Lambda would and returns what the function answers.
-    pub async fn invoke(&self, event: &str) -> Result<Reply, TaskError> {
+    pub async fn invoke(&self, event: &str) -> Result<Reply, FunctionError> {
         invoke(&self.function, event).await
     }
 
@@ -301,7 +301,7 @@ impl Reply {
 
 /// Parses `event` with lambda_http, as the runtime does, and serves it with a
 /// Lambda context whose request id is `req-<uuid>` and deadline 90 s away.
-pub async fn invoke(function: &Function, event: &str) -> Result<Reply, TaskError> {
+pub async fn invoke(function: &Function, event: &str) -> Result<Reply, FunctionError> {
     invoke_with_deadline(function, event, now_millis() + 90_000).await
 }
 
@@ -311,7 +311,7 @@ pub async fn invoke_with_deadline(
     function: &Function,
     event: &str,
     deadline_ms: u64,
-) -> Result<Reply, TaskError> {
+) -> Result<Reply, FunctionError> {
     let request = lambda_http::request::from_str(event).expect("lambda_http parses the event");
     let mut context = lambda_http::Context::default();
     let request_id = format!("req-{}", uuid::Uuid::new_v4());

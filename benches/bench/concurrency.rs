@@ -1,0 +1,115 @@
+//! Many invocations per process (`AWS_LAMBDA_MAX_CONCURRENCY`): tasks at once,
+//! and requests per second.
+
+use super::*;
+
+pub(crate) struct Concurrency {
+    pub(crate) max_concurrency: usize,
+    /// `/next` requests waiting at once before any event was queued.
+    pub(crate) polls_waiting: usize,
+    pub(crate) tasks: usize,
+    pub(crate) tasks_wall: Duration,
+    /// `/users` (default page) through the function and the I/O floor.
+    pub(crate) throughput: Vec<(Binary, Throughput)>,
+    pub(crate) peak_rss_kib: u64,
+}
+
+pub(crate) struct Throughput {
+    pub(crate) per_second: f64,
+    pub(crate) cpu_per_call: Duration,
+}
+
+/// `tasks` task events of 1 s each, queued at once, on a process started with
+/// `AWS_LAMBDA_MAX_CONCURRENCY=max_concurrency`; the time until all are done.
+pub(crate) async fn tasks_at_once(
+    fixture: &Fixture,
+    instance: &Instance,
+    tasks: usize,
+) -> Duration {
+    let mut ids = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        let task_id = uuid::Uuid::new_v4().to_string();
+        TaskStore {
+            dynamodb: &fixture.dynamodb,
+            table: &fixture.tasks_table,
+        }
+        .put_queued(&task_id)
+        .await
+        .expect("PutItem task record");
+        ids.push(task_id);
+    }
+    let started = Instant::now();
+    let submitted: Vec<_> = ids
+        .iter()
+        .map(|id| instance.api.submit(events::task(id, TASK_MS)))
+        .collect();
+    for submitted in submitted {
+        match submitted.outcome().await {
+            Outcome::Response(document) => {
+                assert_eq!(document["status"], "succeeded", "{document}");
+                assert_eq!(document["duplicate"], false, "{document}");
+            }
+            Outcome::Error {
+                error_type,
+                message,
+            } => panic!("task failed: {error_type}: {message}"),
+        }
+    }
+    started.elapsed()
+}
+
+/// `requests` `/users` events queued at once; the process's workers drain them.
+pub(crate) async fn throughput(instance: &Instance, requests: usize) -> Throughput {
+    let event = users_event(COLD_PAGE);
+    let cpu_before = usage(&instance.process).cpu;
+    let started = Instant::now();
+    let submitted: Vec<_> = (0..requests)
+        .map(|_| instance.api.submit(event.clone()))
+        .collect();
+    for submitted in submitted {
+        check_page(instance.binary, &submitted.outcome().await, COLD_PAGE);
+    }
+    let wall = started.elapsed();
+    let cpu = usage(&instance.process).cpu.saturating_sub(cpu_before);
+    Throughput {
+        per_second: requests as f64 / wall.as_secs_f64(),
+        cpu_per_call: cpu / requests as u32,
+    }
+}
+
+pub(crate) async fn concurrency(settings: &Settings, fixture: &Fixture) -> Vec<Concurrency> {
+    let mut results = Vec::new();
+    for max_concurrency in CONCURRENCY {
+        let mut env = page_env(COLD_PAGE);
+        env.push(("AWS_LAMBDA_MAX_CONCURRENCY", max_concurrency.to_string()));
+        let function = Instance::start(Binary::Function, fixture, &env).await;
+        function.wait_for_polls(max_concurrency).await;
+        // Give any extra worker time to show up: there must be exactly N.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let polls_waiting = function.api.poll_times().len();
+        let tasks = max_concurrency.max(4);
+        let tasks_wall = tasks_at_once(fixture, &function, tasks).await;
+
+        let floor = Instance::start(Binary::IoFloor, fixture, &env).await;
+        floor.wait_for_polls(max_concurrency).await;
+        // Warm both, then measure each alone.
+        throughput(&function, 4 * max_concurrency).await;
+        throughput(&floor, 4 * max_concurrency).await;
+        let function_throughput = throughput(&function, settings.throughput_requests).await;
+        let floor_throughput = throughput(&floor, settings.throughput_requests).await;
+        floor.stop().await;
+        let peak_rss_kib = function.stop().await.peak_rss_kib;
+        results.push(Concurrency {
+            max_concurrency,
+            polls_waiting,
+            tasks,
+            tasks_wall,
+            throughput: vec![
+                (Binary::Function, function_throughput),
+                (Binary::IoFloor, floor_throughput),
+            ],
+            peak_rss_kib,
+        });
+    }
+    results
+}

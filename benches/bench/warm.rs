@@ -1,0 +1,119 @@
+//! Warm latency: `/users` pages and `/async` through a running process, and
+//! the bare calls `/async` makes, for comparison.
+
+use super::*;
+
+pub(crate) struct Warm {
+    pub(crate) latency: Vec<Duration>,
+    pub(crate) cpu_per_call: Duration,
+    pub(crate) usage: Usage,
+}
+
+/// Warm `/users` with a 1,000-item page through the function, the I/O floor
+/// and the hello floor, one invocation of each in turn.
+pub(crate) async fn warm_users(settings: &Settings, fixture: &Fixture) -> Vec<(Binary, Warm)> {
+    let mut instances = Vec::new();
+    for binary in [Binary::Function, Binary::IoFloor, Binary::HelloFloor] {
+        instances.push(Instance::start(binary, fixture, &page_env(WARM_PAGE)).await);
+    }
+    let event = users_event(WARM_PAGE);
+    for instance in &instances {
+        for _ in 0..20 {
+            let (_, outcome) = instance.invoke(&event).await;
+            check_page(instance.binary, &outcome, WARM_PAGE);
+        }
+    }
+    let cpu_before: Vec<Duration> = instances.iter().map(|i| usage(&i.process).cpu).collect();
+    let mut latency = vec![Vec::with_capacity(settings.warm_runs); instances.len()];
+    for _ in 0..settings.warm_runs {
+        for (instance, samples) in instances.iter().zip(&mut latency) {
+            let (elapsed, outcome) = instance.invoke(&event).await;
+            check_page(instance.binary, &outcome, WARM_PAGE);
+            samples.push(elapsed);
+        }
+    }
+    let mut results = Vec::new();
+    for ((instance, samples), before) in instances.into_iter().zip(latency).zip(cpu_before) {
+        let binary = instance.binary;
+        let usage = instance.stop().await;
+        results.push((
+            binary,
+            Warm {
+                latency: samples,
+                cpu_per_call: (usage.cpu.saturating_sub(before)) / settings.warm_runs as u32,
+                usage,
+            },
+        ));
+    }
+    results
+}
+
+pub(crate) struct AsyncRun {
+    pub(crate) function: Vec<Duration>,
+    pub(crate) peak_rss_kib: u64,
+    pub(crate) bare_invoke: Vec<Duration>,
+    pub(crate) bare_put_item: Vec<Duration>,
+}
+
+/// `POST /async` through the function (each task event is let run before the
+/// next request, so every request finds the process idle), beside the same
+/// two calls made bare from here: `PutItem` of a task record and `Invoke`
+/// (`Event`) to the emulator.
+pub(crate) async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncRun {
+    let instance = Instance::start(Binary::Function, fixture, &[]).await;
+    let event = events::http_api("POST", "/async", Some(r#"{"delay_ms": 0}"#));
+    let mut function = Vec::with_capacity(settings.warm_runs);
+    for run in 0..settings.warm_runs + 20 {
+        let (elapsed, outcome) = instance.invoke(&event).await;
+        let (status, body) = http_answer(&outcome);
+        assert_eq!(status, 202, "POST /async: {body}");
+        instance.api.wait_for_events(Duration::from_secs(30)).await;
+        if run >= 20 {
+            function.push(elapsed);
+        }
+    }
+    let peak_rss_kib = instance.stop().await.peak_rss_kib;
+
+    // An emulator with no function behind it: the events only queue up.
+    let api = RuntimeApi::start().await;
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        async_api::lambda_config(&support::sdk_config())
+            .endpoint_url(api.url())
+            .build(),
+    );
+    let dynamodb = support::dynamodb_client(dynamodb_endpoint());
+    let mut bare_invoke = Vec::with_capacity(settings.warm_runs);
+    let mut bare_put_item = Vec::with_capacity(settings.warm_runs);
+    for run in 0..settings.warm_runs + 20 {
+        let task_id = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
+        TaskStore {
+            dynamodb: &dynamodb,
+            table: &fixture.tasks_table,
+        }
+        .put_queued(&task_id)
+        .await
+        .expect("PutItem task record");
+        let put = started.elapsed();
+        let started = Instant::now();
+        lambda
+            .invoke()
+            .function_name(support::FUNCTION_NAME)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(events::task(&task_id, 0)))
+            .send()
+            .await
+            .expect("bare Invoke");
+        let invoke = started.elapsed();
+        if run >= 20 {
+            bare_put_item.push(put);
+            bare_invoke.push(invoke);
+        }
+    }
+    AsyncRun {
+        function,
+        peak_rss_kib,
+        bare_invoke,
+        bare_put_item,
+    }
+}

@@ -1,0 +1,102 @@
+//! What Lambda runs: [`Function::handle`] takes every event the function gets
+//! and sends it, by its kind, to the module that serves it.
+//!
+//! The request context alone tells the kinds apart: lambda_http gives an HTTP
+//! event (API Gateway, Function URL, ALB) its own context, and any other event
+//! (the `pass_through` feature) a `PassThrough` one. So an HTTP request, on any
+//! path and with any body, can never run a task. A new event source is a new
+//! `Event` variant, the line of `Event::of` that recognises it, and its arm of
+//! the `match` in [`Function::handle`].
+
+use axum::Router;
+use axum::response::IntoResponse;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::app::app;
+use crate::http_event;
+use crate::state::AppState;
+use crate::tasks::{MAX_DELAY_MS, TaskError, TaskEvent, worker};
+
+/// The kinds of event the function accepts.
+enum Event {
+    /// API Gateway (HTTP or REST API), Function URL or ALB: served by the router.
+    Http,
+    /// Any other event: the function's own task event.
+    Task,
+}
+
+impl Event {
+    fn of(request: &Request) -> Self {
+        match request.request_context_ref() {
+            Some(RequestContext::PassThrough) => Self::Task,
+            _ => Self::Http,
+        }
+    }
+}
+
+/// The Lambda function: every event goes through [`Function::handle`].
+#[derive(Clone)]
+pub struct Function {
+    state: AppState,
+    router: Router,
+}
+
+impl Function {
+    /// Builds the function around its state.
+    pub fn new(state: AppState) -> Self {
+        let router = app(state.clone());
+        Self { state, router }
+    }
+
+    /// Serves one event. An HTTP request always gets an HTTP answer; a task
+    /// event that fails, or an event of no kind this function accepts, returns
+    /// a function error to Lambda.
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, FunctionError> {
+        match Event::of(&request) {
+            Event::Http => Ok(http_event::serve(&self.router, request).await),
+            Event::Task => {
+                // The invocation's deadline (epoch milliseconds) is the claim's lease.
+                let deadline_ms = request.lambda_context_ref().map_or(0, |c| c.deadline);
+                let event = TaskEvent::parse(request.body()).map_err(FunctionError::NotAnEvent)?;
+                let outcome = worker::run(&self.state, event, deadline_ms).await?;
+                Ok(http_event::into_lambda_response(axum::Json(outcome).into_response()).await)
+            }
+        }
+    }
+}
+
+/// Why an event ended in a function error (so Lambda's retries and on-failure
+/// destination apply to a task event).
+#[derive(thiserror::Error)]
+pub enum FunctionError {
+    /// No kind of event this function accepts; says which kinds it does.
+    #[error(
+        "expected an API Gateway (HTTP API or REST API), Application Load Balancer or Lambda Function URL event, \
+         or a task event {{\"task_id\": \"<uuid>\", \"delay_ms\": 0..={MAX_DELAY_MS}}}: {0}"
+    )]
+    NotAnEvent(String),
+    /// A task event that did not end well.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+/// The runtime logs a function error with `{:?}`: make that the readable message.
+impl std::fmt::Debug for FunctionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<FunctionError> for lambda_http::lambda_runtime::Diagnostic {
+    fn from(err: FunctionError) -> Self {
+        let error_type = match &err {
+            FunctionError::NotAnEvent(_) => "UnrecognizedEvent",
+            FunctionError::Task(task) => task.error_type(),
+        };
+        Self {
+            error_type: error_type.to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The HTTP kinds of event (API Gateway HTTP and REST APIs, Function URLs, the
+//! Application Load Balancer), served by the router: the body limit, the REST
+//! stage prefix taken off the path, and axum's answer buffered into the
+//! response Lambda returns.
+
+use axum::Router;
+use axum::http::Uri;
+use axum::response::IntoResponse;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use tower::ServiceExt;
+
+use crate::error::{ApiError, MAX_BODY_BYTES, REQUEST_ID};
+
+/// Serves one HTTP request. It always gets an HTTP answer, errors included,
+/// and every line logged while serving it, like its error body, carries the
+/// Lambda request id.
+pub async fn serve(router: &Router, request: Request) -> Response<Body> {
+    let request_id = request
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .unwrap_or_default();
+    let response = REQUEST_ID
+        .scope(request_id, async {
+            if request.body().len() > MAX_BODY_BYTES {
+                return ApiError::PayloadTooLarge.into_response();
+            }
+            let request = without_stage_prefix(request);
+            match router.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(infallible) => match infallible {},
+            }
+        })
+        .await;
+    into_lambda_response(response).await
+}
+
+/// axum's streaming body becomes the buffered body Lambda returns: text where
+/// it is UTF-8 (JSON always is), base64 binary otherwise.
+pub async fn into_lambda_response(response: axum::response::Response) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) if bytes.is_empty() => Body::Empty,
+        Ok(bytes) => match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(err) => Body::Binary(err.into_bytes()),
+        },
+        Err(_) => Body::Empty,
+    };
+    Response::from_parts(parts, body)
+}
+
+/// The stage of a request whose path carries it in front (`/Prod/users`):
+/// API Gateway REST APIs, and HTTP APIs on a named stage. `$default` is no
+/// prefix.
+fn stage_of(request: &Request) -> Option<&str> {
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
+        _ => None,
+    };
+    stage.filter(|stage| *stage != "$default")
+}
+
+/// The routes are the same on every stage: `/Prod/users` is `/users`.
+fn without_stage_prefix(mut request: Request) -> Request {
+    let Some(stage) = stage_of(&request) else {
+        return request;
+    };
+    if let Some(uri) = strip_stage(request.uri(), stage) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+/// `uri` without the leading `/{stage}` segment, query kept; `None` when the
+/// path does not start with that whole segment.
+fn strip_stage(uri: &Uri, stage: &str) -> Option<Uri> {
+    let rest = uri.path().strip_prefix('/')?.strip_prefix(stage)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let path = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip(uri: &str, stage: &str) -> Option<String> {
+        strip_stage(&uri.parse().unwrap(), stage).map(|uri| uri.to_string())
+    }
+
+    #[test]
+    fn the_stage_segment_comes_off_the_front_of_the_path_and_the_query_stays() {
+        assert_eq!(strip("/Prod/users", "Prod").as_deref(), Some("/users"));
+        assert_eq!(
+            strip("/Prod/users?limit=5", "Prod").as_deref(),
+            Some("/users?limit=5")
+        );
+        assert_eq!(strip("/Prod", "Prod").as_deref(), Some("/"));
+        assert_eq!(
+            strip("https://api.example.com/Prod/tasks/x", "Prod").as_deref(),
+            Some("https://api.example.com/tasks/x")
+        );
+    }
+
+    #[test]
+    fn a_path_without_the_whole_stage_segment_is_left_alone() {
+        assert_eq!(strip("/users", "Prod"), None);
+        assert_eq!(strip("/Production/users", "Prod"), None);
+        assert_eq!(strip("/prod/users", "Prod"), None);
+    }
+}
