@@ -73,7 +73,7 @@ Options (each also read from the environment variable named in brackets):
   --max-event-age-ms N       override the scaled maximum event age
   --max-parallel N           deliveries in flight at once (default 4)
   --max-receive-count N      receives of a destination message before it is given up
-                             (default 3)
+                             (default 10, the failure queue's maxReceiveCount)
   --grace-ms N               on top of the timeout, for a cold start or a rebuild of the
                              target (default 10000)
   --region R, --account-id A, --queue-name Q   for the ARNs of the records
@@ -872,7 +872,7 @@ mod tests {
             [Duration::from_secs(2), Duration::from_secs(4)]
         );
         assert_eq!(test.max_event_age, Duration::from_secs(120));
-        assert_eq!(test.visibility_timeout, Duration::from_secs(3));
+        assert_eq!(test.visibility_timeout, Duration::from_secs(18));
     }
 
     #[test]

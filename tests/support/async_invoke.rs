@@ -29,9 +29,12 @@
 //! **Time is scaled.** Every delay is Lambda's, multiplied by `function timeout
 //! / 90 s` (90 s is template.yaml's `Timeout`): a 90 s function is retried 60 s
 //! and 120 s after its failures and its events expire after 3,600 s (the
-//! template's `MaximumEventAgeInSeconds`); a test's 3 s function is retried
-//! after 2 s and 4 s and its events expire after 120 s. The queue's visibility
-//! timeout is the function timeout (the least an event source mapping accepts).
+//! template's `TaskEventMaxAgeSeconds` default) and a failure record the
+//! function rejects is received again 540 s later (the queue's
+//! `VisibilityTimeout`, six times the function's), up to 10 times (its
+//! `maxReceiveCount`); a test's 3 s function is retried after 2 s and 4 s, its
+//! events expire after 120 s and a rejected record comes back after 18 s.
+//! Each SQS event carries one message (the mapping's `BatchSize` is at most 10).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,11 +52,14 @@ use tokio::task::{AbortHandle, JoinHandle};
 pub const REFERENCE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Lambda's waits before the first and the second retry of a failed event.
 pub const LAMBDA_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(60), Duration::from_secs(120)];
-/// template.yaml's `MaximumEventAgeInSeconds`.
+/// template.yaml's `MaximumEventAgeInSeconds` (`TaskEventMaxAgeSeconds`'s default).
 pub const LAMBDA_MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
+/// The failure queue's `VisibilityTimeout`, in function timeouts.
+pub const VISIBILITY_TIMEOUTS: u32 = 6;
 /// How many times the event source mapping receives a message the function
-/// keeps failing before it is given up (a redrive policy's `maxReceiveCount`).
-pub const MAX_RECEIVE_COUNT: u32 = 3;
+/// keeps failing before it is given up (the queue's redrive policy's
+/// `maxReceiveCount`, which then moves it to the dead-letter queue).
+pub const MAX_RECEIVE_COUNT: u32 = 10;
 /// The role id of the (emulated) execution role that sends the destination's
 /// messages: an SQS `SenderId` is `<role id>:<session name>`.
 const SENDER_ROLE_ID: &str = "AROAEXAMPLEEXECROLE01";
@@ -89,7 +95,7 @@ impl Policy {
                 .map(|d| d.mul_f64(scale))
                 .collect(),
             max_event_age: LAMBDA_MAX_EVENT_AGE.mul_f64(scale),
-            visibility_timeout: function_timeout,
+            visibility_timeout: function_timeout * VISIBILITY_TIMEOUTS,
             max_receive_count: MAX_RECEIVE_COUNT,
             max_parallel: 64,
         }
