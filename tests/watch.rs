@@ -1,83 +1,203 @@
-//! End to end through `cargo lambda watch`, as `make dev` runs the API: the
-//! real binary, a real HTTP server, and `/async` really invoking the function
-//! again through watch's Lambda API.
+//! End to end as `make dev` runs the API: `scripts/dev.sh` itself, so `cargo
+//! lambda watch` serving the real binary over HTTP, and `local_lambda`
+//! (examples/local_lambda.rs) as the function's Lambda API, delivering each
+//! task event through watch in the background with Lambda's retries. The
+//! tables are a fresh pair on the tests' dynalite. The two tests take turns:
+//! each starts its own stack, and the "answers within a second" bound must
+//! not depend on the other's load.
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use async_api::tasks::TaskStore;
+use serde_json::{Value, json};
 use support::Fixture;
 
-/// `cargo lambda watch` in its own process group, stopped with everything it
+/// One stack at a time (see the module docs).
+static ONE_STACK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The function timeout local_lambda applies here: Lambda's retries come 6 s
+/// and 12 s after a failure (60 s and 120 s of 90 s), and the longest task of
+/// these tests (5 s) stays well within it.
+const FUNCTION_TIMEOUT_MS: u64 = 9_000;
+/// The origins `CORS_ALLOWED_ORIGINS` lists: a comma must reach the function.
+const ORIGINS: [&str; 2] = ["https://one.example.com", "https://two.example.com"];
+/// How long a first start may take: dev.sh builds the seed and local_lambda
+/// examples, and watch the function, when they are not built yet.
+const START_PATIENCE: Duration = Duration::from_secs(900);
+
+/// `scripts/dev.sh` in its own process group, stopped with everything it
 /// started when the test ends, pass or fail.
-struct Watch {
+struct DevStack {
     child: Child,
+    /// watch: the API.
     port: u16,
+    /// local_lambda: the function's Lambda API.
+    lambda_port: u16,
+    /// dev.sh's stdout and stderr (watch passes the function's logs on), in order.
+    output: Arc<Mutex<Vec<String>>>,
 }
 
-impl Drop for Watch {
+impl Drop for DevStack {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(500));
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
 
-fn cargo_lambda() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/cargo-lambda");
-    if venv.exists() {
-        return venv;
+impl DevStack {
+    fn lines(&self) -> Vec<String> {
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join("cargo-lambda"))
-        .find(|candidate| candidate.exists());
-    on_path.expect("cargo-lambda is not installed: run `make test`, which installs it into .venv")
+
+    /// The last lines of output, for a failure message.
+    fn tail(&self) -> String {
+        let lines = self.lines();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
 }
 
-fn start_watch(fixture: &Fixture) -> Watch {
-    use std::os::unix::process::CommandExt;
-    let port: u16 = support::dead_endpoint()
+fn free_port() -> u16 {
+    support::dead_endpoint()
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
-        .expect("port");
-    let child = Command::new(cargo_lambda())
-        .args(["lambda", "watch", "--quiet", "--ignore-changes", "--invoke-address", "127.0.0.1"])
-        .args(["--invoke-port", &port.to_string(), "--concurrency", "2"])
-        .arg("--env-var")
-        .arg(format!(
-            "USERS_TABLE={},TASKS_TABLE={},AWS_ENDPOINT_URL_DYNAMODB={},AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:{port}",
-            fixture.users_table,
-            fixture.tasks_table,
-            support::dynamodb_endpoint()
-        ))
+        .expect("port")
+}
+
+/// Runs `make dev`'s script against `fixture`'s tables and waits until the
+/// API answers and every watch instance has started.
+async fn start_dev(fixture: &Fixture) -> DevStack {
+    use std::os::unix::process::CommandExt;
+    let port = free_port();
+    let mut child = Command::new("scripts/dev.sh")
+        // A test serves the code it started with.
+        .arg("--ignore-changes")
+        .env("DEV_PORT", port.to_string())
+        .env("LAMBDA_PORT", "0")
+        .env("USERS_TABLE", &fixture.users_table)
+        .env("TASKS_TABLE", &fixture.tasks_table)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", support::dynamodb_endpoint())
+        .env_remove("AWS_ENDPOINT_URL_LAMBDA")
+        .env("CORS_ALLOWED_ORIGINS", ORIGINS.join(","))
+        .env("FUNCTION_TIMEOUT_MS", FUNCTION_TIMEOUT_MS.to_string())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .expect("start cargo lambda watch");
-    Watch { child, port }
+        .expect("start scripts/dev.sh");
+    let output = Arc::new(Mutex::new(Vec::new()));
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                output
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+    }
+    let mut stack = DevStack {
+        child,
+        port,
+        lambda_port: 0,
+        output,
+    };
+
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = stack.child.try_wait() {
+            panic!("make dev stopped ({status}):\n{}", stack.tail());
+        }
+        if stack.lambda_port == 0 {
+            stack.lambda_port = stack
+                .lines()
+                .iter()
+                .find_map(|line| {
+                    line.strip_prefix("The function's Lambda API (Invoke): http://127.0.0.1:")
+                })
+                .and_then(|port| port.trim().parse().ok())
+                .unwrap_or(0);
+        }
+        if stack.lambda_port != 0
+            && matches!(
+                http(port, "GET", "/users?limit=1", &[], "").await,
+                Ok((200, ..))
+            )
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < START_PATIENCE,
+            "make dev never answered:\n{}",
+            stack.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // watch starts an instance (`cargo run`) per concurrent request, up to
+    // its --concurrency of 4: get them all running, so no timed request below
+    // waits for one to start.
+    let warm_ups: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(http(port, "GET", "/users?limit=1", &[], "")))
+        .collect();
+    for warm_up in warm_ups {
+        let (status, ..) = warm_up.await.expect("warm-up").expect("warm-up request");
+        assert_eq!(status, 200);
+    }
+    stack
 }
 
-/// One HTTP/1.1 request to watch; returns (status, body).
-fn request(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, Value)> {
+/// One HTTP/1.1 request: (status, head, body as JSON or text).
+async fn http(
+    port: u16,
+    method: &'static str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String, Value)> {
+    let path = path.to_owned();
+    let body = body.to_owned();
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    tokio::task::spawn_blocking(move || request(port, method, &path, &headers, &body))
+        .await
+        .expect("request thread")
+}
+
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, Value)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
@@ -88,16 +208,15 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let head = head.to_ascii_lowercase();
+    let body = if head.contains("transfer-encoding: chunked") {
         dechunk(body)
     } else {
         body.to_owned()
     };
     Ok((
         status,
+        head,
         serde_json::from_str(&body).unwrap_or(Value::String(body)),
     ))
 }
@@ -115,74 +234,205 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// Polls `GET /tasks/{task_id}` until the task has succeeded (or 60 s have
+/// passed). A `failed` task is not done with: Lambda retries it.
+async fn wait_for_success(stack: &DevStack, task_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, task) = http(stack.port, "GET", &format!("/tasks/{task_id}"), &[], "")
+            .await
+            .expect("GET /tasks");
+        assert_eq!(status, 200, "{task}");
+        if task["status"] == "succeeded" || Instant::now() > deadline {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How the function's log lines tell a task's attempts: each `task started`
+/// and its end (`Task completed`, `task failed`), in the order printed.
+fn attempt_lines(lines: &[String], task_id: &str) -> Vec<String> {
+    let span = format!("task{{task_id={task_id}}}");
+    lines
+        .iter()
+        .filter(|line| line.contains(&span))
+        .filter_map(|line| {
+            ["task started", "Task completed", "task failed"]
+                .into_iter()
+                .find(|event| line.contains(event))
+                .map(|event| {
+                    let attempt = line
+                        .split("attempt=")
+                        .nth(1)
+                        .and_then(|rest| rest.split(' ').next())
+                        .unwrap_or("?");
+                    format!("{event} {attempt}")
+                })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn the_api_served_by_cargo_lambda_watch_pages_users_and_runs_a_task_to_succeeded() {
+async fn make_dev_pages_users_answers_404s_and_gives_each_configured_origin_its_cors_answer() {
+    let _turn = ONE_STACK_AT_A_TIME.lock().await;
     let fixture = Fixture::new(&support::dead_endpoint()).await;
     fixture.seed_users(25).await;
-    let watch = start_watch(&fixture);
-    let port = watch.port;
+    let stack = start_dev(&fixture).await;
+    let port = stack.port;
 
-    tokio::task::spawn_blocking(move || {
-        // watch compiles the function on the first request: wait for it.
-        let started = Instant::now();
-        let first = loop {
-            match request(port, "GET", "/users?limit=10", "") {
-                Ok(reply) if reply.0 != 0 => break reply,
-                _ if started.elapsed() > Duration::from_secs(300) => panic!("watch never answered"),
-                _ => std::thread::sleep(Duration::from_millis(500)),
-            }
+    // dev.sh seeds its sample users into the same table.
+    let in_table = fixture.count(&fixture.users_table).await;
+    let mut ids = Vec::new();
+    let mut path = "/users?limit=10".to_owned();
+    loop {
+        let (status, _, page) = http(port, "GET", &path, &[], "").await.expect("page");
+        assert_eq!(status, 200, "{page}");
+        ids.extend(
+            page["users"]
+                .as_array()
+                .expect("users")
+                .iter()
+                .map(|u| u["id"].to_string()),
+        );
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
         };
-        assert_eq!(first.0, 200, "{}", first.1);
+        path = format!("/users?limit=10&cursor={cursor}");
+    }
+    let pages = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((pages, ids.len()), (in_table, in_table), "every user once");
 
-        let mut ids = Vec::new();
-        let mut page = first.1;
-        loop {
-            ids.extend(
-                page["users"]
-                    .as_array()
-                    .expect("users")
-                    .iter()
-                    .map(|u| u["id"].to_string()),
-            );
-            let Some(cursor) = page["next_cursor"].as_str() else {
-                break;
-            };
-            let (status, next) =
-                request(port, "GET", &format!("/users?limit=10&cursor={cursor}"), "")
-                    .expect("page");
-            assert_eq!(status, 200);
-            page = next;
-        }
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), 25, "every seeded user once");
+    let (status, _, missing) = http(port, "GET", "/nope", &[], "").await.expect("404");
+    assert_eq!(status, 404);
+    assert_eq!(missing["error"]["code"], "not_found");
+    assert_eq!(missing["error"]["message"], "No route for GET /nope");
 
-        let (status, started) =
-            request(port, "POST", "/async", r#"{"delay_ms": 200}"#).expect("async");
-        assert_eq!(status, 202, "{started}");
-        assert_eq!(started["message"], "Task started");
-        let status_url = started["status_url"]
-            .as_str()
-            .expect("status_url")
-            .to_owned();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let task = loop {
-            let (status, task) = request(port, "GET", &status_url, "").expect("task");
-            assert_eq!(status, 200, "{task}");
-            if task["status"] == "succeeded" || Instant::now() > deadline {
-                break task;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        assert_eq!(task["status"], "succeeded", "{task}");
-        assert_eq!(task["attempts"], 1);
-
-        let (status, missing) = request(port, "GET", "/nope", "").expect("404");
-        assert_eq!(status, 404);
-        assert_eq!(missing["error"]["code"], "not_found");
-        assert_eq!(missing["error"]["message"], "No route for GET /nope");
-    })
+    // Both origins of the comma-separated list reached the function intact.
+    for origin in ORIGINS {
+        let (status, head, _) = http(port, "GET", "/users?limit=1", &[("Origin", origin)], "")
+            .await
+            .expect("CORS request");
+        assert_eq!(status, 200);
+        assert!(
+            head.contains(&format!("access-control-allow-origin: {origin}")),
+            "{origin}: {head}"
+        );
+    }
+    let (_, head, _) = http(
+        port,
+        "GET",
+        "/users?limit=1",
+        &[("Origin", "https://elsewhere.example.com")],
+        "",
+    )
     .await
-    .expect("end-to-end run");
-    drop(watch);
+    .expect("CORS request");
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+    drop(stack);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_make_dev_async_answers_at_once_and_each_task_runs_one_attempt_at_a_time_with_lambdas_retry()
+ {
+    let _turn = ONE_STACK_AT_A_TIME.lock().await;
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    let stack = start_dev(&fixture).await;
+
+    // A 5 s task: the answer does not wait for it.
+    let sent = Instant::now();
+    let (status, _, started) = http(stack.port, "POST", "/async", &[], r#"{"delay_ms": 5000}"#)
+        .await
+        .expect("POST /async");
+    let answered_in = sent.elapsed();
+    assert_eq!(status, 202, "{started}");
+    assert!(
+        answered_in < Duration::from_secs(1),
+        "POST /async answered in {answered_in:?}:\n{}",
+        stack.tail()
+    );
+    let slow_task = started["task_id"].as_str().expect("task_id").to_owned();
+    let (status, _, meanwhile) = http(stack.port, "GET", &format!("/tasks/{slow_task}"), &[], "")
+        .await
+        .expect("GET /tasks");
+    assert_eq!(status, 200);
+    assert!(
+        matches!(meanwhile["status"].as_str(), Some("queued" | "running")),
+        "the work is still going on: {meanwhile}"
+    );
+
+    // A task event whose first attempt fails, sent as Lambda would get it:
+    // an Event invoke of the function (watch names it `_`).
+    let retried_task = uuid::Uuid::new_v4().to_string();
+    TaskStore {
+        dynamodb: &fixture.dynamodb,
+        table: &fixture.tasks_table,
+    }
+    .put_queued(&retried_task)
+    .await
+    .expect("a queued task record");
+    let event = json!({"task_id": retried_task, "delay_ms": 0, "fail_attempts": 1}).to_string();
+    let sent = Instant::now();
+    let (status, head, body) = http(
+        stack.lambda_port,
+        "POST",
+        "/2015-03-31/functions/_/invocations",
+        &[("X-Amz-Invocation-Type", "Event")],
+        &event,
+    )
+    .await
+    .expect("Invoke (Event)");
+    assert_eq!(
+        (status, body),
+        (202, Value::String(String::new())),
+        "{head}"
+    );
+    assert!(sent.elapsed() < Duration::from_secs(1));
+
+    let slow = wait_for_success(&stack, &slow_task).await;
+    assert_eq!(
+        (&slow["status"], &slow["attempts"], &slow["error"]),
+        (&json!("succeeded"), &json!(1), &Value::Null),
+        "{slow}\n{}",
+        stack.tail()
+    );
+    let retried = wait_for_success(&stack, &retried_task).await;
+    assert_eq!(
+        (&retried["status"], &retried["attempts"], &retried["error"]),
+        (&json!("succeeded"), &json!(2), &Value::Null),
+        "{retried}\n{}",
+        stack.tail()
+    );
+
+    // Never two attempts of one task at once: each start is followed by its
+    // own end before the next start.
+    let lines = stack.lines();
+    assert_eq!(
+        attempt_lines(&lines, &slow_task),
+        ["task started 1", "Task completed 1"],
+        "{}",
+        stack.tail()
+    );
+    assert_eq!(
+        attempt_lines(&lines, &retried_task),
+        [
+            "task started 1",
+            "task failed 1",
+            "task started 2",
+            "Task completed 2"
+        ],
+        "{}",
+        stack.tail()
+    );
+    // local_lambda delivered the failed event again, and said so.
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("local_lambda: ") && line.contains("attempt 1 failed")),
+        "{}",
+        stack.tail()
+    );
+    drop(stack);
 }
