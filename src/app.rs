@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::docs;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::state::AppState;
 use crate::tasks;
 use crate::users;
@@ -56,6 +57,8 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(Extension(docs::OpenApiJson(openapi_json.into())))
         .layer(cors)
+        // Outermost, so even CORS's own answers are counted by their route.
+        .layer(axum::middleware::from_fn(metrics::mark_route))
         .with_state(state)
 }
 

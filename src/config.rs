@@ -20,6 +20,9 @@ pub struct Config {
     /// Origins whose browsers may call the API (`CORS_ALLOWED_ORIGINS`,
     /// comma-separated, `*` for any); empty: no CORS headers.
     pub cors_allowed_origins: Vec<HeaderValue>,
+    /// The CloudWatch namespace of the function's EMF metrics
+    /// (`METRICS_NAMESPACE`, default `AsyncApi`).
+    pub metrics_namespace: String,
 }
 
 /// A variable is missing or unusable.
@@ -39,6 +42,7 @@ impl Config {
             tasks_table: required("TASKS_TABLE")?,
             function_name: required("AWS_LAMBDA_FUNCTION_NAME")?,
             cors_allowed_origins: origins("CORS_ALLOWED_ORIGINS")?,
+            metrics_namespace: namespace("METRICS_NAMESPACE")?,
         })
     }
 }
@@ -61,4 +65,23 @@ fn origins(name: &'static str) -> Result<Vec<HeaderValue>, ConfigError> {
                 .map_err(|_| ConfigError::Invalid(name, format!("{origin:?} is not an origin")))
         })
         .collect()
+}
+
+/// CloudWatch's rules for a namespace, checked at init: a namespace it refuses
+/// would silently drop every metric instead.
+fn namespace(name: &'static str) -> Result<String, ConfigError> {
+    let value = env::var(name).unwrap_or_default();
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok("AsyncApi".to_owned());
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " .-_/#:".contains(c);
+    if value.len() > 255 || !value.chars().all(allowed) || value.starts_with("AWS/") {
+        return Err(ConfigError::Invalid(
+            name,
+            "a CloudWatch namespace is 1 to 255 letters, digits, spaces or . - _ / # : and does not start with AWS/"
+                .to_owned(),
+        ));
+    }
+    Ok(value.to_owned())
 }

@@ -15,8 +15,10 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::app::app;
 use crate::http_event;
+use crate::metrics;
 use crate::state::AppState;
 use crate::tasks::{MAX_DELAY_MS, TaskError, TaskEvent, worker};
+use crate::trace;
 
 /// The kinds of event the function accepts.
 enum Event {
@@ -53,8 +55,20 @@ impl Function {
     /// event that fails, or an event of no kind this function accepts, returns
     /// a function error to Lambda.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, FunctionError> {
+        metrics::cold_start();
+        let trace_header = request
+            .lambda_context_ref()
+            .and_then(|context| context.xray_trace_id.clone());
+        trace::scope(trace_header, self.serve(request)).await
+    }
+
+    async fn serve(&self, request: Request) -> Result<Response<Body>, FunctionError> {
         match Event::of(&request) {
-            Event::Http => Ok(http_event::serve(&self.router, request).await),
+            Event::Http => {
+                let response = http_event::serve(&self.router, request).await;
+                metrics::request(&response);
+                Ok(response)
+            }
             Event::Task => {
                 // The invocation's deadline (epoch milliseconds) is the claim's lease.
                 let deadline_ms = request.lambda_context_ref().map_or(0, |c| c.deadline);

@@ -15,6 +15,8 @@
 //!   `/tasks/{task_id}`), [`docs`] (`/openapi.json`, `/docs`).
 //! - [`item_json`]: a DynamoDB item as plain JSON; [`error`]: `ApiError`, the
 //!   JSON errors of the contract.
+//! - [`metrics`]: the CloudWatch metrics (EMF lines on stdout); [`trace`]: each
+//!   invocation's X-Ray trace header, carried on to the `Invoke` of its task.
 //!
 //! Where to make the common changes: a route is a handler in its domain module
 //! plus one line in `app::routes`; an event source is a variant of
@@ -28,8 +30,10 @@ pub mod docs;
 pub mod error;
 pub mod http_event;
 pub mod item_json;
+pub mod metrics;
 pub mod state;
 pub mod tasks;
+pub mod trace;
 pub mod users;
 
 pub use app::{app, openapi};

@@ -14,6 +14,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env().inspect_err(|err| {
         tracing::error!(error = %err, "the function cannot start");
     })?;
+    // Like the log subscriber, the metrics' destination is the process's.
+    async_api::metrics::init(&config);
     let aws = async_api::load_aws_config().await;
     let function = Function::new(AppState::new(config, &aws));
     lambda_http::run_concurrent(service_fn(move |request| {

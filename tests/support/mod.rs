@@ -246,6 +246,7 @@ fn function_for(
             cors_allowed_origins: vec![lambda_http::http::HeaderValue::from_static(
                 "https://app.example.com",
             )],
+            metrics_namespace: "AsyncApi".to_owned(),
         },
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             dynamodb_config(&sdk)

@@ -1,0 +1,368 @@
+//! The function's CloudWatch metrics, as embedded metric format (EMF)
+//! documents: one JSON line on stdout each, which CloudWatch Logs turns into
+//! metrics as it ingests the log. No API call, no latency, nothing to fail.
+//!
+//! Every document is in the namespace `METRICS_NAMESPACE` with the dimension
+//! `Service` (the function's name); `Requests` adds `Route` (the matched route
+//! template, or `unmatched`: never a raw path, so the number of metrics stays
+//! fixed) and `StatusClass`. A task's documents carry its `task_id` as a plain
+//! property (not a dimension): searchable in Logs Insights, free in CloudWatch.
+//!
+//! The documents are printed as they are only with Lambda's JSON log format
+//! (`AWS_LAMBDA_LOG_FORMAT=JSON`, which the template sets). With text logs
+//! (`cargo lambda watch`) each one is a DEBUG log line instead, so the log a
+//! person reads stays readable (`AWS_LAMBDA_LOG_LEVEL=debug` shows them).
+//!
+//! A small module rather than an EMF crate: the crates emit through the
+//! `metrics` facade, a process-wide registry flushed per invocation, which
+//! mixes up the documents of invocations that run at once in one process
+//! (`AWS_LAMBDA_MAX_CONCURRENCY`); here each event is its own document, built
+//! with the serde_json the function already has.
+
+use std::io::Write;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{Response, StatusCode};
+use axum::middleware::Next;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::Config;
+
+/// Where the documents go, set once at init like the log subscriber; until
+/// then (the library used in-process by the tests) nothing is emitted.
+static SINK: OnceLock<Sink> = OnceLock::new();
+
+/// True until the first invocation of the process has been counted.
+static COLD: AtomicBool = AtomicBool::new(true);
+
+struct Sink {
+    namespace: String,
+    service: String,
+    /// EMF JSON on stdout (Lambda's JSON log format); else DEBUG log lines.
+    emf: bool,
+}
+
+/// Emits this process's metrics from now on, with `config`'s namespace and
+/// function name. The first call wins.
+pub fn init(config: &Config) {
+    let log_format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
+    let _ = SINK.set(Sink {
+        namespace: config.metrics_namespace.clone(),
+        service: config.function_name.clone(),
+        // The same test lambda_http's subscriber makes to choose JSON logs.
+        emf: log_format.eq_ignore_ascii_case("json"),
+    });
+}
+
+/// The unit CloudWatch stores a metric in.
+#[derive(Clone, Copy)]
+enum Unit {
+    Count,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// One metric's value in a document.
+struct Metric {
+    name: &'static str,
+    unit: Unit,
+    value: u64,
+}
+
+fn count(name: &'static str) -> Metric {
+    Metric {
+        name,
+        unit: Unit::Count,
+        value: 1,
+    }
+}
+
+fn millis(name: &'static str, value: u64) -> Metric {
+    Metric {
+        name,
+        unit: Unit::Milliseconds,
+        value,
+    }
+}
+
+/// `ColdStart` = 1, on the first invocation of the process only.
+pub fn cold_start() {
+    if COLD.swap(false, Ordering::Relaxed) {
+        emit(&[count("ColdStart")], &[], &[]);
+    }
+}
+
+/// `Requests` = 1 for an HTTP answer, by the route [`mark_route`] noted on it
+/// (`unmatched` when none did: no route matched, or the answer came before
+/// routing) and its status class.
+pub fn request<B>(response: &Response<B>) {
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    emit(
+        &[count("Requests")],
+        &[
+            ("Route", route),
+            ("StatusClass", status_class(response.status())),
+        ],
+        &[],
+    );
+}
+
+/// Middleware for the router: notes on the answer which route template
+/// matched the request, for [`request`] to count it by.
+pub async fn mark_route(request: Request, next: Next) -> axum::response::Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// `TasksEnqueued` = 1: a task recorded and its event accepted by Lambda.
+pub fn task_enqueued(task_id: &str) {
+    emit(&[count("TasksEnqueued")], &[], &[("task_id", task_id)]);
+}
+
+/// `TaskQueuedMs`: how long the task waited from its creation (`created_at`,
+/// RFC 3339) until its first attempt claimed it. Later attempts (Lambda's
+/// retries) are not counted: their wait is Lambda's backoff, not the queue's.
+pub fn task_claimed(task_id: &str, created_at: &str, attempt: u32) {
+    if attempt != 1 {
+        return;
+    }
+    let Ok(created) = OffsetDateTime::parse(created_at, &Rfc3339) else {
+        return;
+    };
+    let waited = OffsetDateTime::now_utc() - created;
+    // Another machine's clock wrote `created_at`: never a negative wait.
+    let waited_ms = u64::try_from(waited.whole_milliseconds()).unwrap_or(0);
+    emit(
+        &[millis("TaskQueuedMs", waited_ms)],
+        &[],
+        &[("task_id", task_id)],
+    );
+}
+
+/// How an attempt's work ended, as its record now says.
+pub enum Ended {
+    Succeeded,
+    Failed,
+}
+
+/// `TaskRunMs`: how long an attempt's work ran; with `TasksSucceeded` or
+/// `TasksFailed` = 1 when its result was recorded (`None`: another delivery
+/// or a cancel took the task meanwhile, and the result was dropped).
+pub fn task_ran(task_id: &str, ran: Duration, recorded: Option<Ended>) {
+    let ran = millis("TaskRunMs", duration_ms(ran));
+    let properties = [("task_id", task_id)];
+    match recorded {
+        Some(Ended::Succeeded) => emit(&[count("TasksSucceeded"), ran], &[], &properties),
+        Some(Ended::Failed) => emit(&[count("TasksFailed"), ran], &[], &properties),
+        None => emit(&[ran], &[], &properties),
+    }
+}
+
+/// `TaskDuplicateDeliveries` = 1: a delivery found its task held by another
+/// attempt or already done, and left it alone.
+pub fn duplicate_delivery(task_id: &str) {
+    emit(
+        &[count("TaskDuplicateDeliveries")],
+        &[],
+        &[("task_id", task_id)],
+    );
+}
+
+/// `TasksCanceled` = 1: a cancel landed on a task that had not ended.
+pub fn task_canceled(task_id: &str) {
+    emit(&[count("TasksCanceled")], &[], &[("task_id", task_id)]);
+}
+
+/// Writes one document: `metrics` under the dimensions `Service` and
+/// `dimensions`, with `properties` alongside.
+fn emit(metrics: &[Metric], dimensions: &[(&'static str, &str)], properties: &[(&str, &str)]) {
+    let Some(sink) = SINK.get() else {
+        return;
+    };
+    if !sink.emf {
+        tracing::debug!("metrics {}", summary(metrics, dimensions, properties));
+        return;
+    }
+    let line = document(sink, epoch_millis(), metrics, dimensions, properties).to_string() + "\n";
+    // One write under stdout's lock: the line never interleaves with a log line.
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+}
+
+/// The EMF document: `_aws` says which top-level members are metrics (with
+/// their units) and which are dimensions; each value is a top-level member.
+fn document(
+    sink: &Sink,
+    timestamp_ms: u64,
+    metrics: &[Metric],
+    dimensions: &[(&'static str, &str)],
+    properties: &[(&str, &str)],
+) -> Value {
+    let dimension_names: Vec<&str> = std::iter::once("Service")
+        .chain(dimensions.iter().map(|(name, _)| *name))
+        .collect();
+    let definitions: Vec<Value> = metrics
+        .iter()
+        .map(|metric| json!({"Name": metric.name, "Unit": metric.unit.as_str()}))
+        .collect();
+    let mut document = Map::new();
+    document.insert(
+        "_aws".to_owned(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": sink.namespace,
+                "Dimensions": [dimension_names],
+                "Metrics": definitions,
+            }],
+        }),
+    );
+    document.insert("Service".to_owned(), json!(sink.service));
+    for (name, value) in dimensions.iter().chain(properties) {
+        document.insert((*name).to_owned(), json!(value));
+    }
+    for metric in metrics {
+        document.insert(metric.name.to_owned(), json!(metric.value));
+    }
+    Value::Object(document)
+}
+
+/// The readable form of a document: `Requests=1 Route=/users StatusClass=2xx`.
+fn summary(
+    metrics: &[Metric],
+    dimensions: &[(&'static str, &str)],
+    properties: &[(&str, &str)],
+) -> String {
+    let values = metrics
+        .iter()
+        .map(|metric| format!("{}={}", metric.name, metric.value));
+    let labels = dimensions
+        .iter()
+        .chain(properties)
+        .map(|(name, value)| format!("{name}={value}"));
+    values.chain(labels).collect::<Vec<_>>().join(" ")
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    duration.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+fn epoch_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, duration_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink() -> Sink {
+        Sink {
+            namespace: "AsyncApi".to_owned(),
+            service: "async-api".to_owned(),
+            emf: true,
+        }
+    }
+
+    #[test]
+    fn a_document_declares_its_metrics_and_dimensions_and_holds_each_value_at_the_top() {
+        let document = document(
+            &sink(),
+            1_700_000_000_123,
+            &[count("Requests")],
+            &[("Route", "/tasks/{task_id}"), ("StatusClass", "4xx")],
+            &[],
+        );
+        assert_eq!(
+            document,
+            json!({
+                "_aws": {
+                    "Timestamp": 1_700_000_000_123_u64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "AsyncApi",
+                        "Dimensions": [["Service", "Route", "StatusClass"]],
+                        "Metrics": [{"Name": "Requests", "Unit": "Count"}],
+                    }],
+                },
+                "Service": "async-api",
+                "Route": "/tasks/{task_id}",
+                "StatusClass": "4xx",
+                "Requests": 1,
+            })
+        );
+    }
+
+    #[test]
+    fn several_metrics_share_one_document_and_properties_are_not_dimensions() {
+        let document = document(
+            &sink(),
+            1,
+            &[count("TasksSucceeded"), millis("TaskRunMs", 1003)],
+            &[],
+            &[("task_id", "t1")],
+        );
+        assert_eq!(
+            document["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+            json!([
+                {"Name": "TasksSucceeded", "Unit": "Count"},
+                {"Name": "TaskRunMs", "Unit": "Milliseconds"},
+            ])
+        );
+        assert_eq!(
+            document["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Service"]])
+        );
+        assert_eq!(document["TasksSucceeded"], 1);
+        assert_eq!(document["TaskRunMs"], 1003);
+        assert_eq!(document["task_id"], "t1");
+    }
+
+    #[test]
+    fn the_readable_form_names_each_value_and_label() {
+        assert_eq!(
+            summary(
+                &[count("Requests")],
+                &[("Route", "unmatched"), ("StatusClass", "4xx")],
+                &[]
+            ),
+            "Requests=1 Route=unmatched StatusClass=4xx"
+        );
+    }
+
+    #[test]
+    fn status_classes_are_the_hundreds() {
+        for (status, class) in [(200, "2xx"), (202, "2xx"), (404, "4xx"), (503, "5xx")] {
+            assert_eq!(status_class(StatusCode::from_u16(status).unwrap()), class);
+        }
+    }
+}
