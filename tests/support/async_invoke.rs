@@ -138,6 +138,25 @@ impl Account {
     }
 }
 
+/// The `errorType` of an invocation that ran past the function timeout.
+pub const TIMED_OUT: &str = "Sandbox.Timedout";
+/// The `errorType` of an invocation whose runtime process ended.
+pub const EXITED: &str = "Runtime.ExitError";
+
+/// Lambda's `errorMessage` for a timeout.
+pub fn timed_out_message(request_id: &str, timeout: Duration) -> String {
+    format!(
+        "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+        timeout.as_secs_f64()
+    )
+}
+
+/// Lambda's `errorMessage` for a runtime process that ended; `how` is Go's
+/// wording of the exit (`signal: killed`, `exit status 1`).
+pub fn exited_message(request_id: &str, how: &str) -> String {
+    format!("RequestId: {request_id} Error: Runtime exited with error: {how}")
+}
+
 /// How one synchronous invocation ended, as Lambda's `Invoke` reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Answer {
@@ -164,23 +183,14 @@ impl Answer {
 
     /// What Lambda reports when an invocation runs past the function timeout.
     pub fn timed_out(request_id: &str, timeout: Duration) -> Self {
-        Self::unhandled(
-            "Sandbox.Timedout",
-            &format!(
-                "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
-                timeout.as_secs_f64()
-            ),
-        )
+        Self::unhandled(TIMED_OUT, &timed_out_message(request_id, timeout))
     }
 
     /// What Lambda reports when the runtime process ends during an
     /// invocation; `how` is Go's wording of the exit (`signal: killed`,
     /// `exit status 1`).
     pub fn exited(request_id: &str, how: &str) -> Self {
-        Self::unhandled(
-            "Runtime.ExitError",
-            &format!("RequestId: {request_id} Error: Runtime exited with error: {how}"),
-        )
+        Self::unhandled(EXITED, &exited_message(request_id, how))
     }
 
     pub fn is_error(&self) -> bool {

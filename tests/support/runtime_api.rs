@@ -10,16 +10,42 @@
 //!   queue the binary polls, as it does in Lambda.
 //!
 //! Both are one axum server on `127.0.0.1:0`. [`FunctionCommand`] starts the
-//! binary against it with the environment Lambda sets and captures its output.
+//! binary against it with the environment Lambda sets and captures its output;
+//! each process it starts polls a listener of its own, so the emulator knows
+//! which process holds which invocation. A process that ends while it holds
+//! invocations fails them as Lambda does (`Runtime.ExitError`).
 //!
-//! Unlike Lambda, a failed `Event` invocation is not retried: a test sees each
-//! delivery's outcome and sends a retry itself when it wants one.
+//! Two ways to run:
+//! - [`RuntimeApi::start`]: a deadline of 90 s given and not enforced, and each
+//!   `Event` invocation delivered once: a test sees each delivery's outcome and
+//!   sends a retry itself when it wants one.
+//! - [`RuntimeApi::start_with_async_semantics`]: Lambda's own behaviour, as
+//!   `async_invoke.rs` implements it for local_lambda too. The deadline is
+//!   enforced: an invocation still running at it fails with
+//!   `Sandbox.Timedout` and its process is killed, as Lambda ends the
+//!   execution environment. A failed or dead `Event` invocation is delivered
+//!   again with the same payload and the same request id, up to 2 retries; then
+//!   the on-failure destination's record reaches the function in an SQS event,
+//!   in the formats AWS documents, and comes back while the function fails it
+//!   (the template's event source mapping and queue); the function's answers
+//!   are recorded ([`RuntimeApi::async_events`], [`InvocationKind::Sqs`]).
+//!
+//! **Time is scaled** to the function timeout the test chooses (the deadline
+//! given to the binary): every delay of Lambda's is taken at the same fraction
+//! of it as of template.yaml's 90 s. With a 3 s timeout, retries come 2 s and
+//! 4 s after a failure (Lambda's 60 s and 120 s), an event expires after 120 s
+//! (3,600 s), and a failure record the function rejects comes back after 18 s
+//! (the queue's 540 s), up to 10 receives. [`Policy`] can change any of them.
+
+#[path = "async_invoke.rs"]
+pub mod async_invoke;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -35,9 +61,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
+use async_invoke::{Account, EventReport, Policy};
+use async_invoke::{Answer, AsyncInvoker, BoxFuture, Delivery, Invocation, Target};
+
 use super::{FUNCTION_NAME, Fixture, dynamodb_endpoint};
 
-/// How long an invocation may run: the deadline the binary is given.
+/// The deadline the binary is given by [`RuntimeApi::start`].
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(90);
 /// Largest response Lambda accepts from a synchronous invocation (its error
 /// message names this exact figure).
@@ -46,6 +75,8 @@ const MAX_RESPONSE_BYTES: usize = 6_291_556;
 const INVOKE_PATIENCE: Duration = Duration::from_secs(30);
 const ACCOUNT_ID: &str = "123456789012";
 const REGION: &str = "us-east-1";
+/// The failure queue of the tests' records (its ARN is in every SQS event).
+const QUEUE_NAME: &str = "async-api-test-task-failures";
 
 /// How an invocation ended, as Lambda reports it to the caller.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +96,9 @@ pub enum InvocationKind {
     Event,
     /// An `Invoke` call with `X-Amz-Invocation-Type: RequestResponse` (the default).
     RequestResponse,
+    /// The on-failure destination's record, delivered as an SQS event source
+    /// mapping delivers it (with [`RuntimeApi::start_with_async_semantics`]).
+    Sqs,
 }
 
 /// An invocation that has ended.
@@ -101,6 +135,9 @@ struct Queued {
     payload: Bytes,
     client_context: Option<String>,
     kind: InvocationKind,
+    /// Whether it counts in `events_in_flight` by itself (an `Event` delivered
+    /// once); with Lambda's semantics the whole event counts, retries included.
+    counted: bool,
     done: oneshot::Sender<Outcome>,
 }
 
@@ -108,7 +145,18 @@ struct Queued {
 struct Running {
     payload: Bytes,
     kind: InvocationKind,
+    counted: bool,
+    /// The process (its listener) it was handed to; 0 is the shared listener.
+    instance: u64,
+    /// Tells this hand-out from a later one of the same request id (a retry).
+    handout: u64,
     done: oneshot::Sender<Outcome>,
+}
+
+/// A process started by [`FunctionCommand`], with a listener of its own.
+struct Instance {
+    kill: Arc<Notify>,
+    server: JoinHandle<()>,
 }
 
 #[derive(Default)]
@@ -123,21 +171,35 @@ struct Shared {
     next_polls: Mutex<usize>,
     /// When each of those requests arrived (the bench times init by the first).
     poll_times: Mutex<Vec<Instant>>,
-    /// `Event` invocations queued or running.
+    /// `Event` invocations queued or running (with Lambda's semantics: events
+    /// not yet ended, retries and destination included).
     events_in_flight: Mutex<usize>,
     events_changed: Notify,
+    /// The deadline given to the binary.
+    timeout: Duration,
+    /// Lambda's asynchronous semantics and enforced deadlines.
+    lambda: bool,
+    invoker: OnceLock<AsyncInvoker>,
+    async_log: Mutex<Vec<String>>,
+    /// Live processes started by [`FunctionCommand`], by instance number.
+    instances: Mutex<HashMap<u64, Instance>>,
+    last_instance: AtomicU64,
+    handouts: AtomicU64,
 }
 
 impl Shared {
     fn enqueue(
         &self,
+        request_id: Option<String>,
         payload: Bytes,
         kind: InvocationKind,
         client_context: Option<String>,
     ) -> (String, oneshot::Receiver<Outcome>) {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (done, outcome) = oneshot::channel();
-        if kind == InvocationKind::Event {
+        // With Lambda's semantics the async job counts the event, not each delivery.
+        let counted = kind == InvocationKind::Event && !self.lambda;
+        if counted {
             *lock(&self.events_in_flight) += 1;
         }
         lock(&self.queue).push_back(Queued {
@@ -145,6 +207,7 @@ impl Shared {
             payload,
             client_context,
             kind,
+            counted,
             done,
         });
         self.queued.notify_one();
@@ -161,9 +224,52 @@ impl Shared {
         }
     }
 
-    /// Ends invocation `request_id`; false when no such invocation is running.
-    fn complete(&self, request_id: &str, outcome: Outcome) -> bool {
-        let Some(running) = lock(&self.running).remove(request_id) else {
+    /// Hands `queued` to the process behind listener `instance`, unless that
+    /// process has ended (then the event goes back to the front of the queue).
+    fn hand_out(
+        &self,
+        queued: Queued,
+        instance: u64,
+    ) -> Result<(String, Bytes, Option<String>, u64), ()> {
+        let instances = lock(&self.instances);
+        if instance != 0 && !instances.contains_key(&instance) {
+            lock(&self.queue).push_front(queued);
+            self.queued.notify_one();
+            return Err(());
+        }
+        let handout = self.handouts.fetch_add(1, Ordering::Relaxed);
+        lock(&self.running).insert(
+            queued.request_id.clone(),
+            Running {
+                payload: queued.payload.clone(),
+                kind: queued.kind,
+                counted: queued.counted,
+                instance,
+                handout,
+                done: queued.done,
+            },
+        );
+        Ok((
+            queued.request_id,
+            queued.payload,
+            queued.client_context,
+            handout,
+        ))
+    }
+
+    /// Ends invocation `request_id`; false when no such invocation is running
+    /// (or, with `from`, when another process holds it).
+    fn complete(&self, request_id: &str, outcome: Outcome, from: Option<u64>) -> bool {
+        let running = {
+            let mut running = lock(&self.running);
+            match running.get(request_id) {
+                Some(r) if from.is_none_or(|instance| instance == r.instance) => {
+                    running.remove(request_id)
+                }
+                _ => None,
+            }
+        };
+        let Some(running) = running else {
             return false;
         };
         lock(&self.completed).push(Completed {
@@ -172,13 +278,133 @@ impl Shared {
             payload: running.payload,
             outcome: outcome.clone(),
         });
-        if running.kind == InvocationKind::Event {
+        if running.counted {
             *lock(&self.events_in_flight) -= 1;
             self.events_changed.notify_waiters();
         }
         // The caller may have given up waiting; the record above is what counts.
         let _ = running.done.send(outcome);
         true
+    }
+
+    /// The deadline of hand-out `handout` of `request_id` has passed: the
+    /// invocation fails as timed out and, as Lambda ends the execution
+    /// environment, its process is killed.
+    fn expire(&self, request_id: &str, handout: u64) {
+        let instance = match lock(&self.running).get(request_id) {
+            Some(running) if running.handout == handout => running.instance,
+            _ => return,
+        };
+        let outcome = Outcome::Error {
+            error_type: async_invoke::TIMED_OUT.to_owned(),
+            message: async_invoke::timed_out_message(request_id, self.timeout),
+        };
+        self.complete(request_id, outcome, None);
+        if let Some(process) = lock(&self.instances).get(&instance) {
+            process.kill.notify_one();
+        }
+    }
+
+    /// Process `instance` has ended: what it held fails as Lambda reports it.
+    fn instance_exited(&self, instance: u64, status: ExitStatus) {
+        if let Some(process) = lock(&self.instances).remove(&instance) {
+            process.server.abort();
+        }
+        let held: Vec<String> = lock(&self.running)
+            .iter()
+            .filter(|(_, running)| running.instance == instance)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let how = exit_wording(status);
+        for request_id in held {
+            let outcome = Outcome::Error {
+                error_type: async_invoke::EXITED.to_owned(),
+                message: async_invoke::exited_message(&request_id, &how),
+            };
+            self.complete(&request_id, outcome, None);
+        }
+    }
+}
+
+/// Go's wording of an exit, as Lambda's messages quote it.
+fn exit_wording(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(9)) => "signal: killed".to_owned(),
+        (None, Some(15)) => "signal: terminated".to_owned(),
+        (None, Some(6)) => "signal: aborted".to_owned(),
+        (None, Some(11)) => "signal: segmentation fault".to_owned(),
+        (None, Some(signal)) => format!("signal: {signal}"),
+        (None, None) => "exited".to_owned(),
+    }
+}
+
+/// What a handler knows: the emulator, and which listener the request came in on.
+#[derive(Clone)]
+struct Conn {
+    shared: Arc<Shared>,
+    instance: u64,
+}
+
+/// The Runtime API's and the Invoke API's routes, for one listener.
+fn routes(conn: Conn) -> Router {
+    Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+        .route(
+            "/2018-06-01/runtime/invocation/{request_id}/response",
+            post(invocation_response),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{request_id}/error",
+            post(invocation_error),
+        )
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .route(
+            "/2015-03-31/functions/{function_name}/invocations",
+            post(invoke),
+        )
+        // Lambda's own limits apply (6 MB responses); axum's 2 MB default must not.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(conn)
+}
+
+/// Runs each delivery of [`AsyncInvoker`] through the emulator's own queue.
+struct EmulatorTarget {
+    shared: Weak<Shared>,
+}
+
+impl Target for EmulatorTarget {
+    fn invoke<'a>(&'a self, invocation: Invocation<'a>) -> BoxFuture<'a, Answer> {
+        Box::pin(async move {
+            let Some(shared) = self.shared.upgrade() else {
+                return Answer::unhandled("Emulator.Stopped", "the emulator has stopped");
+            };
+            let kind = match invocation.delivery {
+                Delivery::Event { .. } => InvocationKind::Event,
+                Delivery::Sqs { .. } => InvocationKind::Sqs,
+            };
+            let (_, outcome) = shared.enqueue(
+                Some(invocation.request_id.to_owned()),
+                Bytes::copy_from_slice(invocation.payload),
+                kind,
+                None,
+            );
+            drop(shared);
+            match outcome.await {
+                Ok(Outcome::Response(Value::String(text))) if text.is_empty() => {
+                    Answer::Response(Vec::new())
+                }
+                Ok(Outcome::Response(document)) => {
+                    Answer::Response(serde_json::to_vec(&document).unwrap_or_default())
+                }
+                Ok(Outcome::Error {
+                    error_type,
+                    message,
+                }) => Answer::unhandled(&error_type, &message),
+                Err(_) => Answer::unhandled("Emulator.Dropped", "the invocation was dropped"),
+            }
+        })
     }
 }
 
@@ -198,6 +424,12 @@ pub struct RuntimeApi {
 impl Drop for RuntimeApi {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(invoker) = self.shared.invoker.get() {
+            invoker.shutdown();
+        }
+        for (_, process) in lock(&self.shared.instances).drain() {
+            process.server.abort();
+        }
     }
 }
 
@@ -222,31 +454,61 @@ impl Submitted {
 }
 
 impl RuntimeApi {
-    /// Starts both APIs on a loopback port the OS picks.
+    /// Starts both APIs on a loopback port the OS picks: a 90 s deadline, not
+    /// enforced, and each `Event` invocation delivered once.
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared::default());
-        let router = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-            .route(
-                "/2018-06-01/runtime/invocation/{request_id}/response",
-                post(invocation_response),
-            )
-            .route(
-                "/2018-06-01/runtime/invocation/{request_id}/error",
-                post(invocation_error),
-            )
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .route(
-                "/2015-03-31/functions/{function_name}/invocations",
-                post(invoke),
-            )
-            // Lambda's own limits apply (6 MB responses); axum's 2 MB default must not.
-            .layer(DefaultBodyLimit::disable())
-            .with_state(shared.clone());
+        Self::serve(Shared {
+            timeout: INVOCATION_TIMEOUT,
+            ..Shared::default()
+        })
+        .await
+    }
+
+    /// Starts both APIs with Lambda's semantics (module docs) for a function
+    /// of timeout `function_timeout`, every other delay scaled to it.
+    pub async fn start_with_async_semantics(function_timeout: Duration) -> Self {
+        Self::start_with_policy(Policy::scaled(function_timeout)).await
+    }
+
+    /// [`RuntimeApi::start_with_async_semantics`] with delays and bounds of
+    /// the test's choosing.
+    pub async fn start_with_policy(policy: Policy) -> Self {
+        let api = Self::serve(Shared {
+            timeout: policy.function_timeout,
+            lambda: true,
+            ..Shared::default()
+        })
+        .await;
+        let account = Account {
+            region: REGION.to_owned(),
+            account_id: ACCOUNT_ID.to_owned(),
+            queue_name: QUEUE_NAME.to_owned(),
+        };
+        let target = Arc::new(EmulatorTarget {
+            shared: Arc::downgrade(&api.shared),
+        });
+        let log = Arc::downgrade(&api.shared);
+        let invoker = AsyncInvoker::new(policy, account, target, move |line| {
+            if let Some(shared) = log.upgrade() {
+                lock(&shared.async_log).push(line);
+            }
+        });
+        if api.shared.invoker.set(invoker).is_err() {
+            unreachable!("the invoker is set once, here");
+        }
+        api
+    }
+
+    async fn serve(shared: Shared) -> Self {
+        let shared = Arc::new(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the Runtime API emulator");
         let address = listener.local_addr().expect("emulator address");
+        let router = routes(Conn {
+            shared: shared.clone(),
+            instance: 0,
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, router)
                 .await
@@ -257,6 +519,11 @@ impl RuntimeApi {
             shared,
             server,
         }
+    }
+
+    /// The deadline each invocation gets (enforced with Lambda's semantics).
+    pub fn function_timeout(&self) -> Duration {
+        self.shared.timeout
     }
 
     /// `host:port`, the form `AWS_LAMBDA_RUNTIME_API` takes.
@@ -273,7 +540,7 @@ impl RuntimeApi {
     pub fn submit(&self, payload: impl Into<Bytes>) -> Submitted {
         let (request_id, outcome) =
             self.shared
-                .enqueue(payload.into(), InvocationKind::Direct, None);
+                .enqueue(None, payload.into(), InvocationKind::Direct, None);
         Submitted {
             request_id,
             outcome,
@@ -285,8 +552,10 @@ impl RuntimeApi {
         self.submit(payload).outcome().await
     }
 
-    /// Waits until no `Event` invocation is queued or running, and returns every
-    /// `Event` invocation completed so far. Fails the test after `timeout`.
+    /// Waits until no `Event` invocation is queued or running (with Lambda's
+    /// semantics: until every event has ended, its retries and its destination
+    /// record included), and returns every `Event` invocation completed so far,
+    /// each retry one more. Fails the test after `timeout`.
     pub async fn wait_for_events(&self, timeout: Duration) -> Vec<Completed> {
         let settled = async {
             loop {
@@ -333,6 +602,54 @@ impl RuntimeApi {
     pub fn init_errors(&self) -> Vec<InitError> {
         lock(&self.shared.init_errors).clone()
     }
+
+    /// With Lambda's semantics, every `Event` invocation accepted so far and
+    /// what became of it: each attempt's answer, and the destination record
+    /// with each SQS event the function was given and its answer.
+    pub fn async_events(&self) -> Vec<EventReport> {
+        self.shared
+            .invoker
+            .get()
+            .map(AsyncInvoker::reports)
+            .unwrap_or_default()
+    }
+
+    /// The SQS events of destination records the function was given, and its
+    /// answers, in the order they ended.
+    pub fn sqs_deliveries(&self) -> Vec<Completed> {
+        self.completed()
+            .into_iter()
+            .filter(|c| c.kind == InvocationKind::Sqs)
+            .collect()
+    }
+
+    /// One line per delivery, retry and destination step, as local_lambda logs them.
+    pub fn async_log(&self) -> Vec<String> {
+        lock(&self.shared.async_log).clone()
+    }
+}
+
+/// Opens a listener of its own for a process about to start: what it answers
+/// there is known to be its own.
+fn open_instance(shared: &Arc<Shared>, kill: Arc<Notify>) -> (u64, String) {
+    {
+        let instance = shared.last_instance.fetch_add(1, Ordering::Relaxed) + 1;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+            .and_then(tokio::net::TcpListener::from_std)
+            .expect("bind a process's Runtime API listener");
+        let address = listener.local_addr().expect("listener address").to_string();
+        let router = routes(Conn {
+            shared: shared.clone(),
+            instance,
+        });
+        let server = tokio::spawn(async move {
+            // Aborted when its process ends, or with the emulator.
+            let _ = axum::serve(listener, router).await;
+        });
+        lock(&shared.instances).insert(instance, Instance { kill, server });
+        (instance, address)
+    }
 }
 
 fn epoch_millis() -> u128 {
@@ -357,11 +674,27 @@ fn trace_id() -> String {
 }
 
 /// `GET /runtime/invocation/next`: hands out the next event, waiting for one.
-async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
+async fn next_invocation(State(conn): State<Conn>) -> Response {
+    let shared = conn.shared;
     lock(&shared.poll_times).push(Instant::now());
     *lock(&shared.next_polls) += 1;
     let queued = shared.next().await;
-    let deadline = epoch_millis() + INVOCATION_TIMEOUT.as_millis();
+    let Ok((request_id, payload, client_context, handout)) = shared.hand_out(queued, conn.instance)
+    else {
+        // The process behind this listener has ended; nobody reads this.
+        return StatusCode::GONE.into_response();
+    };
+    let deadline = epoch_millis() + shared.timeout.as_millis();
+    if shared.lambda {
+        let weak = Arc::downgrade(&shared);
+        let (timeout, request_id) = (shared.timeout, request_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(shared) = weak.upgrade() {
+                shared.expire(&request_id, handout);
+            }
+        });
+    }
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -369,22 +702,14 @@ async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
         }
     };
     set("content-type", "application/json".to_owned());
-    set("lambda-runtime-aws-request-id", queued.request_id.clone());
+    set("lambda-runtime-aws-request-id", request_id);
     set("lambda-runtime-deadline-ms", deadline.to_string());
     set("lambda-runtime-invoked-function-arn", function_arn());
     set("lambda-runtime-trace-id", trace_id());
-    if let Some(client_context) = queued.client_context {
+    if let Some(client_context) = client_context {
         set("lambda-runtime-client-context", client_context);
     }
-    lock(&shared.running).insert(
-        queued.request_id,
-        Running {
-            payload: queued.payload.clone(),
-            kind: queued.kind,
-            done: queued.done,
-        },
-    );
-    (StatusCode::OK, headers, queued.payload).into_response()
+    (StatusCode::OK, headers, payload).into_response()
 }
 
 /// The Runtime API's answer to a request it refuses.
@@ -413,11 +738,12 @@ fn unknown_request(request_id: &str) -> Response {
 /// prelude, eight NUL bytes, then the body; it is recorded as a response
 /// document of the same shape a buffered HTTP response has.
 async fn invocation_response(
-    State(shared): State<Arc<Shared>>,
+    State(conn): State<Conn>,
     Path(request_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (shared, from) = (conn.shared, Some(conn.instance));
     if body.len() > MAX_RESPONSE_BYTES {
         let message = format!(
             "Response payload size ({} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
@@ -427,7 +753,7 @@ async fn invocation_response(
             error_type: "Function.ResponseSizeTooLarge".to_owned(),
             message: message.clone(),
         };
-        return if shared.complete(&request_id, outcome) {
+        return if shared.complete(&request_id, outcome, from) {
             runtime_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
@@ -446,7 +772,7 @@ async fn invocation_response(
         serde_json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
     };
-    if shared.complete(&request_id, Outcome::Response(document)) {
+    if shared.complete(&request_id, Outcome::Response(document), from) {
         accepted()
     } else {
         unknown_request(&request_id)
@@ -481,17 +807,18 @@ fn diagnostic(body: &[u8]) -> (String, String) {
 
 /// `POST /runtime/invocation/{id}/error`: a function error.
 async fn invocation_error(
-    State(shared): State<Arc<Shared>>,
+    State(conn): State<Conn>,
     Path(request_id): Path<String>,
     body: Bytes,
 ) -> Response {
     let (error_type, message) = diagnostic(&body);
-    if shared.complete(
+    if conn.shared.complete(
         &request_id,
         Outcome::Error {
             error_type,
             message,
         },
+        Some(conn.instance),
     ) {
         accepted()
     } else {
@@ -500,12 +827,8 @@ async fn invocation_error(
 }
 
 /// `POST /runtime/init/error`: the function could not start.
-async fn init_error(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    lock(&shared.init_errors).push(InitError {
+async fn init_error(State(conn): State<Conn>, headers: HeaderMap, body: Bytes) -> Response {
+    lock(&conn.shared.init_errors).push(InitError {
         header_error_type: headers
             .get("lambda-runtime-function-error-type")
             .and_then(|v| v.to_str().ok())
@@ -517,15 +840,17 @@ async fn init_error(
 }
 
 /// `POST /2015-03-31/functions/{name}/invocations`: Lambda's `Invoke`.
-/// `Event` queues and answers 202 at once; `RequestResponse` (the default)
+/// `Event` queues and answers 202 at once (with Lambda's semantics, through
+/// the asynchronous queue of `async_invoke.rs`); `RequestResponse` (the default)
 /// waits for the result. A function that invokes itself synchronously while
 /// it runs one invocation at a time waits for ever, as it would in Lambda.
 async fn invoke(
-    State(shared): State<Arc<Shared>>,
+    State(conn): State<Conn>,
     Path(function_name): Path<String>,
     headers: HeaderMap,
     payload: Bytes,
 ) -> Response {
+    let shared = conn.shared;
     let header = |name: &str| {
         headers
             .get(name)
@@ -552,10 +877,34 @@ async fn invoke(
                 .into_response();
         }
     };
+    if kind == InvocationKind::Event
+        && let Some(invoker) = shared.invoker.get()
+    {
+        // Lambda's semantics: the event counts as in flight until it has
+        // ended, retries and destination included.
+        let (request_id, job) = invoker.submit(&function_name, payload.to_vec());
+        *lock(&shared.events_in_flight) += 1;
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            let _ = job.await;
+            if let Some(shared) = weak.upgrade() {
+                *lock(&shared.events_in_flight) -= 1;
+                shared.events_changed.notify_waiters();
+            }
+        });
+        record_call(
+            &shared,
+            function_name,
+            invocation_type,
+            payload,
+            Some(request_id.clone()),
+        );
+        return (StatusCode::ACCEPTED, [("x-amzn-requestid", request_id)]).into_response();
+    }
     let client_context = header("x-amz-client-context")
         .and_then(|encoded| STANDARD.decode(encoded).ok())
         .and_then(|decoded| String::from_utf8(decoded).ok());
-    let (request_id, outcome) = shared.enqueue(payload.clone(), kind, client_context);
+    let (request_id, outcome) = shared.enqueue(None, payload.clone(), kind, client_context);
     record_call(
         &shared,
         function_name,
@@ -615,9 +964,14 @@ fn record_call(
 /// The function binary as Lambda would start it: the environment of a
 /// `provided.al2023` function of 128 MB, pointed at the emulator and at a
 /// fixture's tables. Nothing else is inherited from the test's environment.
+/// Clone it to start another process of the same function (Lambda starts a
+/// new execution environment after one died).
+#[derive(Clone)]
 pub struct FunctionCommand {
     program: PathBuf,
     env: BTreeMap<String, String>,
+    /// The emulator, and the address of its shared listener.
+    api: (Arc<Shared>, String),
 }
 
 impl FunctionCommand {
@@ -654,6 +1008,7 @@ impl FunctionCommand {
                 .into_iter()
                 .map(|(name, value)| (name.to_owned(), value))
                 .collect(),
+            api: (api.shared.clone(), api.address()),
         }
     }
 
@@ -676,24 +1031,69 @@ impl FunctionCommand {
     }
 
     /// Starts the binary; it is killed when the returned handle is dropped.
+    /// Pointed at the emulator, it polls a listener of its own.
     pub fn spawn(self) -> FunctionProcess {
-        let mut child = tokio::process::Command::new(&self.program)
+        let (shared, shared_address) = &self.api;
+        let kill = Arc::new(Notify::new());
+        let mut env = self.env.clone();
+        let instance = match env.get("AWS_LAMBDA_RUNTIME_API") {
+            Some(address) if address == shared_address => {
+                let (instance, address) = open_instance(shared, kill.clone());
+                env.insert("AWS_LAMBDA_RUNTIME_API".to_owned(), address);
+                Some(instance)
+            }
+            _ => None,
+        };
+        let spawned = tokio::process::Command::new(&self.program)
             .env_clear()
-            .envs(&self.env)
+            .envs(&env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .spawn()
-            .expect("start the function binary");
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                if let Some(instance) = instance
+                    && let Some(process) = lock(&shared.instances).remove(&instance)
+                {
+                    process.server.abort();
+                }
+                panic!("start the function binary: {err}");
+            }
+        };
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let readers = vec![
             capture(child.stdout.take().expect("stdout pipe"), stdout.clone()),
             capture(child.stderr.take().expect("stderr pipe"), stderr.clone()),
         ];
+        let pid = child.id();
+        let (exited, exit) = tokio::sync::watch::channel(None);
+        let weak = Arc::downgrade(shared);
+        let killed = kill.clone();
+        // Owns the child: ends it when asked (by the test, or by the
+        // emulator at a deadline), and tells the emulator when it has ended.
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                () = killed.notified() => {
+                    // It may have exited already; wait() reports how.
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            let status = status.expect("wait for the function binary");
+            if let (Some(instance), Some(shared)) = (instance, weak.upgrade()) {
+                shared.instance_exited(instance, status);
+            }
+            let _ = exited.send(Some(status));
+        });
         FunctionProcess {
-            child,
+            pid,
+            kill,
+            exit,
             stdout,
             stderr,
             readers,
@@ -715,7 +1115,11 @@ fn capture(
 
 /// The running binary and what it has printed.
 pub struct FunctionProcess {
-    child: tokio::process::Child,
+    pid: Option<u32>,
+    /// Asks the task that owns the child to kill it.
+    kill: Arc<Notify>,
+    /// `Some` once the process has ended.
+    exit: tokio::sync::watch::Receiver<Option<ExitStatus>>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
     readers: Vec<JoinHandle<()>>,
@@ -729,10 +1133,16 @@ pub struct ProcessOutput {
     pub stderr: Vec<String>,
 }
 
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        self.kill.notify_one();
+    }
+}
+
 impl FunctionProcess {
     /// The process id, while it runs.
     pub fn id(&self) -> Option<u32> {
-        self.child.id()
+        self.exit.borrow().is_none().then_some(self.pid).flatten()
     }
 
     /// The stdout lines read so far (the function's logs).
@@ -745,11 +1155,27 @@ impl FunctionProcess {
         lock(&self.stderr).clone()
     }
 
+    /// Kills the process (SIGKILL) and returns at once, as a crash would end
+    /// it: whatever invocation it holds fails with `Runtime.ExitError`.
+    pub fn kill(&self) {
+        self.kill.notify_one();
+    }
+
+    /// Waits until the process has ended, however.
+    async fn ended(&mut self) -> ExitStatus {
+        let status = self
+            .exit
+            .wait_for(Option::is_some)
+            .await
+            .expect("the task that owns the function binary");
+        status.expect("an exit status")
+    }
+
     /// Waits for the process to exit on its own (failing the test after
     /// `timeout`) and returns all it printed.
     pub async fn wait_for_exit(mut self, timeout: Duration) -> ProcessOutput {
-        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(status) => status.expect("wait for the function binary"),
+        let status = match tokio::time::timeout(timeout, self.ended()).await {
+            Ok(status) => status,
             Err(_) => panic!(
                 "the function binary still runs after {timeout:?}; stdout: {:?}, stderr: {:?}",
                 self.stdout_lines(),
@@ -761,13 +1187,8 @@ impl FunctionProcess {
 
     /// Kills the process and returns all it printed, to the last line.
     pub async fn stop(mut self) -> ProcessOutput {
-        // It may have exited already; wait() below reports how.
-        let _ = self.child.start_kill();
-        let status = self
-            .child
-            .wait()
-            .await
-            .expect("wait for the function binary");
+        self.kill.notify_one();
+        let status = self.ended().await;
         self.collect(status).await
     }
 
