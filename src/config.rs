@@ -4,6 +4,7 @@
 //! mis-deployed function fails loudly instead of answering 500 on every request.
 
 use std::env;
+use std::time::Duration;
 
 use axum::http::HeaderValue;
 
@@ -23,6 +24,10 @@ pub struct Config {
     /// The CloudWatch namespace of the function's EMF metrics
     /// (`METRICS_NAMESPACE`, default `AsyncApi`).
     pub metrics_namespace: String,
+    /// How long Lambda may hold a task event before it gives up on it
+    /// (`TASK_EVENT_MAX_AGE_SECONDS`, default 3600: the template sets it from
+    /// the same parameter as the `EventInvokeConfig`).
+    pub task_event_max_age: Duration,
 }
 
 /// A variable is missing or unusable.
@@ -43,6 +48,7 @@ impl Config {
             function_name: required("AWS_LAMBDA_FUNCTION_NAME")?,
             cors_allowed_origins: origins("CORS_ALLOWED_ORIGINS")?,
             metrics_namespace: namespace("METRICS_NAMESPACE")?,
+            task_event_max_age: seconds("TASK_EVENT_MAX_AGE_SECONDS", 3600)?,
         })
     }
 }
@@ -84,4 +90,16 @@ fn namespace(name: &'static str) -> Result<String, ConfigError> {
         ));
     }
     Ok(value.to_owned())
+}
+
+/// A whole number of seconds, `default` when unset.
+fn seconds(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    match env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| ConfigError::Invalid(name, "not a whole number of seconds".to_owned())),
+        _ => Ok(Duration::from_secs(default)),
+    }
 }

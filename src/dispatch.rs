@@ -17,6 +17,7 @@ use crate::app::app;
 use crate::http_event;
 use crate::metrics;
 use crate::state::AppState;
+use crate::tasks::destination::{self, SqsEvent};
 use crate::tasks::{MAX_DELAY_MS, TaskError, TaskEvent, worker};
 use crate::trace;
 
@@ -24,13 +25,19 @@ use crate::trace;
 enum Event {
     /// API Gateway (HTTP or REST API), Function URL or ALB: served by the router.
     Http,
-    /// Any other event: the function's own task event.
+    /// The failure queue's SQS event: Lambda's records of task events it gave
+    /// up on (a non-HTTP event with a `Records` list).
+    FailureRecords,
+    /// Any other non-HTTP event: the function's own task event.
     Task,
 }
 
 impl Event {
     fn of(request: &Request) -> Self {
         match request.request_context_ref() {
+            Some(RequestContext::PassThrough) if destination::is_sqs_event(request.body()) => {
+                Self::FailureRecords
+            }
             Some(RequestContext::PassThrough) => Self::Task,
             _ => Self::Http,
         }
@@ -69,6 +76,15 @@ impl Function {
                 metrics::request(&response);
                 Ok(response)
             }
+            Event::FailureRecords => {
+                let event = SqsEvent::parse(request.body()).ok_or_else(|| {
+                    FunctionError::NotAnEvent(
+                        "an SQS event whose messages have no messageId".to_owned(),
+                    )
+                })?;
+                let answer = destination::consume(&self.state, event).await;
+                Ok(http_event::into_lambda_response(axum::Json(answer).into_response()).await)
+            }
             Event::Task => {
                 // The invocation's deadline (epoch milliseconds) is the claim's lease.
                 let deadline_ms = request.lambda_context_ref().map_or(0, |c| c.deadline);
@@ -87,7 +103,7 @@ pub enum FunctionError {
     /// No kind of event this function accepts; says which kinds it does.
     #[error(
         "expected an API Gateway (HTTP API or REST API), Application Load Balancer or Lambda Function URL event, \
-         or a task event {{\"task_id\": \"<uuid>\", \"delay_ms\": 0..={MAX_DELAY_MS}}}: {0}"
+         a task event {{\"task_id\": \"<uuid>\", \"delay_ms\": 0..={MAX_DELAY_MS}}}, or the failure queue's SQS event: {0}"
     )]
     NotAnEvent(String),
     /// A task event that did not end well.

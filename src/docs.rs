@@ -12,8 +12,9 @@ use axum::response::{Html, IntoResponse};
 use utoipa::OpenApi;
 
 use crate::error::{
-    BadRequestResponse, ErrorBody, ErrorCode, ErrorDetail, InternalResponse, NotFoundResponse,
-    PayloadTooLargeResponse, UnavailableResponse,
+    BadRequestResponse, ConflictResponse, ErrorBody, ErrorCode, ErrorDetail,
+    IdempotencyKeyReusedResponse, InternalResponse, NotFoundResponse, PayloadTooLargeResponse,
+    UnavailableResponse, UnsupportedMediaTypeResponse,
 };
 
 /// The document's fixed parts; the paths come from the router (see [`crate::app`]).
@@ -29,14 +30,17 @@ use crate::error::{
         responses(
             BadRequestResponse,
             NotFoundResponse,
+            ConflictResponse,
             PayloadTooLargeResponse,
+            UnsupportedMediaTypeResponse,
+            IdempotencyKeyReusedResponse,
             UnavailableResponse,
             InternalResponse
         ),
     ),
     tags(
         (name = "users", description = "The users table"),
-        (name = "tasks", description = "Background tasks: start one, follow it"),
+        (name = "tasks", description = "Background tasks: start one, follow it, cancel it"),
         (name = "docs", description = "This API's own description"),
     )
 )]

@@ -38,9 +38,24 @@ pub enum ApiError {
     /// The path exists but not with this method; axum adds the `Allow` header.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The request conflicts with the state of a resource: an `Idempotency-Key`
+    /// whose first request is still being handled (with `Retry-After`), or a
+    /// task that has already ended.
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        /// Whether a retry may succeed later (then with `Retry-After`).
+        retry: bool,
+    },
     /// The body is over [`MAX_BODY_BYTES`].
     #[error("Request body is larger than {} bytes", MAX_BODY_BYTES)]
     PayloadTooLarge,
+    /// A body that is not JSON by its `Content-Type`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// An `Idempotency-Key` sent again with another body.
+    #[error("This Idempotency-Key was used with another request body")]
+    IdempotencyKeyReused,
     /// A dependency (DynamoDB, Lambda) is unreachable, throttled or missing a
     /// table. The string is for the logs only.
     #[error("Service temporarily unavailable, retry later")]
@@ -81,7 +96,16 @@ impl ApiError {
             Self::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
             }
+            Self::Conflict { .. } => (StatusCode::CONFLICT, ErrorCode::Conflict),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            Self::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+            ),
+            Self::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::IdempotencyKeyReused,
+            ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ServiceUnavailable,
@@ -115,7 +139,10 @@ pub enum ErrorCode {
     BadRequest,
     NotFound,
     MethodNotAllowed,
+    Conflict,
     PayloadTooLarge,
+    UnsupportedMediaType,
+    IdempotencyKeyReused,
     ServiceUnavailable,
     Internal,
 }
@@ -139,6 +166,27 @@ pub struct NotFoundResponse(pub ErrorBody);
 #[response(description = "The request body is larger than 64 KiB")]
 #[response(example = json!({"error": {"code": "payload_too_large", "message": "Request body is larger than 65536 bytes", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct PayloadTooLargeResponse(pub ErrorBody);
+
+/// 409: the key's first request is still being handled, or the task has ended.
+#[derive(ToResponse)]
+#[response(
+    description = "An Idempotency-Key whose first request is still being handled (retry after `Retry-After`), or a task that has already ended",
+    headers(("Retry-After" = u32, description = "Seconds to wait before retrying (an Idempotency-Key in use)"))
+)]
+#[response(example = json!({"error": {"code": "conflict", "message": "Task 0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c has already ended (succeeded)", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
+pub struct ConflictResponse(pub ErrorBody);
+
+/// 415: a body that is not JSON.
+#[derive(ToResponse)]
+#[response(description = "A body whose Content-Type is not application/json (or a +json type)")]
+#[response(example = json!({"error": {"code": "unsupported_media_type", "message": "Content-Type must be application/json", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
+pub struct UnsupportedMediaTypeResponse(pub ErrorBody);
+
+/// 422: an Idempotency-Key reused with another body.
+#[derive(ToResponse)]
+#[response(description = "The Idempotency-Key was already used with another request body")]
+#[response(example = json!({"error": {"code": "idempotency_key_reused", "message": "This Idempotency-Key was used with another request body", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
+pub struct IdempotencyKeyReusedResponse(pub ErrorBody);
 
 /// 503: a dependency is unreachable, throttled or missing a table.
 #[derive(ToResponse)]
@@ -212,7 +260,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            || matches!(self, Self::Conflict { retry: true, .. })
+        {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),

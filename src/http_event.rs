@@ -12,6 +12,13 @@ use tower::ServiceExt;
 
 use crate::error::{ApiError, MAX_BODY_BYTES, REQUEST_ID};
 
+/// The part of the path the client called that lies before the routes: the
+/// REST API stage (`/Prod`) or a custom domain's base path, empty at the root.
+/// `/async` puts it in front of the `Location` it answers, so that the
+/// reference leads back through the same stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BasePath(pub String);
+
 /// Serves one HTTP request. It always gets an HTTP answer, errors included,
 /// and every line logged while serving it, like its error body, carries the
 /// Lambda request id.
@@ -25,7 +32,10 @@ pub async fn serve(router: &Router, request: Request) -> Response<Body> {
             if request.body().len() > MAX_BODY_BYTES {
                 return ApiError::PayloadTooLarge.into_response();
             }
-            let request = without_stage_prefix(request);
+            let client_path = client_path(&request);
+            let mut request = without_stage_prefix(request);
+            let base = base_path(&client_path, request.uri().path());
+            request.extensions_mut().insert(BasePath(base));
             match router.clone().oneshot(request).await {
                 Ok(response) => response,
                 Err(infallible) => match infallible {},
@@ -60,6 +70,27 @@ fn stage_of(request: &Request) -> Option<&str> {
         _ => None,
     };
     stage.filter(|stage| *stage != "$default")
+}
+
+/// The path as the client called it. A REST API's request context keeps it
+/// whole (stage or base path included), where the event's own path may lack
+/// them.
+fn client_path(request: &Request) -> String {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.path.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| request.uri().path().to_owned())
+}
+
+/// What lies in front of `routed` in `client`: `/Prod` for `/Prod/async` and
+/// `/async`; nothing when `client` does not end with `routed`.
+fn base_path(client: &str, routed: &str) -> String {
+    client
+        .strip_suffix(routed)
+        .filter(|base| base.is_empty() || base.starts_with('/'))
+        .map(|base| base.trim_end_matches('/').to_owned())
+        .unwrap_or_default()
 }
 
 /// The routes are the same on every stage: `/Prod/users` is `/users`.
@@ -117,5 +148,14 @@ mod tests {
         assert_eq!(strip("/users", "Prod"), None);
         assert_eq!(strip("/Production/users", "Prod"), None);
         assert_eq!(strip("/prod/users", "Prod"), None);
+    }
+
+    #[test]
+    fn the_base_path_is_what_the_client_called_in_front_of_the_route() {
+        assert_eq!(base_path("/async", "/async"), "");
+        assert_eq!(base_path("/Prod/async", "/async"), "/Prod");
+        assert_eq!(base_path("/v1/api/async", "/async"), "/v1/api");
+        assert_eq!(base_path("/xasync", "/async"), "", "not a whole segment");
+        assert_eq!(base_path("/other", "/async"), "");
     }
 }

@@ -49,7 +49,7 @@ async fn openapi_json_is_an_openapi_3_1_document_of_exactly_the_contracts_routes
         BTreeMap::from([
             ("/users".to_owned(), set(&["GET"])),
             ("/async".to_owned(), set(&["GET", "POST"])),
-            ("/tasks/{task_id}".to_owned(), set(&["GET"])),
+            ("/tasks/{task_id}".to_owned(), set(&["GET", "DELETE"])),
             ("/openapi.json".to_owned(), set(&["GET"])),
             ("/docs".to_owned(), set(&["GET"])),
         ])
@@ -147,14 +147,34 @@ async fn the_document_states_every_bound_status_and_header() {
     let set = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(statuses(users), set(&["200", "400", "500", "503"]));
     for (method, codes) in [
-        ("get", set(&["202", "413", "500", "503"])),
-        ("post", set(&["202", "400", "413", "500", "503"])),
+        ("get", set(&["202", "400", "409", "413", "422", "500", "503"])),
+        (
+            "post",
+            set(&[
+                "202", "400", "409", "413", "415", "422", "500", "503",
+            ]),
+        ),
     ] {
         let op = &doc["paths"]["/async"][method];
         assert_eq!(statuses(op), codes, "{method} /async");
         assert!(
             op["responses"]["202"]["headers"]["Location"].is_object(),
             "Location on 202"
+        );
+        assert!(
+            op["responses"]["202"]["headers"]["Idempotent-Replayed"].is_object(),
+            "Idempotent-Replayed on 202"
+        );
+        let key = op["parameters"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .expect("Idempotency-Key");
+        assert_eq!(key["in"], "header");
+        assert_eq!(
+            (&key["schema"]["minLength"], &key["schema"]["maxLength"]),
+            (&json!(1), &json!(255))
         );
     }
     let request_body = &doc["paths"]["/async"]["post"]["requestBody"];
@@ -167,11 +187,22 @@ async fn the_document_states_every_bound_status_and_header() {
         set(&["200", "400", "404", "500", "503"])
     );
     assert!(
+        doc["paths"]["/tasks/{task_id}"]["get"]["responses"]["200"]["headers"]["Retry-After"]
+            .is_object()
+    );
+    assert_eq!(
+        statuses(&doc["paths"]["/tasks/{task_id}"]["delete"]),
+        set(&["200", "400", "404", "409", "500", "503"])
+    );
+    assert!(
+        doc["components"]["responses"]["ConflictResponse"]["headers"]["Retry-After"].is_object()
+    );
+    assert!(
         doc["components"]["responses"]["UnavailableResponse"]["headers"]["Retry-After"].is_object()
     );
     assert_eq!(
         doc["components"]["schemas"]["TaskStatus"]["enum"],
-        json!(["queued", "running", "succeeded", "failed"])
+        json!(["queued", "running", "succeeded", "failed", "canceled"])
     );
     assert_eq!(
         doc["components"]["schemas"]["ErrorCode"]["enum"],
@@ -179,7 +210,10 @@ async fn the_document_states_every_bound_status_and_header() {
             "bad_request",
             "not_found",
             "method_not_allowed",
+            "conflict",
             "payload_too_large",
+            "unsupported_media_type",
+            "idempotency_key_reused",
             "service_unavailable",
             "internal"
         ])

@@ -102,8 +102,8 @@ const SAMPLE_TASK_ID: &str = "5a1f0c3e-9d2b-4e6f-8a7c-1b3d5e7f9a2c";
 const SEEDED_USERS: usize = 3;
 /// What the function says of `{"hello":"world"}`.
 const HELLO_WORLD_ERROR: &str = "expected an API Gateway (HTTP API or REST API), Application Load \
-     Balancer or Lambda Function URL event, or a task event {\"task_id\": \"<uuid>\", \"delay_ms\": \
-     0..=60000}: not a task event (line 1, column 8)";
+     Balancer or Lambda Function URL event, a task event {\"task_id\": \"<uuid>\", \"delay_ms\": \
+     0..=60000}, or the failure queue's SQS event: not a task event (line 1, column 8)";
 /// Long enough for the slowest task (`delay_ms` 1000) and a loaded machine.
 const TASK_PATIENCE: Duration = Duration::from_secs(20);
 
@@ -431,6 +431,7 @@ async fn the_sample_task_event_fails_as_unknown_task_until_its_task_is_recorded_
                 ("created_at".to_owned(), AttributeValue::S(now.to_owned())),
                 ("updated_at".to_owned(), AttributeValue::S(now.to_owned())),
                 ("attempts".to_owned(), AttributeValue::N("0".to_owned())),
+                ("enqueued".to_owned(), AttributeValue::Bool(true)),
                 (
                     "expires_at".to_owned(),
                     AttributeValue::N(expires_at.to_string()),

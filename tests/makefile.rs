@@ -16,7 +16,10 @@ fn make_help_lists_every_phony_verb_of_the_makefile() {
         .flat_map(str::split_whitespace)
         .filter(|target| !INTERNAL.contains(target))
         .collect();
-    assert!(phony.contains(&"dev") && phony.contains(&"test"), "{phony:?}");
+    assert!(
+        phony.contains(&"dev") && phony.contains(&"test"),
+        "{phony:?}"
+    );
     let undocumented: Vec<&&str> = phony
         .iter()
         .filter(|target| {

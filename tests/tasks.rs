@@ -349,7 +349,7 @@ async fn a_non_http_event_that_is_not_a_task_is_an_error_and_writes_nothing() {
         assert_eq!(diagnostic.error_type, "UnrecognizedEvent", "{event}");
         assert!(
             diagnostic.error_message.starts_with(
-                "expected an API Gateway (HTTP API or REST API), Application Load Balancer or Lambda Function URL event, or a task event"
+                "expected an API Gateway (HTTP API or REST API), Application Load Balancer or Lambda Function URL event, a task event"
             ),
             "{event}: {}",
             diagnostic.error_message

@@ -1,5 +1,6 @@
 //! The task routes: `POST /async` (and `GET /async`) record a task and enqueue
-//! its event; `GET /tasks/{task_id}` shows the record.
+//! its event; `GET /tasks/{task_id}` shows the record; `DELETE
+//! /tasks/{task_id}` cancels it.
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_lambda::primitives::Blob;
@@ -8,18 +9,20 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::store::{ReadError, TaskStore};
-use super::{DEFAULT_DELAY_MS, MAX_DELAY_MS, TaskEvent, TaskRecord, is_task_id};
+use super::idempotency::{self, Answer, KeyStore, Reservation};
+use super::store::{TaskStore, Written, epoch_millis};
+use super::{DEFAULT_DELAY_MS, MAX_DELAY_MS, TaskEvent, TaskRecord, TaskStatus, is_task_id};
 use crate::error::{
-    ApiError, BadRequestResponse, InternalResponse, NotFoundResponse, PayloadTooLargeResponse,
-    UnavailableResponse,
+    ApiError, BadRequestResponse, ConflictResponse, IdempotencyKeyReusedResponse, InternalResponse,
+    NotFoundResponse, PayloadTooLargeResponse, UnavailableResponse, UnsupportedMediaTypeResponse,
 };
+use crate::http_event::BasePath;
 use crate::state::AppState;
 
 /// The body of `POST /async`; every field optional, no other field allowed.
@@ -49,19 +52,36 @@ pub struct TaskStarted {
     post,
     path = "/async",
     tag = "tasks",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^\"?[!-~]{1,255}\"?$",
+        description = "Makes a retry safe: the same key with the same body within 24 hours answers the first answer again, with `Idempotent-Replayed: true`, and starts nothing")),
     request_body(content = Option<StartTask>, description = "Optional: no body, or `null`, takes the defaults", content_type = "application/json"),
     responses(
         (status = 202, description = "The task is recorded and enqueued", body = TaskStarted,
-            headers(("Location" = String, description = "The task's status URL, `/tasks/{task_id}`"))),
+            headers(("Location" = String, description = "The task's status URL: the same reference as `status_url`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the first answer to this Idempotency-Key, replayed"))),
         (status = 400, response = BadRequestResponse),
+        (status = 409, response = ConflictResponse),
         (status = 413, response = PayloadTooLargeResponse),
+        (status = 415, response = UnsupportedMediaTypeResponse),
+        (status = 422, response = IdempotencyKeyReusedResponse),
         (status = 500, response = InternalResponse),
         (status = 503, response = UnavailableResponse),
     )
 )]
-pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn start_task(
+    State(state): State<AppState>,
+    base: Option<axum::Extension<BasePath>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !body.is_empty() && !is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType(
+            "Content-Type must be application/json (or a +json type)".to_owned(),
+        ));
+    }
+    let key = idempotency::key_of(&headers).map_err(ApiError::BadRequest)?;
     let delay_ms = delay_from_body(&body).map_err(ApiError::BadRequest)?;
-    enqueue_task(&state, delay_ms).await
+    start(&state, base_of(base), key, delay_ms).await
 }
 
 /// `GET /async`: the same as `POST /async` with the defaults, for callers of
@@ -70,16 +90,117 @@ pub async fn start_task(State(state): State<AppState>, body: Bytes) -> Result<Re
     get,
     path = "/async",
     tag = "tasks",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^\"?[!-~]{1,255}\"?$",
+        description = "As for `POST /async` (the request is the same as a POST with no body)")),
     responses(
         (status = 202, description = "The task is recorded and enqueued", body = TaskStarted,
-            headers(("Location" = String, description = "The task's status URL, `/tasks/{task_id}`"))),
+            headers(("Location" = String, description = "The task's status URL: the same reference as `status_url`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the first answer to this Idempotency-Key, replayed"))),
+        (status = 400, response = BadRequestResponse),
+        (status = 409, response = ConflictResponse),
         (status = 413, response = PayloadTooLargeResponse),
+        (status = 422, response = IdempotencyKeyReusedResponse),
         (status = 500, response = InternalResponse),
         (status = 503, response = UnavailableResponse),
     )
 )]
-pub async fn start_default_task(State(state): State<AppState>) -> Result<Response, ApiError> {
-    enqueue_task(&state, DEFAULT_DELAY_MS).await
+pub async fn start_default_task(
+    State(state): State<AppState>,
+    base: Option<axum::Extension<BasePath>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = idempotency::key_of(&headers).map_err(ApiError::BadRequest)?;
+    start(&state, base_of(base), key, DEFAULT_DELAY_MS).await
+}
+
+fn base_of(base: Option<axum::Extension<BasePath>>) -> String {
+    base.map(|axum::Extension(BasePath(base))| base)
+        .unwrap_or_default()
+}
+
+/// Whether the request's body is JSON by its `Content-Type`: none at all,
+/// `application/json` or any `+json` type, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Starts a task, or answers for the key's first request.
+async fn start(
+    state: &AppState,
+    base: String,
+    key: Option<String>,
+    delay_ms: u64,
+) -> Result<Response, ApiError> {
+    let Some(key) = key else {
+        return enqueue_task(state, &base, delay_ms)
+            .await
+            .map(|answer| accepted(answer, false));
+    };
+    // The request as the key remembers it: every body that means the same
+    // (none, `{}`, `null`, `{"delay_ms": 1000}`) is the same request.
+    let request = format!(r#"{{"delay_ms":{delay_ms}}}"#);
+    let keys = KeyStore(TaskStore::of(state));
+    let reservation = keys
+        .reserve(&key, &request)
+        .await
+        .map_err(|err| err.into_api_error("PutItem idempotency key"))?;
+    match reservation {
+        Reservation::Ours(reservation) => match enqueue_task(state, &base, delay_ms).await {
+            Ok(answer) => {
+                keys.answer(&key, &reservation, &answer).await;
+                Ok(accepted(answer, false))
+            }
+            Err(err) => {
+                keys.release(&key, &reservation).await;
+                Err(err)
+            }
+        },
+        Reservation::Answered { request: first, .. }
+        | Reservation::InProgress { request: first }
+            if first != request =>
+        {
+            Err(ApiError::IdempotencyKeyReused)
+        }
+        Reservation::Answered { answer, .. } => Ok(accepted(answer, true)),
+        Reservation::InProgress { .. } => Err(ApiError::Conflict {
+            message: "A request with this Idempotency-Key is still being handled".to_owned(),
+            retry: true,
+        }),
+    }
+}
+
+/// The 202 of `/async`, first or replayed.
+fn accepted(answer: Answer, replayed: bool) -> Response {
+    let location = answer.status_url.clone();
+    let body = TaskStarted {
+        message: "Task started",
+        task_id: answer.task_id,
+        status_url: answer.status_url,
+    };
+    let mut response = (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
 }
 
 /// The `delay_ms` a `POST /async` body asks for. No body, or `null`, means the
@@ -131,9 +252,12 @@ fn body_error(err: &serde_json::Error) -> String {
     }
 }
 
-/// Writes the task record (`queued`), then enqueues its event; if the enqueue
-/// fails, the record says `failed` and the answer is 503.
-async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiError> {
+/// Writes the task record (`queued`), enqueues its event, then marks the
+/// record enqueued, which lets a delivery claim it. If the enqueue fails, or
+/// its answer was lost, the record says `failed` and the answer is 503: the
+/// event, if Lambda did accept it, finds its task unclaimable and does
+/// nothing.
+async fn enqueue_task(state: &AppState, base: &str, delay_ms: u64) -> Result<Answer, ApiError> {
     let store = TaskStore::of(state);
     let task_id = Uuid::new_v4().to_string();
     match store.put_queued(&task_id).await {
@@ -164,24 +288,32 @@ async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiEr
     if let Err(err) = enqueued {
         // A throttled or unreachable Lambda is 503; a refusal that no retry
         // cures (access denied, no such function) is 500.
-        let error = ApiError::from_sdk("Invoke (Event)", &err);
+        let error = match err.as_service_error() {
+            Some(service) if service.is_resource_not_found_exception() => {
+                ApiError::Internal("Invoke (Event): the function does not exist".to_owned())
+            }
+            _ => ApiError::from_sdk("Invoke (Event)", &err),
+        };
         store.mark_not_enqueued(&task_id).await;
         return Err(error);
     }
+    match store.mark_enqueued(&task_id).await {
+        Ok(_) => {}
+        Err(err) => {
+            // Lambda has the event, but it cannot claim the task unmarked:
+            // the task will not run, so say so and answer 503.
+            let error = ApiError::from_sdk("UpdateItem task (enqueued)", &err);
+            store.mark_not_enqueued(&task_id).await;
+            return Err(error);
+        }
+    }
 
     tracing::info!(task_id, delay_ms, "task enqueued");
-    let status_url = format!("/tasks/{task_id}");
-    let body = TaskStarted {
-        message: "Task started",
+    let status_url = format!("{base}/tasks/{task_id}");
+    Ok(Answer {
         task_id,
-        status_url: status_url.clone(),
-    };
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, status_url)],
-        Json(body),
-    )
-        .into_response())
+        status_url,
+    })
 }
 
 /// `GET /tasks/{task_id}`: the task's status.
@@ -192,7 +324,8 @@ async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiEr
     params(("task_id" = String, Path, format = Uuid, description = "The id `/async` returned",
         pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses(
-        (status = 200, description = "The task", body = TaskRecord),
+        (status = 200, description = "The task", body = TaskRecord,
+            headers(("Retry-After" = u32, description = "While the task is `queued` or `running`: seconds until a poller should look again"))),
         (status = 400, response = BadRequestResponse),
         (status = 404, response = NotFoundResponse),
         (status = 500, response = InternalResponse),
@@ -202,24 +335,135 @@ async fn enqueue_task(state: &AppState, delay_ms: u64) -> Result<Response, ApiEr
 pub async fn get_task(
     State(state): State<AppState>,
     task_id: Result<Path<String>, PathRejection>,
-) -> Result<Json<TaskRecord>, ApiError> {
+) -> Result<Response, ApiError> {
+    let task_id = task_id_of(task_id)?;
+    let stored = TaskStore::of(&state)
+        .read(&task_id)
+        .await
+        .map_err(|err| err.into_api_error("GetItem task"))?
+        .ok_or_else(|| ApiError::NotFound(format!("No task {task_id}")))?;
+    let cutoff = undeliverable_before_ms(&state);
+    Ok(shown(
+        stored.record.with_backstop(stored.created_ms, cutoff),
+    ))
+}
+
+/// `DELETE /tasks/{task_id}`: cancels a task that has not ended.
+#[utoipa::path(
+    delete,
+    path = "/tasks/{task_id}",
+    tag = "tasks",
+    params(("task_id" = String, Path, format = Uuid, description = "The id `/async` returned",
+        pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
+    responses(
+        (status = 200, description = "The task, now `canceled`: a queued task never runs, a running one stops within a second", body = TaskRecord),
+        (status = 400, response = BadRequestResponse),
+        (status = 404, response = NotFoundResponse),
+        (status = 409, response = ConflictResponse),
+        (status = 500, response = InternalResponse),
+        (status = 503, response = UnavailableResponse),
+    )
+)]
+pub async fn cancel_task(
+    State(state): State<AppState>,
+    task_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let task_id = task_id_of(task_id)?;
+    let store = TaskStore::of(&state);
+    let cutoff = undeliverable_before_ms(&state);
+    match store
+        .cancel(&task_id, cutoff)
+        .await
+        .map_err(|err| err.into_api_error("UpdateItem task (cancel)"))?
+    {
+        Written::Done(record) => {
+            tracing::info!(task_id, "task canceled");
+            Ok(shown(record))
+        }
+        Written::Refused => {
+            let stored = store
+                .read(&task_id)
+                .await
+                .map_err(|err| err.into_api_error("GetItem task"))?
+                .ok_or_else(|| ApiError::NotFound(format!("No task {task_id}")))?;
+            let record = stored.record.with_backstop(stored.created_ms, cutoff);
+            Err(ApiError::Conflict {
+                message: format!(
+                    "Task {task_id} has already ended ({})",
+                    record.status.as_str()
+                ),
+                retry: false,
+            })
+        }
+    }
+}
+
+fn task_id_of(task_id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(task_id) = task_id?;
-    if !is_task_id(&task_id) {
-        return Err(ApiError::BadRequest(
+    if is_task_id(&task_id) {
+        Ok(task_id)
+    } else {
+        Err(ApiError::BadRequest(
             "task_id must be a task id this API returned (a lowercase UUID)".to_owned(),
-        ));
+        ))
     }
-    match TaskStore::of(&state).read(&task_id).await {
-        Ok(Some(stored)) => Ok(Json(stored.record)),
-        Ok(None) => Err(ApiError::NotFound(format!("No task {task_id}"))),
-        Err(ReadError::Sdk(err)) => Err(ApiError::from_sdk("GetItem task", &err)),
-        Err(ReadError::Record(message)) => Err(ApiError::Internal(message)),
+}
+
+/// Records created before this instant (epoch milliseconds) whose event was
+/// never delivered never will be: Lambda gives up on an event at its maximum
+/// age, and its two retries take at most five minutes more.
+fn undeliverable_before_ms(state: &AppState) -> u64 {
+    let horizon = state.config.task_event_max_age + std::time::Duration::from_secs(5 * 60);
+    epoch_millis().saturating_sub(horizon.as_millis() as u64)
+}
+
+/// The record as JSON; a task that has not ended tells its poller when to
+/// look again.
+fn shown(record: TaskRecord) -> Response {
+    let pending = matches!(record.status, TaskStatus::Queued | TaskStatus::Running);
+    let mut response = Json(record).into_response();
+    if pending {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_is_no_content_type_application_json_or_any_plus_json_type() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            is_json(&headers)
+        };
+        assert!(is_json(&HeaderMap::new()));
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/problem+json",
+            "application/vnd.api+json;v=1",
+        ] {
+            assert!(with(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "text/json",
+            "application/+json",
+            "json",
+            "",
+        ] {
+            assert!(!with(other), "{other}");
+        }
+    }
 
     #[test]
     fn no_body_null_or_an_empty_object_takes_the_default_delay() {

@@ -10,8 +10,10 @@
 //! - [`record`]: the task record and its status, as stored and as shown;
 //! - [`store`]: every read and write of the tasks table.
 
+pub mod destination;
 pub mod event;
 pub mod http;
+pub mod idempotency;
 pub mod record;
 pub mod store;
 pub mod work;

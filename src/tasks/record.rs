@@ -15,10 +15,17 @@ pub enum TaskStatus {
     Running,
     Succeeded,
     Failed,
+    Canceled,
 }
 
 impl TaskStatus {
-    const ALL: [Self; 4] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed];
+    const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Canceled,
+    ];
 
     /// The status as stored and shown.
     pub fn as_str(self) -> &'static str {
@@ -27,7 +34,14 @@ impl TaskStatus {
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Canceled => "canceled",
         }
+    }
+
+    /// Whether the task has ended: nothing but Lambda's retry of a task that
+    /// failed in its work changes it again, and a cancel is refused.
+    pub fn has_ended(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
     }
 
     /// The status a stored string names, if any.
@@ -82,6 +96,26 @@ impl TaskRecord {
     }
 }
 
+/// The `error` of a task whose event Lambda can no longer deliver.
+pub const NEVER_DELIVERED: &str = "The task event was never delivered: Lambda gives up on an event at its maximum age (TASK_EVENT_MAX_AGE_SECONDS)";
+
+impl TaskRecord {
+    /// The backstop: a task still `queued` although it was created (at
+    /// `created_ms`) before `undeliverable_before_ms`, when its event can no
+    /// longer arrive, reads as `failed`. Records without a creation time are
+    /// shown as stored.
+    pub fn with_backstop(mut self, created_ms: u64, undeliverable_before_ms: u64) -> Self {
+        if self.status == TaskStatus::Queued
+            && created_ms > 0
+            && created_ms < undeliverable_before_ms
+        {
+            self.status = TaskStatus::Failed;
+            self.error = Some(NEVER_DELIVERED.to_owned());
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +141,7 @@ mod tests {
                 serde_json::json!(status.as_str())
             );
         }
-        for other in ["", "Queued", "done", "canceled "] {
+        for other in ["", "Queued", "done", "canceled ", "cancelled"] {
             assert_eq!(TaskStatus::parse(other), None, "{other:?}");
         }
     }
@@ -158,5 +192,37 @@ mod tests {
             TaskRecord::from_item(&item(&unknown)).unwrap_err(),
             r#"unknown task status "paused""#
         );
+    }
+
+    #[test]
+    fn a_queued_task_older_than_its_event_can_be_reads_as_failed_and_nothing_else_changes() {
+        let record = |status| TaskRecord {
+            task_id: "t1".to_owned(),
+            status,
+            created_at: "c".to_owned(),
+            updated_at: "u".to_owned(),
+            attempts: 0,
+            error: None,
+        };
+        let stale = record(TaskStatus::Queued).with_backstop(1_000, 2_000);
+        assert_eq!(stale.status, TaskStatus::Failed);
+        assert_eq!(stale.error.as_deref(), Some(NEVER_DELIVERED));
+        assert_eq!(
+            record(TaskStatus::Queued).with_backstop(2_000, 2_000),
+            record(TaskStatus::Queued)
+        );
+        assert_eq!(
+            record(TaskStatus::Queued).with_backstop(0, 2_000),
+            record(TaskStatus::Queued),
+            "no creation time: as stored"
+        );
+        for status in [
+            TaskStatus::Running,
+            TaskStatus::Succeeded,
+            TaskStatus::Failed,
+            TaskStatus::Canceled,
+        ] {
+            assert_eq!(record(status).with_backstop(1_000, 2_000), record(status));
+        }
     }
 }

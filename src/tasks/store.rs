@@ -17,11 +17,15 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::record::{TaskRecord, TaskStatus};
-use crate::error::sdk_summary;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+
+use crate::error::{ApiError, sdk_summary};
 use crate::state::AppState;
 
 /// Task records expire (DynamoDB TTL on `expires_at`) a week after creation.
 const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// The `error` of a task whose event did not leave.
+pub const NOT_ENQUEUED: &str = "The task could not be enqueued";
 
 /// The tasks table, through the function's DynamoDB client.
 #[derive(Clone, Copy)]
@@ -32,16 +36,32 @@ pub struct TaskStore<'a> {
     pub table: &'a str,
 }
 
-/// A stored task, with the id of the claim that last took it.
+/// A stored task, with what only the function needs to know of it.
 pub struct StoredTask {
+    /// What `GET /tasks/{task_id}` shows.
     pub record: TaskRecord,
+    /// The claim that last took the task (see [`TaskStore::claim`]).
     pub claim_id: Option<String>,
+    /// Whether `/async` saw Lambda accept the task event; until then no
+    /// delivery may claim the task (see [`TaskStore::put_queued`]).
+    pub enqueued: bool,
+    /// When the record was created, epoch milliseconds.
+    pub created_ms: u64,
 }
 
 /// The result of an attempt, as the record keeps it.
 pub enum Outcome<'a> {
     Succeeded,
     Failed(&'a str),
+}
+
+/// What a conditional write came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written<T> {
+    /// The condition held and the write landed.
+    Done(T),
+    /// The condition did not hold: nothing was written.
+    Refused,
 }
 
 impl<'a> TaskStore<'a> {
@@ -53,29 +73,60 @@ impl<'a> TaskStore<'a> {
         }
     }
 
-    /// Writes the `queued` record of a new task. The condition keeps a write the
-    /// SDK retried after a lost answer from overwriting the record (the caller
-    /// treats that failure as success); `make bench` times this same write.
+    /// Writes the `queued` record of a new task, not yet `enqueued`: no
+    /// delivery may claim it before [`Self::mark_enqueued`], so an event that
+    /// Lambda accepted although `/async` answered 503 (an `Invoke` whose answer
+    /// was lost) never runs. The condition keeps a write the SDK retried after
+    /// a lost answer from overwriting the record (the caller treats that
+    /// failure as success); `make bench` times this same write.
     pub async fn put_queued(self, task_id: &str) -> Result<PutItemOutput, SdkError<PutItemError>> {
         let now = now_rfc3339();
-        let expires_at = epoch_seconds() + RECORD_TTL.as_secs();
+        let now_ms = epoch_millis();
+        let expires_at = now_ms / 1000 + RECORD_TTL.as_secs();
         self.dynamodb
             .put_item()
             .table_name(self.table)
             .item("task_id", AttributeValue::S(task_id.to_owned()))
             .item("status", TaskStatus::Queued.attribute())
             .item("created_at", AttributeValue::S(now.clone()))
+            .item("created_ms", AttributeValue::N(now_ms.to_string()))
             .item("updated_at", AttributeValue::S(now))
             .item("attempts", AttributeValue::N("0".to_owned()))
+            .item("enqueued", AttributeValue::Bool(false))
             .item("expires_at", AttributeValue::N(expires_at.to_string()))
             .condition_expression("attribute_not_exists(task_id)")
             .send()
             .await
     }
 
+    /// Lambda accepted the task event: from now on a delivery may claim the
+    /// task. Refused if the task is no longer `queued` (canceled already).
+    pub async fn mark_enqueued(
+        self,
+        task_id: &str,
+    ) -> Result<Written<()>, SdkError<UpdateItemError>> {
+        let marked = self
+            .dynamodb
+            .update_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression("SET enqueued = :true")
+            .condition_expression("#status = :queued")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match marked {
+            Ok(_) => Ok(Written::Done(())),
+            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The task as it is now (a consistent read), or `None` if there is no such
     /// task.
-    pub async fn read(self, task_id: &str) -> Result<Option<StoredTask>, ReadError> {
+    pub async fn read(self, task_id: &str) -> Result<Option<StoredTask>, StoreError<GetItemError>> {
         let output = self
             .dynamodb
             .get_item()
@@ -84,21 +135,30 @@ impl<'a> TaskStore<'a> {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|err| ReadError::Sdk(Box::new(err)))?;
+            .map_err(|err| StoreError::Sdk(Box::new(err)))?;
         let Some(item) = output.item() else {
             return Ok(None);
         };
-        let record = TaskRecord::from_item(item).map_err(ReadError::Record)?;
+        let record = TaskRecord::from_item(item).map_err(StoreError::Record)?;
         let claim_id = match item.get("claim_id") {
             Some(AttributeValue::S(id)) => Some(id.clone()),
             _ => None,
         };
-        Ok(Some(StoredTask { record, claim_id }))
+        Ok(Some(StoredTask {
+            record,
+            claim_id,
+            enqueued: matches!(item.get("enqueued"), Some(AttributeValue::Bool(true))),
+            created_ms: match item.get("created_ms") {
+                Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
+                _ => 0,
+            },
+        }))
     }
 
-    /// The event never left: say so in the record, so no task stays `queued`
-    /// with nothing behind it. Logged, not returned: the caller answers 503
-    /// either way.
+    /// The event never left (or it is unknown whether it did): the record says
+    /// `failed`, and as it was never marked `enqueued`, no delivery of its
+    /// event can claim it. Logged, not returned: the caller answers 503 either
+    /// way, and the task cannot run either way.
     pub async fn mark_not_enqueued(self, task_id: &str) {
         let marked = self
             .dynamodb
@@ -106,15 +166,13 @@ impl<'a> TaskStore<'a> {
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression("SET #status = :failed, #error = :error, updated_at = :now")
-            .condition_expression("#status = :queued")
+            .condition_expression("#status = :queued AND enqueued = :false")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":failed", TaskStatus::Failed.attribute())
             .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
-            .expression_attribute_values(
-                ":error",
-                AttributeValue::S("The task could not be enqueued".to_owned()),
-            )
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":error", AttributeValue::S(NOT_ENQUEUED.to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
             .send()
             .await;
@@ -122,21 +180,22 @@ impl<'a> TaskStore<'a> {
             tracing::error!(
                 task_id,
                 detail = sdk_summary(&err),
-                "task left queued: could not mark it failed"
+                "task left queued, not enqueued: no delivery can claim it"
             );
         }
     }
 
-    /// Takes the task for claim `claim_id` if it is `queued`, `failed`, or
-    /// `running` under a lease that has run out, with a lease until
-    /// `lease_until_ms` (epoch milliseconds). `Ok(None)`: the condition failed
-    /// (see [`crate::tasks::worker`] for what that can mean).
+    /// Takes the task for claim `claim_id` if it is enqueued and `queued`,
+    /// `failed` (in its work, by an earlier attempt), or `running` under a
+    /// lease that has run out; the lease runs until `lease_until_ms` (epoch
+    /// milliseconds). `Refused`: see [`crate::tasks::worker`] for what that can
+    /// mean.
     pub async fn claim(
         self,
         task_id: &str,
         claim_id: &str,
         lease_until_ms: u64,
-    ) -> Result<Option<TaskRecord>, String> {
+    ) -> Result<Written<TaskRecord>, String> {
         let claimed = self
             .dynamodb
             .update_item()
@@ -146,13 +205,14 @@ impl<'a> TaskStore<'a> {
                 "SET #status = :running, attempts = attempts + :one, updated_at = :now, lease_until = :lease, claim_id = :claim REMOVE #error",
             )
             .condition_expression(
-                "attribute_exists(task_id) AND (#status IN (:queued, :failed) OR (#status = :running AND lease_until < :now_ms))",
+                "attribute_exists(task_id) AND enqueued = :true AND (#status IN (:queued, :failed) OR (#status = :running AND lease_until < :now_ms))",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
             .expression_attribute_values(":failed", TaskStatus::Failed.attribute())
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
             .expression_attribute_values(":now_ms", AttributeValue::N(epoch_millis().to_string()))
@@ -162,31 +222,59 @@ impl<'a> TaskStore<'a> {
             .send()
             .await;
         match claimed {
-            Ok(output) => {
-                TaskRecord::from_item(output.attributes().unwrap_or(&HashMap::new())).map(Some)
-            }
-            Err(err) if is_condition_failure(&err) => Ok(None),
+            Ok(output) => TaskRecord::from_item(output.attributes().unwrap_or(&HashMap::new()))
+                .map(Written::Done),
+            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
             Err(err) => Err(format!("UpdateItem (claim): {}", sdk_summary(&err))),
         }
     }
 
-    /// Records how attempt `attempt` ended, unless another delivery has taken
-    /// the task over since: `Ok(false)` then, and nothing is written.
+    /// Extends claim `claim_id`'s lease to `lease_until_ms`. `Refused`: the task
+    /// is no longer this claim's to run (canceled, or given up on).
+    pub async fn renew_lease(
+        self,
+        task_id: &str,
+        claim_id: &str,
+        lease_until_ms: u64,
+    ) -> Result<Written<()>, String> {
+        let renewed = self
+            .dynamodb
+            .update_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression("SET lease_until = :lease")
+            .condition_expression("#status = :running AND claim_id = :claim")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", TaskStatus::Running.attribute())
+            .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
+            .send()
+            .await;
+        match renewed {
+            Ok(_) => Ok(Written::Done(())),
+            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
+            Err(err) => Err(format!("UpdateItem (lease): {}", sdk_summary(&err))),
+        }
+    }
+
+    /// Records how claim `claim_id`'s attempt ended. `Refused`: the task is no
+    /// longer this claim's (canceled, given up on, or taken over after its
+    /// lease ran out), and nothing is written.
     pub async fn finish(
         self,
         task_id: &str,
-        attempt: u32,
+        claim_id: &str,
         outcome: Outcome<'_>,
-    ) -> Result<bool, String> {
+    ) -> Result<Written<()>, String> {
         let update = self
             .dynamodb
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
-            .condition_expression("#status = :running AND attempts = :attempt")
+            .condition_expression("#status = :running AND claim_id = :claim")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
-            .expression_attribute_values(":attempt", AttributeValue::N(attempt.to_string()))
+            .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()));
         let update = match outcome {
             Outcome::Succeeded => update
@@ -201,20 +289,106 @@ impl<'a> TaskStore<'a> {
                 .expression_attribute_values(":error", AttributeValue::S(message.to_owned())),
         };
         match update.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
+            Ok(_) => Ok(Written::Done(())),
+            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
             Err(err) => Err(format!("UpdateItem (finish): {}", sdk_summary(&err))),
+        }
+    }
+
+    /// Cancels a task that has not ended: `queued` (and still deliverable,
+    /// created after `undeliverable_before_ms`) or `running`. `Refused`: no
+    /// such task, or it has ended.
+    pub async fn cancel(
+        self,
+        task_id: &str,
+        undeliverable_before_ms: u64,
+    ) -> Result<Written<TaskRecord>, StoreError<UpdateItemError>> {
+        let canceled = self
+            .dynamodb
+            .update_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression("SET #status = :canceled, updated_at = :now REMOVE lease_until")
+            .condition_expression(
+                "#status = :running OR (#status = :queued AND NOT created_ms < :cutoff)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":canceled", TaskStatus::Canceled.attribute())
+            .expression_attribute_values(":running", TaskStatus::Running.attribute())
+            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
+            .expression_attribute_values(
+                ":cutoff",
+                AttributeValue::N(undeliverable_before_ms.to_string()),
+            )
+            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match canceled {
+            Ok(output) => TaskRecord::from_item(output.attributes().unwrap_or(&HashMap::new()))
+                .map(Written::Done)
+                .map_err(StoreError::Record),
+            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
+            Err(err) => Err(StoreError::Sdk(Box::new(err))),
+        }
+    }
+
+    /// Lambda gave up on the task's event (its on-failure destination record):
+    /// a task still `queued` or `running` becomes `failed` with `error`.
+    /// `Refused`: the task has ended, or does not exist (expired).
+    pub async fn give_up(self, task_id: &str, error: &str) -> Result<Written<()>, String> {
+        let given_up = self
+            .dynamodb
+            .update_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression(
+                "SET #status = :failed, #error = :error, updated_at = :now REMOVE lease_until",
+            )
+            .condition_expression("#status IN (:queued, :running)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":failed", TaskStatus::Failed.attribute())
+            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
+            .expression_attribute_values(":running", TaskStatus::Running.attribute())
+            .expression_attribute_values(":error", AttributeValue::S(error.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+            .send()
+            .await;
+        match given_up {
+            Ok(_) => Ok(Written::Done(())),
+            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
+            Err(err) => Err(format!("UpdateItem (give up): {}", sdk_summary(&err))),
         }
     }
 }
 
-/// Why a task could not be read.
+/// Why a read or write of a task record failed.
 #[derive(Debug)]
-pub enum ReadError {
-    /// The GetItem failed.
-    Sdk(Box<SdkError<GetItemError>>),
+pub enum StoreError<E> {
+    /// The call failed.
+    Sdk(Box<SdkError<E>>),
     /// The item is not a task record this function wrote.
     Record(String),
+}
+
+impl<E: ProvideErrorMetadata> StoreError<E> {
+    /// As an HTTP answer: 503 or 500 as [`ApiError::from_sdk`] says, 500 for
+    /// an unreadable record.
+    pub fn into_api_error(self, operation: &str) -> ApiError {
+        match self {
+            Self::Sdk(err) => ApiError::from_sdk(operation, &err),
+            Self::Record(message) => ApiError::Internal(message),
+        }
+    }
+
+    /// As one line for a task's function error.
+    pub fn summary(&self, operation: &str) -> String {
+        match self {
+            Self::Sdk(err) => format!("{operation}: {}", sdk_summary(err)),
+            Self::Record(message) => message.clone(),
+        }
+    }
 }
 
 fn is_condition_failure(err: &SdkError<UpdateItemError>) -> bool {
@@ -228,13 +402,8 @@ fn now_rfc3339() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
 }
 
-fn epoch_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn epoch_millis() -> u64 {
+/// Now, in epoch milliseconds.
+pub fn epoch_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))

@@ -2,17 +2,23 @@
 //! how it went.
 //!
 //! Lambda delivers asynchronous events at least once and retries failures, so
-//! a delivery first *claims* the task with a conditional write. A claim holds a
-//! lease until the invocation's own deadline: a live invocation never loses its
-//! claim, and a delivery after an invocation died (timeout, crash) may take the
-//! task over.
+//! a delivery first *claims* the task with a conditional write. The claim holds
+//! a short lease that the attempt renews while its work runs (every
+//! [`Lease::tick`], at most a second): a live attempt never loses its claim,
+//! and once an attempt dies (crash, panic, timeout) its lease runs out within
+//! seconds, so Lambda's retry a minute later takes the task over. A renewal
+//! that finds the task canceled stops the work. An attempt that cannot renew
+//! stops its work before its lease runs out, so no two attempts ever run the
+//! work at once.
 
+use std::time::Duration;
+
+use tokio::task::JoinError;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::store::{Outcome, ReadError, TaskStore};
+use super::store::{Outcome, TaskStore, Written, epoch_millis};
 use super::{TaskEvent, TaskStatus, work};
-use crate::error::sdk_summary;
 use crate::state::AppState;
 
 /// Why a task event did not end well; the invocation returns it as a function
@@ -29,6 +35,8 @@ pub enum TaskError {
     },
     #[error("task store unavailable: {0}")]
     Store(String),
+    #[error("task {0} is not enqueued yet")]
+    NotEnqueued(String),
 }
 
 /// The runtime logs a function error with `{:?}`: make that the readable message.
@@ -45,6 +53,7 @@ impl TaskError {
             Self::UnknownTask(_) => "UnknownTask",
             Self::Failed { .. } => "TaskFailed",
             Self::Store(_) => "TaskStoreUnavailable",
+            Self::NotEnqueued(_) => "TaskNotEnqueued",
         }
     }
 }
@@ -60,7 +69,7 @@ pub struct TaskOutcome {
 }
 
 /// Runs the task `event` names. `deadline_ms` is the invocation's deadline
-/// (epoch milliseconds): the claim's lease.
+/// (epoch milliseconds): no lease outlives it.
 pub async fn run(
     state: &AppState,
     event: TaskEvent,
@@ -72,17 +81,58 @@ pub async fn run(
         .await
 }
 
+/// How long a claim holds without renewal, and how often it is renewed: a
+/// thirtieth of the invocation's time (at most a second, at least 50 ms) per
+/// tick, three ticks per lease. With Lambda's 90 s timeout: a renewal every
+/// second and a lease of three, far inside the minute before Lambda's retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// How often the attempt renews its lease (and notices a cancel).
+    pub tick: Duration,
+    /// The invocation's deadline, epoch milliseconds: no lease runs past it.
+    pub deadline_ms: u64,
+}
+
+impl Lease {
+    /// The lease of an invocation that has until `deadline_ms`, from `now_ms`.
+    pub fn new(now_ms: u64, deadline_ms: u64) -> Self {
+        let tick_ms = (deadline_ms.saturating_sub(now_ms) / 30).clamp(50, 1000);
+        Self {
+            tick: Duration::from_millis(tick_ms),
+            deadline_ms,
+        }
+    }
+
+    /// Where a lease taken or renewed at `now_ms` ends.
+    pub fn until(self, now_ms: u64) -> u64 {
+        (now_ms + 3 * self.tick.as_millis() as u64).min(self.deadline_ms)
+    }
+
+    /// Whether an attempt whose lease ends at `lease_until_ms` must stop its
+    /// work now, its last renewal having failed: one tick short of the end,
+    /// so that it has stopped before any other delivery may claim the task.
+    pub fn must_stop(self, now_ms: u64, lease_until_ms: u64) -> bool {
+        now_ms + self.tick.as_millis() as u64 >= lease_until_ms
+    }
+}
+
 async fn run_claimed(
     store: TaskStore<'_>,
     event: TaskEvent,
     deadline_ms: u64,
 ) -> Result<TaskOutcome, TaskError> {
-    let attempt = match claim(store, &event.task_id, deadline_ms).await? {
+    let lease = Lease::new(epoch_millis(), deadline_ms);
+    // Names this claim: when the SDK retries the UpdateItem because the first
+    // answer was lost, the retry fails the condition on the claim it made
+    // itself, and only this id tells that apart from another delivery's.
+    let claim_id = Uuid::new_v4().to_string();
+    let task_id = event.task_id.clone();
+    let attempt = match claim(store, &task_id, &claim_id, lease).await? {
         Claim::Won(attempt) => attempt,
         Claim::Held { status, attempts } => {
             tracing::info!(status = status.as_str(), "duplicate delivery ignored");
             return Ok(TaskOutcome {
-                task_id: event.task_id,
+                task_id,
                 status,
                 attempts,
                 duplicate: true,
@@ -91,22 +141,45 @@ async fn run_claimed(
     };
     tracing::info!(attempt, delay_ms = event.delay_ms, "task started");
 
-    match work::perform(&event, attempt).await {
+    let work = tokio::spawn(async move { work::perform(&event, attempt).await }.in_current_span());
+    let result = match watch(store, &task_id, &claim_id, lease, work).await {
+        Watched::Finished(result) => result,
+        Watched::Panicked => Err("the task's work panicked".to_owned()),
+        Watched::NoLongerOurs => return ended_elsewhere(store, task_id, attempt).await,
+        Watched::LeaseLost(reason) => {
+            tracing::error!(
+                attempt,
+                reason,
+                "work stopped: the lease could not be renewed"
+            );
+            return Err(TaskError::Store(reason));
+        }
+    };
+    let outcome = match &result {
+        Ok(()) => Outcome::Succeeded,
+        Err(message) => Outcome::Failed(message),
+    };
+    let written = store
+        .finish(&task_id, &claim_id, outcome)
+        .await
+        .map_err(TaskError::Store)?;
+    if written == Written::Refused {
+        return ended_elsewhere(store, task_id, attempt).await;
+    }
+    match result {
         Ok(()) => {
-            finish(store, &event.task_id, attempt, Outcome::Succeeded).await?;
             tracing::info!(attempt, "Task completed");
             Ok(TaskOutcome {
-                task_id: event.task_id,
+                task_id,
                 status: TaskStatus::Succeeded,
                 attempts: attempt,
                 duplicate: false,
             })
         }
         Err(message) => {
-            finish(store, &event.task_id, attempt, Outcome::Failed(&message)).await?;
             tracing::error!(attempt, message, "task failed");
             Err(TaskError::Failed {
-                task_id: event.task_id,
+                task_id,
                 attempt,
                 message,
             })
@@ -114,65 +187,179 @@ async fn run_claimed(
     }
 }
 
+/// How the work of a claimed attempt came to an end.
+enum Watched {
+    /// It returned.
+    Finished(Result<(), String>),
+    /// It panicked.
+    Panicked,
+    /// A renewal found the task canceled or given up on; the work was stopped.
+    NoLongerOurs,
+    /// The lease could not be renewed in time; the work was stopped.
+    LeaseLost(String),
+}
+
+/// Renews the lease while the work runs, and stops the work when the task is
+/// no longer this attempt's to run.
+async fn watch(
+    store: TaskStore<'_>,
+    task_id: &str,
+    claim_id: &str,
+    lease: Lease,
+    mut work: tokio::task::JoinHandle<Result<(), String>>,
+) -> Watched {
+    let mut lease_until = lease.until(epoch_millis());
+    loop {
+        tokio::select! {
+            joined = &mut work => return finished(joined),
+            () = tokio::time::sleep(lease.tick) => {}
+        }
+        let now = epoch_millis();
+        if lease.must_stop(now, lease.deadline_ms) {
+            // Lambda ends the invocation at its deadline: stop the work first,
+            // so it never runs on unleased, and fail so that Lambda retries.
+            work.abort();
+            return Watched::LeaseLost(
+                "the invocation reached its deadline; the work was stopped".to_owned(),
+            );
+        }
+        let time_left = Duration::from_millis(lease_until.saturating_sub(now));
+        let renewal = tokio::time::timeout(
+            time_left.saturating_sub(lease.tick),
+            store.renew_lease(task_id, claim_id, lease.until(now)),
+        )
+        .await;
+        match renewal {
+            Ok(Ok(Written::Done(()))) => lease_until = lease.until(now),
+            Ok(Ok(Written::Refused)) => {
+                work.abort();
+                return Watched::NoLongerOurs;
+            }
+            Ok(Err(reason)) if lease.must_stop(epoch_millis(), lease_until) => {
+                work.abort();
+                return Watched::LeaseLost(reason);
+            }
+            Err(_) => {
+                work.abort();
+                return Watched::LeaseLost("UpdateItem (lease): timed out".to_owned());
+            }
+            Ok(Err(reason)) => tracing::warn!(reason, "lease not renewed; trying again"),
+        }
+    }
+}
+
+fn finished(joined: Result<Result<(), String>, JoinError>) -> Watched {
+    match joined {
+        Ok(result) => Watched::Finished(result),
+        Err(_) => Watched::Panicked,
+    }
+}
+
+/// The task was canceled or given up on while this attempt ran: its result is
+/// not recorded, and the invocation ends without an error, so Lambda does not
+/// retry it.
+async fn ended_elsewhere(
+    store: TaskStore<'_>,
+    task_id: String,
+    attempt: u32,
+) -> Result<TaskOutcome, TaskError> {
+    let stored = store
+        .read(&task_id)
+        .await
+        .map_err(|err| TaskError::Store(err.summary("GetItem task")))?;
+    let status = stored.map_or(TaskStatus::Canceled, |stored| stored.record.status);
+    tracing::info!(
+        attempt,
+        status = status.as_str(),
+        "the task ended elsewhere; this attempt's result is not recorded"
+    );
+    Ok(TaskOutcome {
+        task_id,
+        status,
+        attempts: attempt,
+        duplicate: false,
+    })
+}
+
 /// What a delivery's claim on its task came to.
 enum Claim {
     /// This delivery runs the task, as attempt number `.0`.
     Won(u32),
-    /// Another delivery holds it under a live lease, or it already succeeded.
+    /// Another attempt holds it under a live lease, or it has ended for good
+    /// (succeeded, canceled, or failed because its event never left).
     Held { status: TaskStatus, attempts: u32 },
 }
 
-/// Takes the task for this delivery, if it is `queued`, `failed`, or `running`
-/// under a lease that has run out.
-async fn claim(store: TaskStore<'_>, task_id: &str, deadline_ms: u64) -> Result<Claim, TaskError> {
-    // Names this claim: when the SDK retries the UpdateItem because the first
-    // answer was lost, the retry fails the condition on the claim it made
-    // itself, and only this id tells that apart from another delivery's.
-    let claim_id = Uuid::new_v4().to_string();
-    if let Some(record) = store
-        .claim(task_id, &claim_id, deadline_ms)
-        .await
-        .map_err(TaskError::Store)?
-    {
-        return Ok(Claim::Won(record.attempts));
-    }
-    // The condition failed: if the record holds this very claim, the claim
-    // landed and only its answer was lost; otherwise another delivery holds
-    // the task (or it succeeded), or there is no such task.
-    let stored = store.read(task_id).await.map_err(|err| match err {
-        ReadError::Sdk(err) => TaskError::Store(format!("GetItem task: {}", sdk_summary(&err))),
-        ReadError::Record(message) => TaskError::Store(message),
-    })?;
-    let stored = stored.ok_or_else(|| TaskError::UnknownTask(task_id.to_owned()))?;
-    let record = stored.record;
-    if stored.claim_id.as_deref() == Some(claim_id.as_str()) && record.status == TaskStatus::Running
-    {
-        Ok(Claim::Won(record.attempts))
-    } else {
-        Ok(Claim::Held {
-            status: record.status,
-            attempts: record.attempts,
-        })
-    }
-}
+/// How often, and how long apart, a delivery that arrived before `/async`
+/// marked its task enqueued tries again before it leaves the task to Lambda's
+/// retry.
+const NOT_ENQUEUED_TRIES: u32 = 5;
+const NOT_ENQUEUED_PAUSE: Duration = Duration::from_millis(200);
 
-/// Records the end of attempt `attempt`; a later delivery that took the task
-/// over in the meantime keeps it, and this result is dropped.
-async fn finish(
+/// Takes the task for this delivery, if it may run: see
+/// [`TaskStore::claim`].
+async fn claim(
     store: TaskStore<'_>,
     task_id: &str,
-    attempt: u32,
-    outcome: Outcome<'_>,
-) -> Result<(), TaskError> {
-    let recorded = store
-        .finish(task_id, attempt, outcome)
-        .await
-        .map_err(TaskError::Store)?;
-    if !recorded {
-        tracing::warn!(
-            attempt,
-            "task was taken over by a later delivery; result not recorded"
-        );
+    claim_id: &str,
+    lease: Lease,
+) -> Result<Claim, TaskError> {
+    for _ in 0..NOT_ENQUEUED_TRIES {
+        let claimed = store
+            .claim(task_id, claim_id, lease.until(epoch_millis()))
+            .await
+            .map_err(TaskError::Store)?;
+        if let Written::Done(record) = claimed {
+            return Ok(Claim::Won(record.attempts));
+        }
+        // The condition failed: if the record holds this very claim, the claim
+        // landed and only its answer was lost; otherwise another attempt holds
+        // the task, or it has ended, or /async has not marked it enqueued yet.
+        let stored = store
+            .read(task_id)
+            .await
+            .map_err(|err| TaskError::Store(err.summary("GetItem task")))?
+            .ok_or_else(|| TaskError::UnknownTask(task_id.to_owned()))?;
+        let record = stored.record;
+        if stored.claim_id.as_deref() == Some(claim_id) && record.status == TaskStatus::Running {
+            return Ok(Claim::Won(record.attempts));
+        }
+        if stored.enqueued || record.status != TaskStatus::Queued {
+            return Ok(Claim::Held {
+                status: record.status,
+                attempts: record.attempts,
+            });
+        }
+        tokio::time::sleep(NOT_ENQUEUED_PAUSE).await;
     }
-    Ok(())
+    Err(TaskError::NotEnqueued(task_id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_90_s_invocation_renews_every_second_and_holds_three() {
+        let lease = Lease::new(0, 90_000);
+        assert_eq!(lease.tick, Duration::from_secs(1));
+        assert_eq!(lease.until(10_000), 13_000);
+        assert_eq!(lease.until(89_000), 90_000, "never past the deadline");
+    }
+
+    #[test]
+    fn a_short_invocation_renews_at_a_thirtieth_of_its_time_and_never_under_50_ms() {
+        assert_eq!(Lease::new(0, 3_000).tick, Duration::from_millis(100));
+        assert_eq!(Lease::new(0, 600).tick, Duration::from_millis(50));
+        assert_eq!(Lease::new(5_000, 0).tick, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn an_attempt_that_cannot_renew_stops_a_tick_before_its_lease_ends() {
+        let lease = Lease::new(0, 90_000);
+        assert!(!lease.must_stop(10_000, 13_000));
+        assert!(!lease.must_stop(11_999, 13_000));
+        assert!(lease.must_stop(12_000, 13_000));
+        assert!(lease.must_stop(14_000, 13_000));
+    }
 }

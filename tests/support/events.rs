@@ -102,7 +102,8 @@ pub fn rest_api(stage: &str, method: &str, path_and_query: &str, body: Option<&s
             "resourcePath": "/{proxy+}",
             "httpMethod": method,
             "apiId": "abcdef1234",
-            "path": format!("/{stage}{path}"),
+            // What the client called: the stage in front, once.
+            "path": if path.starts_with(&format!("/{stage}/")) { path.to_owned() } else { format!("/{stage}{path}") },
             "protocol": "HTTP/1.1",
             "requestTimeEpoch": 1_795_680_000_000_u64
         },

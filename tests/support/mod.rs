@@ -247,6 +247,7 @@ fn function_for(
                 "https://app.example.com",
             )],
             metrics_namespace: "AsyncApi".to_owned(),
+            task_event_max_age: std::time::Duration::from_secs(3600),
         },
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             dynamodb_config(&sdk)
