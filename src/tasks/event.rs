@@ -18,6 +18,10 @@ pub struct TaskEvent {
     /// set it, never an HTTP request.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fail_attempts: u32,
+    /// Makes the stand-in task panic in its first `panic_attempts` attempts,
+    /// to see a crashing attempt retried. Only an event can set it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub panic_attempts: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -63,6 +67,7 @@ mod tests {
             task_id: ID.to_owned(),
             delay_ms: 1000,
             fail_attempts: 0,
+            panic_attempts: 0,
         };
         let sent = serde_json::to_vec(&event).unwrap();
         assert_eq!(

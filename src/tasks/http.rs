@@ -275,6 +275,7 @@ async fn enqueue_task(state: &AppState, base: &str, delay_ms: u64) -> Result<Ans
         task_id: task_id.clone(),
         delay_ms,
         fail_attempts: 0,
+        panic_attempts: 0,
     };
     let payload = serde_json::to_vec(&event).map_err(|err| ApiError::Internal(err.to_string()))?;
     let enqueued = state

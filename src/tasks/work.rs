@@ -11,9 +11,13 @@ use std::time::Duration;
 
 use super::TaskEvent;
 
-/// Waits `delay_ms`; fails the first `fail_attempts` attempts on purpose.
+/// Waits `delay_ms`; fails the first `fail_attempts` attempts, and panics in
+/// the first `panic_attempts`, on purpose.
 pub async fn perform(event: &TaskEvent, attempt: u32) -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(event.delay_ms)).await;
+    if attempt <= event.panic_attempts {
+        panic!("simulated panic (panic_attempts = {})", event.panic_attempts);
+    }
     if attempt <= event.fail_attempts {
         return Err(format!(
             "simulated failure (fail_attempts = {})",
@@ -33,6 +37,7 @@ mod tests {
             task_id: "0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c".to_owned(),
             delay_ms: 0,
             fail_attempts: 2,
+            panic_attempts: 0,
         };
         for attempt in 1..=2 {
             assert_eq!(
