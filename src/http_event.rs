@@ -19,6 +19,29 @@ use crate::error::{ApiError, MAX_BODY_BYTES, REQUEST_ID};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BasePath(pub String);
 
+/// How many bytes a body may take as it travels inside Lambda's JSON response
+/// (where every `"` and `\` is escaped once more), with room to spare for
+/// headers and the envelope: under Lambda's 6 MB for API Gateway and Function
+/// URLs, under an Application Load Balancer's 1 MB for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseBudget(pub usize);
+
+impl Default for ResponseBudget {
+    fn default() -> Self {
+        Self(5_000_000)
+    }
+}
+
+impl ResponseBudget {
+    /// The budget of the source that sent `request`.
+    fn of(request: &Request) -> Self {
+        match request.request_context_ref() {
+            Some(RequestContext::Alb(_)) => Self(900_000),
+            _ => Self::default(),
+        }
+    }
+}
+
 /// Serves one HTTP request. It always gets an HTTP answer, errors included,
 /// and every line logged while serving it, like its error body, carries the
 /// Lambda request id.
@@ -35,7 +58,9 @@ pub async fn serve(router: &Router, request: Request) -> Response<Body> {
             let client_path = client_path(&request);
             let mut request = without_stage_prefix(request);
             let base = base_path(&client_path, request.uri().path());
+            let budget = ResponseBudget::of(&request);
             request.extensions_mut().insert(BasePath(base));
+            request.extensions_mut().insert(budget);
             match router.clone().oneshot(request).await {
                 Ok(response) => response,
                 Err(infallible) => match infallible {},

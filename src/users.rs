@@ -6,15 +6,16 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{ApiError, BadRequestResponse, InternalResponse, UnavailableResponse};
+use crate::http_event::ResponseBudget;
 use crate::item_json::ItemJson;
 use crate::state::AppState;
 use utoipa::{IntoParams, ToSchema};
@@ -27,10 +28,6 @@ pub const MAX_LIMIT: i32 = 1000;
 const KEY: &str = "id";
 /// DynamoDB's largest partition key value, in bytes.
 const MAX_KEY_BYTES: usize = 2048;
-/// Budget for the body as it travels inside Lambda's JSON response (where every
-/// `"` and `\` is escaped once more), well under Lambda's 6 MB response limit
-/// to leave room for headers and the envelope.
-const MAX_BODY_BUDGET: usize = 5_000_000;
 
 /// The query string of `GET /users`. Both arrive as text so that a bad value
 /// gets this API's own message; the document states their real types.
@@ -81,8 +78,10 @@ pub struct User {
 )]
 pub async fn list_users(
     State(state): State<AppState>,
+    budget: Option<Extension<ResponseBudget>>,
     query: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Result<Json<UsersPage>, ApiError> {
+    let Extension(ResponseBudget(budget)) = budget.unwrap_or_default();
     let Query(query) = query?;
     let limit = parse_limit(query.limit.as_deref())?;
     let start_key = query.cursor.as_deref().map(decode_cursor).transpose()?;
@@ -105,7 +104,7 @@ pub async fn list_users(
         let json = serde_json::value::to_raw_value(&ItemJson(item))
             .map_err(|err| ApiError::Internal(format!("user item not renderable: {err}")))?;
         let cost = escaped_len(json.get()) + 1;
-        if index > 0 && budget_used + cost > MAX_BODY_BUDGET {
+        if index > 0 && budget_used + cost > budget {
             // Stop here and let the next page start after the last item sent.
             last_key = Some(key_of(&items[index - 1]));
             break;

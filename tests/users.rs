@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use serde_json::value::RawValue;
-use support::{Fixture, dead_endpoint, error_body};
+use support::{Fixture, dead_endpoint, error_body, events};
 
 /// Follows `next_cursor` from the first page to the last and returns every id seen, in order.
 async fn all_ids(fixture: &Fixture, limit: u32) -> (Vec<String>, usize) {
@@ -240,6 +240,53 @@ async fn a_page_stops_before_the_response_outgrows_lambdas_limit() {
         }
     }
     assert_eq!(seen.len(), 30);
+}
+
+#[tokio::test]
+async fn through_a_load_balancer_a_page_stops_before_the_albs_1_mb() {
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    // 12 items of ~100 KB of quotes, ~200 KB each once escaped: 2.4 MB in all.
+    let bulk = "\"".repeat(100_000);
+    for i in 0..12 {
+        let item = HashMap::from([
+            ("id".to_owned(), AttributeValue::S(format!("big-{i:02}"))),
+            ("bulk".to_owned(), AttributeValue::S(bulk.clone())),
+        ]);
+        fixture.put_items(&fixture.users_table, vec![item]).await;
+    }
+
+    let mut seen = BTreeSet::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let path = if cursor.is_empty() {
+            "/users?limit=1000".to_owned()
+        } else {
+            format!("/users?limit=1000&cursor={cursor}")
+        };
+        let reply = fixture
+            .invoke(&events::alb("GET", &path, None))
+            .await
+            .expect("answer");
+        assert_eq!(reply.status, 200);
+        let escaped = serde_json::to_string(&reply.body.to_string())
+            .expect("string")
+            .len();
+        assert!(escaped < 1_000_000, "page of {escaped} bytes once escaped");
+        pages += 1;
+        for user in reply.body["users"].as_array().expect("users") {
+            assert!(
+                seen.insert(user["id"].as_str().expect("id").to_owned()),
+                "duplicate"
+            );
+        }
+        match reply.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 12);
+    assert!(pages >= 3, "{pages} pages");
 }
 
 #[tokio::test]
