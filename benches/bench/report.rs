@@ -250,8 +250,9 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
     };
     let put = Stats::new(&async_run.bare_put_item);
     let invoke = Stats::new(&async_run.bare_invoke);
+    let update = Stats::new(&async_run.bare_update_item);
     let hello = Stats::new(&warm(Binary::HelloFloor).latency);
-    let floor_sum = |p: f64| hello.p(p) + put.p(p) + invoke.p(p);
+    let floor_sum = |p: f64| hello.p(p) + put.p(p) + invoke.p(p) + update.p(p);
     let _ = writeln!(
         out,
         "| `POST /async`, function | {} | {} | {} | {:.2} / {:.2} / {:.2} of the sum below | | {} |",
@@ -263,9 +264,29 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
         function.p(99.0) / floor_sum(99.0),
         kib_as_mib(async_run.peak_rss_kib),
     );
+    for (name, samples) in [
+        (
+            "`POST /async` with an `Idempotency-Key`, function",
+            &async_run.with_key,
+        ),
+        (
+            "`DELETE /tasks/{task_id}` of a queued task, function",
+            &async_run.cancel,
+        ),
+    ] {
+        let stats = Stats::new(samples);
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | | | |",
+            ms(stats.p(50.0)),
+            ms(stats.p(90.0)),
+            ms(stats.p(99.0)),
+        );
+    }
     for (name, stats) in [
         ("bare `Invoke` (`Event`) to the emulator", &invoke),
         ("bare `PutItem` of a task record", &put),
+        ("bare `UpdateItem` marking it enqueued", &update),
     ] {
         let _ = writeln!(
             out,
@@ -277,7 +298,7 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
     }
     let _ = writeln!(
         out,
-        "| round trip + `PutItem` + `Invoke` (sum of each percentile) | {} | {} | {} | | | |",
+        "| round trip + `PutItem` + `Invoke` + `UpdateItem` (sum of each percentile) | {} | {} | {} | | | |",
         ms(floor_sum(50.0)),
         ms(floor_sum(90.0)),
         ms(floor_sum(99.0)),

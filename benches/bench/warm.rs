@@ -50,15 +50,29 @@ pub(crate) async fn warm_users(settings: &Settings, fixture: &Fixture) -> Vec<(B
 
 pub(crate) struct AsyncRun {
     pub(crate) function: Vec<Duration>,
+    /// `POST /async` with a fresh `Idempotency-Key` each time.
+    pub(crate) with_key: Vec<Duration>,
+    /// `DELETE /tasks/{task_id}` of a queued task.
+    pub(crate) cancel: Vec<Duration>,
     pub(crate) peak_rss_kib: u64,
     pub(crate) bare_invoke: Vec<Duration>,
     pub(crate) bare_put_item: Vec<Duration>,
+    /// The `UpdateItem` that marks a task record enqueued.
+    pub(crate) bare_update_item: Vec<Duration>,
+}
+
+/// An HTTP API event with an extra request header.
+fn with_header(event: &str, name: &str, value: &str) -> String {
+    let mut event: Value = serde_json::from_str(event).expect("event JSON");
+    event["headers"][name] = Value::String(value.to_owned());
+    event.to_string()
 }
 
 /// `POST /async` through the function (each task event is let run before the
-/// next request, so every request finds the process idle), beside the same
-/// two calls made bare from here: `PutItem` of a task record and `Invoke`
-/// (`Event`) to the emulator.
+/// next request, so every request finds the process idle), with and without
+/// an `Idempotency-Key`, and `DELETE /tasks/{task_id}`, beside the three calls
+/// of `/async` made bare from here: `PutItem` of a task record, `Invoke`
+/// (`Event`) to the emulator and the `UpdateItem` that marks it enqueued.
 pub(crate) async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncRun {
     let instance = Instance::start(Binary::Function, fixture, &[]).await;
     let event = events::http_api("POST", "/async", Some(r#"{"delay_ms": 0}"#));
@@ -70,6 +84,32 @@ pub(crate) async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncR
         instance.api.wait_for_events(Duration::from_secs(30)).await;
         if run >= 20 {
             function.push(elapsed);
+        }
+    }
+    let mut with_key = Vec::with_capacity(settings.warm_runs);
+    let mut cancel = Vec::with_capacity(settings.warm_runs);
+    for run in 0..settings.warm_runs + 20 {
+        let keyed = with_header(&event, "idempotency-key", &uuid::Uuid::new_v4().to_string());
+        let (elapsed, outcome) = instance.invoke(&keyed).await;
+        let (status, body) = http_answer(&outcome);
+        assert_eq!(status, 202, "POST /async with a key: {body}");
+        instance.api.wait_for_events(Duration::from_secs(30)).await;
+        // A task to cancel: recorded queued, its event never sent.
+        let task_id = uuid::Uuid::new_v4().to_string();
+        TaskStore {
+            dynamodb: &fixture.dynamodb,
+            table: &fixture.tasks_table,
+        }
+        .put_queued(&task_id)
+        .await
+        .expect("PutItem task record");
+        let delete = events::http_api("DELETE", &format!("/tasks/{task_id}"), None);
+        let (canceled, outcome) = instance.invoke(&delete).await;
+        let (status, body) = http_answer(&outcome);
+        assert_eq!(status, 200, "DELETE /tasks: {body}");
+        if run >= 20 {
+            with_key.push(elapsed);
+            cancel.push(canceled);
         }
     }
     let peak_rss_kib = instance.stop().await.peak_rss_kib;
@@ -84,6 +124,7 @@ pub(crate) async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncR
     let dynamodb = support::dynamodb_client(dynamodb_endpoint());
     let mut bare_invoke = Vec::with_capacity(settings.warm_runs);
     let mut bare_put_item = Vec::with_capacity(settings.warm_runs);
+    let mut bare_update_item = Vec::with_capacity(settings.warm_runs);
     for run in 0..settings.warm_runs + 20 {
         let task_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
@@ -105,15 +146,28 @@ pub(crate) async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncR
             .await
             .expect("bare Invoke");
         let invoke = started.elapsed();
+        let started = Instant::now();
+        TaskStore {
+            dynamodb: &dynamodb,
+            table: &fixture.tasks_table,
+        }
+        .mark_enqueued(&task_id)
+        .await
+        .expect("UpdateItem task record");
+        let update = started.elapsed();
         if run >= 20 {
             bare_put_item.push(put);
             bare_invoke.push(invoke);
+            bare_update_item.push(update);
         }
     }
     AsyncRun {
         function,
+        with_key,
+        cancel,
         peak_rss_kib,
         bare_invoke,
         bare_put_item,
+        bare_update_item,
     }
 }
