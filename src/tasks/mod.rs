@@ -3,18 +3,23 @@
 //! runs the task; `GET /tasks/{task_id}` reports how it went.
 //!
 //! - [`http`]: the routes (`/async`, `/tasks/{task_id}`) and the enqueue;
+//!   [`start_request`]: the body of `POST /async`; [`idempotency`]: its
+//!   `Idempotency-Key`;
 //! - [`event`]: the task event this function sends itself, read and checked;
 //! - [`worker`]: what a delivery of that event does: claim the task (a
 //!   conditional write, with a lease), run the work, record the result;
 //! - [`work`]: the work itself, the one function to replace with your own;
 //! - [`record`]: the task record and its status, as stored and as shown;
-//! - [`store`]: every read and write of the tasks table.
+//! - [`store`]: every read and write of the tasks table;
+//! - [`destination`]: Lambda's records of task events it gave up on, from
+//!   the failure queue.
 
 pub mod destination;
 pub mod event;
 pub mod http;
 pub mod idempotency;
 pub mod record;
+pub mod start_request;
 pub mod store;
 pub mod work;
 pub mod worker;
