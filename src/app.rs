@@ -4,6 +4,9 @@
 //! A new route is a handler with a `#[utoipa::path]` in its domain module and
 //! one line in [`routes`]; the document and the router follow from it.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Extension;
@@ -12,7 +15,8 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -61,10 +65,10 @@ pub fn app(state: AppState) -> Router {
         .layer(Extension(docs::OpenApiJson(openapi_json.into())))
         // Route layers see only requests whose path is a route: an OPTIONS on
         // any other path is the fallback's 404.
-        .route_layer(cors_layer(&state.config.cors_allowed_origins))
-        .route_layer(axum::middleware::from_fn(move |request, next| {
-            preflight_only_when_cors_applies(cors_configured, request, next)
-        }))
+        .route_layer(PreflightOnly {
+            cors: cors_layer(&state.config.cors_allowed_origins),
+            configured: cors_configured,
+        })
         // Outermost, so even CORS's own answers are counted by their route.
         .layer(axum::middleware::from_fn(metrics::mark_route))
         .with_state(state);
@@ -142,20 +146,57 @@ async fn head_only_where_get_is_safe(request: Request, next: Next) -> Response {
 
 /// An `OPTIONS` is a CORS preflight only when it carries `Origin` and
 /// `Access-Control-Request-Method` and CORS is configured; any other is the
-/// route's 405. The CORS layer answers every `OPTIONS` with
-/// `Access-Control-Request-Method` itself, so that header is dropped from the
-/// others before it sees them.
-async fn preflight_only_when_cors_applies(
-    cors_configured: bool,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if request.method() == Method::OPTIONS
-        && !(cors_configured && request.headers().contains_key(header::ORIGIN))
-    {
-        request
-            .headers_mut()
-            .remove(header::ACCESS_CONTROL_REQUEST_METHOD);
+/// route's 405. tower-http's CORS layer answers *every* `OPTIONS` as a
+/// preflight (200, empty), so only a real preflight reaches it; any other
+/// `OPTIONS` goes straight to the route.
+#[derive(Clone)]
+struct PreflightOnly {
+    cors: CorsLayer,
+    configured: bool,
+}
+
+impl<S: Clone> Layer<S> for PreflightOnly {
+    type Service = PreflightOnlyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PreflightOnlyService {
+            cors: self.cors.layer(inner.clone()),
+            inner,
+            configured: self.configured,
+        }
     }
-    next.run(request).await
+}
+
+#[derive(Clone)]
+struct PreflightOnlyService<S> {
+    cors: Cors<S>,
+    inner: S,
+    configured: bool,
+}
+
+impl<S> Service<Request> for PreflightOnlyService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    // Each call goes to a clone through `oneshot`, which waits for readiness.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let headers = request.headers();
+        let preflight = self.configured
+            && headers.contains_key(header::ORIGIN)
+            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if request.method() == Method::OPTIONS && !preflight {
+            Box::pin(self.inner.clone().oneshot(request))
+        } else {
+            Box::pin(self.cors.clone().oneshot(request))
+        }
+    }
 }

@@ -132,3 +132,23 @@ pub fn alb(method: &str, path_and_query: &str, body: Option<&str>) -> String {
 pub fn task(task_id: &str, delay_ms: u64) -> String {
     json!({"task_id": task_id, "delay_ms": delay_ms}).to_string()
 }
+
+/// `event` with its request headers changed: each `(name, Some(value))` set,
+/// each `(name, None)` removed, names matched regardless of case, in both the
+/// single-value and the multi-value maps the event carries.
+pub fn with_headers(event: &str, changes: &[(&str, Option<&str>)]) -> String {
+    let mut event: Value = serde_json::from_str(event).expect("event JSON");
+    for (field, multi) in [("headers", false), ("multiValueHeaders", true)] {
+        let Some(headers) = event.get_mut(field).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (name, value) in changes {
+            headers.retain(|existing, _| !existing.eq_ignore_ascii_case(name));
+            if let Some(value) = value {
+                let value = if multi { json!([value]) } else { json!(value) };
+                headers.insert((*name).to_owned(), value);
+            }
+        }
+    }
+    event.to_string()
+}

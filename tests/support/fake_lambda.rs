@@ -1,7 +1,9 @@
 //! A stand-in for the Lambda `Invoke` API on loopback: it records every
-//! invocation and answers with the status it was started with.
+//! invocation and answers with the status it was started with. A test may
+//! change that status, and delay the answer, while it runs.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,9 +20,17 @@ pub struct Invocation {
     pub payload: Bytes,
 }
 
+/// How the fake answers, for every call from now on.
+#[derive(Clone, Copy, Debug)]
+struct Behaviour {
+    status: StatusCode,
+    /// How long after recording a call the fake answers it.
+    delay: Duration,
+}
+
 #[derive(Clone)]
 struct Shared {
-    status: StatusCode,
+    behaviour: Arc<Mutex<Behaviour>>,
     invocations: Arc<Mutex<Vec<Invocation>>>,
 }
 
@@ -35,7 +45,10 @@ impl FakeLambda {
     /// (202 is what Lambda answers an accepted `Event` invocation).
     pub async fn start(status: u16) -> Self {
         let shared = Shared {
-            status: StatusCode::from_u16(status).expect("status"),
+            behaviour: Arc::new(Mutex::new(Behaviour {
+                status: StatusCode::from_u16(status).expect("status"),
+                delay: Duration::ZERO,
+            })),
             invocations: Arc::default(),
         };
         let router = Router::new()
@@ -49,9 +62,41 @@ impl FakeLambda {
         Self { url, shared }
     }
 
+    /// Answers later calls with `status`: an error status comes with Lambda's
+    /// error type for it (404 `ResourceNotFoundException`, 429
+    /// `TooManyRequestsException`, any other `ServiceException`).
+    pub fn set_status(&self, status: u16) {
+        self.shared.behaviour.lock().expect("lock").status =
+            StatusCode::from_u16(status).expect("status");
+    }
+
+    /// Answers later calls `delay` after recording them: the event is
+    /// accepted, and a client that gives up first loses the answer.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.behaviour.lock().expect("lock").delay = delay;
+    }
+
     /// Every invocation received so far.
     pub fn invocations(&self) -> Vec<Invocation> {
         self.shared.invocations.lock().expect("lock").clone()
+    }
+}
+
+/// Lambda's error type, and a message like its own, for an error status.
+fn lambda_error(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        404 => (
+            "ResourceNotFoundException",
+            r#"{"Type":"User","message":"Function not found: arn:aws:lambda:us-east-1:123456789012:function:async-api-test"}"#,
+        ),
+        429 => (
+            "TooManyRequestsException",
+            r#"{"Type":"User","message":"Rate Exceeded.","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}"#,
+        ),
+        _ => (
+            "ServiceException",
+            r#"{"Type":"Service","message":"fake failure"}"#,
+        ),
     }
 }
 
@@ -69,17 +114,22 @@ async fn invoke(
             .map(str::to_owned),
         payload,
     });
-    if shared.status.is_success() {
+    let behaviour = *shared.behaviour.lock().expect("lock");
+    tokio::time::sleep(behaviour.delay).await;
+    if behaviour.status.is_success() {
         (
-            shared.status,
+            behaviour.status,
             [("x-amzn-requestid", "fake-request")],
             String::new(),
         )
+            .into_response()
     } else {
+        let (error_type, body) = lambda_error(behaviour.status);
         (
-            shared.status,
-            [("x-amzn-errortype", "ServiceException")],
-            r#"{"Type":"Service","message":"fake failure"}"#.to_owned(),
+            behaviour.status,
+            [("x-amzn-errortype", error_type)],
+            body.to_owned(),
         )
+            .into_response()
     }
 }

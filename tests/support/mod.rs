@@ -130,6 +130,17 @@ impl Fixture {
         )
     }
 
+    /// The same tables and `Invoke` endpoint, with no CORS origin configured.
+    pub fn function_without_cors(&self, lambda_endpoint: &str) -> Function {
+        Function::new(state_for(
+            &self.users_table,
+            &self.tasks_table,
+            dynamodb_endpoint(),
+            lambda_endpoint,
+            Vec::new(),
+        ))
+    }
+
     /// Writes `count` users `user-00000`… with a name and an email.
     pub async fn seed_users(&self, count: usize) {
         let items: Vec<HashMap<String, AttributeValue>> = (0..count)
@@ -229,7 +240,25 @@ impl Fixture {
             .await
             .expect("an HTTP request always gets an HTTP answer")
     }
+
+    /// [`Self::http`] with request headers set (`Some`) or removed (`None`):
+    /// see [`events::with_headers`].
+    pub async fn http_with(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&str>,
+        headers: &[(&str, Option<&str>)],
+    ) -> Reply {
+        let event = events::with_headers(&events::http_api(method, path_and_query, body), headers);
+        self.invoke(&event)
+            .await
+            .expect("an HTTP request always gets an HTTP answer")
+    }
 }
+
+/// The origin the fixtures' functions allow CORS for.
+pub const CORS_ORIGIN: &str = "https://app.example.com";
 
 fn function_for(
     users: &str,
@@ -237,15 +266,29 @@ fn function_for(
     dynamodb_endpoint: &str,
     lambda_endpoint: &str,
 ) -> Function {
+    Function::new(state_for(
+        users,
+        tasks,
+        dynamodb_endpoint,
+        lambda_endpoint,
+        vec![lambda_http::http::HeaderValue::from_static(CORS_ORIGIN)],
+    ))
+}
+
+fn state_for(
+    users: &str,
+    tasks: &str,
+    dynamodb_endpoint: &str,
+    lambda_endpoint: &str,
+    cors_allowed_origins: Vec<lambda_http::http::HeaderValue>,
+) -> AppState {
     let sdk = sdk_config();
-    let state = AppState {
+    AppState {
         config: Config {
             users_table: users.to_owned(),
             tasks_table: tasks.to_owned(),
             function_name: FUNCTION_NAME.to_owned(),
-            cors_allowed_origins: vec![lambda_http::http::HeaderValue::from_static(
-                "https://app.example.com",
-            )],
+            cors_allowed_origins,
             metrics_namespace: "AsyncApi".to_owned(),
             task_event_max_age: std::time::Duration::from_secs(3600),
         },
@@ -257,8 +300,7 @@ fn function_for(
         lambda: aws_sdk_lambda::Client::from_conf(
             lambda_config(&sdk).endpoint_url(lambda_endpoint).build(),
         ),
-    };
-    Function::new(state)
+    }
 }
 
 async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
