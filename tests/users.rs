@@ -196,65 +196,28 @@ async fn numbers_keep_every_digit_in_the_response_text() {
     );
 }
 
-#[tokio::test]
-async fn a_page_stops_before_the_response_outgrows_lambdas_limit() {
-    let fixture = Fixture::new(&dead_endpoint()).await;
-    // 30 items of ~350 KB of quotes: each doubles when Lambda escapes the
-    // body, so a page of all of them would pass 6 MB.
-    let bulk = "\"".repeat(350_000);
-    let items: Vec<_> = (0..30)
-        .map(|i| {
-            HashMap::from([
-                ("id".to_owned(), AttributeValue::S(format!("big-{i:02}"))),
-                ("bulk".to_owned(), AttributeValue::S(bulk.clone())),
-            ])
-        })
-        .collect();
-    for item in items {
-        fixture.put_items(&fixture.users_table, vec![item]).await;
-    }
-
-    let mut seen = BTreeSet::new();
-    let mut cursor = String::new();
-    loop {
-        let path = if cursor.is_empty() {
-            "/users?limit=1000".to_owned()
-        } else {
-            format!("/users?limit=1000&cursor={cursor}")
-        };
-        let reply = fixture.http("GET", &path, None).await;
-        assert_eq!(reply.status, 200);
-        let escaped = serde_json::to_string(&reply.body.to_string())
-            .expect("string")
-            .len();
-        assert!(escaped < 6_000_000, "page of {escaped} bytes once escaped");
-        for user in reply.body["users"].as_array().expect("users") {
-            assert!(
-                seen.insert(user["id"].as_str().expect("id").to_owned()),
-                "duplicate"
-            );
-        }
-        match reply.body["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => break,
-        }
-    }
-    assert_eq!(seen.len(), 30);
-}
-
-#[tokio::test]
-async fn through_a_load_balancer_a_page_stops_before_the_albs_1_mb() {
-    let fixture = Fixture::new(&dead_endpoint()).await;
-    // 12 items of ~100 KB of quotes, ~200 KB each once escaped: 2.4 MB in all.
-    let bulk = "\"".repeat(100_000);
-    for i in 0..12 {
+/// Writes `count` users of `quotes` double quotes each: every one of them
+/// doubles when Lambda escapes the body.
+async fn seed_bulky_users(fixture: &Fixture, count: usize, quotes: usize) {
+    let bulk = "\"".repeat(quotes);
+    for i in 0..count {
         let item = HashMap::from([
             ("id".to_owned(), AttributeValue::S(format!("big-{i:02}"))),
             ("bulk".to_owned(), AttributeValue::S(bulk.clone())),
         ]);
         fixture.put_items(&fixture.users_table, vec![item]).await;
     }
+}
 
+/// Follows the cursors from the first `limit=1000` page, each page an event
+/// that `event` builds, and checks that every page once escaped stays under
+/// `limit_bytes` and no user comes twice. Returns the users seen and the
+/// number of pages.
+async fn follow_every_page(
+    fixture: &Fixture,
+    event: fn(&str, &str, Option<&str>) -> String,
+    limit_bytes: usize,
+) -> (BTreeSet<String>, usize) {
     let mut seen = BTreeSet::new();
     let mut cursor = String::new();
     let mut pages = 0;
@@ -265,14 +228,17 @@ async fn through_a_load_balancer_a_page_stops_before_the_albs_1_mb() {
             format!("/users?limit=1000&cursor={cursor}")
         };
         let reply = fixture
-            .invoke(&events::alb("GET", &path, None))
+            .invoke(&event("GET", &path, None))
             .await
             .expect("answer");
         assert_eq!(reply.status, 200);
         let escaped = serde_json::to_string(&reply.body.to_string())
             .expect("string")
             .len();
-        assert!(escaped < 1_000_000, "page of {escaped} bytes once escaped");
+        assert!(
+            escaped < limit_bytes,
+            "page of {escaped} bytes once escaped"
+        );
         pages += 1;
         for user in reply.body["users"].as_array().expect("users") {
             assert!(
@@ -282,9 +248,26 @@ async fn through_a_load_balancer_a_page_stops_before_the_albs_1_mb() {
         }
         match reply.body["next_cursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
-            None => break,
+            None => return (seen, pages),
         }
     }
+}
+
+#[tokio::test]
+async fn a_page_stops_before_the_response_outgrows_lambdas_limit() {
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    // 30 users of ~700 KB once escaped: a page of all of them would pass 6 MB.
+    seed_bulky_users(&fixture, 30, 350_000).await;
+    let (seen, _) = follow_every_page(&fixture, events::http_api, 6_000_000).await;
+    assert_eq!(seen.len(), 30);
+}
+
+#[tokio::test]
+async fn through_a_load_balancer_a_page_stops_before_the_albs_1_mb() {
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    // 12 users of ~200 KB once escaped: 2.4 MB in all.
+    seed_bulky_users(&fixture, 12, 100_000).await;
+    let (seen, pages) = follow_every_page(&fixture, events::alb, 1_000_000).await;
     assert_eq!(seen.len(), 12);
     assert!(pages >= 3, "{pages} pages");
 }
