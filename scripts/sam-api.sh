@@ -15,10 +15,10 @@ source scripts/sam-lib.sh
 sam_prepare
 # Loopback only, as make dev: the API is for this machine. EAGER: the function's container
 # starts now, not on the first request, and serves every request after it.
-sam local start-api "${SAM_OPTIONS[@]}" --host 127.0.0.1 --port "$SAM_PORT" \
-  --warm-containers EAGER &
-api=$!
-sam_on_exit "sam_kill $api"
+sam_background - local start-api "${SAM_OPTIONS[@]}" --host 127.0.0.1 --port "$SAM_PORT" \
+  --warm-containers EAGER
+api=$SAM_PID
+sam_on_exit "sam_kill $api INT 30"
 sam_timed "start-api ready" sam_wait_port 127.0.0.1 "$SAM_PORT" 180 "$api" ||
   sam_die "sam local start-api did not start"
 

@@ -6,8 +6,10 @@
 #
 #   scripts/sam-invoke.sh EVENT_FILE...
 #
-# Several files run one after the other against the same tables. With SAM_INVOKE_RESULTS=DIR,
-# each result is also written to DIR/<event file name> (the tests read them there).
+# Several files run one after the other against the same tables. When the function starts a
+# task (202 from /async), the script waits until local_lambda has delivered it, then prints what
+# GET /tasks/{task_id} answers. With SAM_INVOKE_RESULTS=DIR, each result is also written to
+# DIR/<event file name>, and that task answer to DIR/<event name>.task.json (for the tests).
 # AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL_LAMBDA, when set, are used instead of starting
 # dynalite or `sam local start-lambda`; either must be reachable from a container.
 set -euo pipefail
@@ -28,5 +30,12 @@ for event in "$@"; do
     --event "$event" >"$out"
   cat "$out"
   echo
-  if [ -n "$results" ]; then cp "$out" "$results/$(basename "$event")"; fi
+  [ -z "$results" ] || cp "$out" "$results/$(basename "$event")"
+  # A task it started runs on after the answer, as in Lambda: wait for it, then show it.
+  sam_timed "deliveries of $event" sam_wait_deliveries "${SAM_DELIVERY_WAIT:-600}"
+  task=$(sam_task_status "$out")
+  if [ -n "$task" ]; then
+    echo "GET /tasks/{task_id} now: $task"
+    [ -z "$results" ] || echo "$task" >"$results/$(basename "$event" .json).task.json"
+  fi
 done

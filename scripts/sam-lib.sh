@@ -29,8 +29,33 @@ export SAM_CLI_TELEMETRY=0
 export PATH="$PWD/.venv/bin:$PATH"
 
 mkdir -p "$SAM_LOCAL_DIR"
+SAM_DEAD_PORT=$(python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 sam_log() { echo "sam-local: $*" >&2; }
+
+# SAM CLI asks STS for the account id each time it starts, a call to AWS that these machines
+# cannot make (seen here: 6 s to 100 s of DNS timeouts per command) and that a local run does
+# not need: it goes to a loopback port where nothing listens and fails at once.
+sam() {
+  env AWS_ENDPOINT_URL_STS="http://127.0.0.1:$SAM_DEAD_PORT" AWS_MAX_ATTEMPTS=1 \
+    AWS_EC2_METADATA_DISABLED=true sam "$@"
+}
+
+# sam_background LOG ARGS...: `sam ARGS...` in the background, its output to LOG (- for this
+# script's stderr); sets SAM_PID. Bash starts background commands with SIGINT ignored; SAM gets
+# it back, so that Ctrl-C (or sam_kill PID INT) makes it remove its containers before it exits.
+sam_background() {
+  local log=$1
+  shift
+  # exec: SAM_PID is SAM's own pid, which the signals must reach.
+  if [ "$log" = - ]; then
+    (trap - INT && exec sam "$@") &
+  else
+    (trap - INT && exec sam "$@") >"$log" 2>&1 &
+  fi
+  SAM_PID=$!
+}
 sam_die() { sam_log "$*"; exit 1; }
 
 # sam_timed LABEL CMD...: runs CMD and records how long it took.
@@ -59,11 +84,12 @@ _sam_run_exit_actions() {
 trap _sam_run_exit_actions EXIT
 trap 'exit 130' INT TERM
 
-# sam_kill PID: TERM, then KILL if it is still there after 10 s.
+# sam_kill PID [SIGNAL [SECONDS]]: SIGNAL (TERM), then KILL if it is still there after SECONDS
+# (10).
 sam_kill() {
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
+  local pid=$1 signal=${2:-TERM} seconds=${3:-10} i
+  kill -s "$signal" "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < seconds * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -328,10 +354,10 @@ sam_dynalite() {
     export AWS_ENDPOINT_URL_DYNAMODB="http://$SAM_BRIDGE_IP:$port"
     sam_log "dynalite: $AWS_ENDPOINT_URL_DYNAMODB (in memory: data goes when it stops)"
   fi
-  sam_timed "seed" cargo run --quiet --example seed >&2
+  sam_timed "seed" "$SAM_EXAMPLES/seed" >&2
 }
 
-# A free TCP port on the bridge's address.
+# A free TCP port on address $1.
 sam_free_port() {
   python3 -c 'import socket, sys
 s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
@@ -349,23 +375,80 @@ sam_wait_port() {
 }
 
 # The Lambda Invoke endpoint the function's /async calls, unless AWS_ENDPOINT_URL_LAMBDA is set:
-# `sam local start-lambda` on the bridge's address, its container started at once (EAGER) so an
-# Invoke does not wait for one. It runs an Event invocation before it answers, as its AWS
-# counterpart never does.
-sam_start_lambda() {
+# examples/local_lambda.rs on the bridge's address, which answers an Event invocation at once
+# and delivers it, with Lambda's retries, to `sam local start-lambda` on loopback (which alone
+# would run the task before answering). start-lambda's container starts at once (EAGER), so a
+# delivery does not wait for one. Sets SAM_START_LAMBDA to start-lambda's URL.
+sam_invoke_endpoint() {
   if [ -n "${AWS_ENDPOINT_URL_LAMBDA:-}" ]; then return 0; fi
-  local port
-  port=$(sam_free_port "$SAM_BRIDGE_IP")
-  export AWS_ENDPOINT_URL_LAMBDA="http://$SAM_BRIDGE_IP:$port"
+  local port fd
+  port=$(sam_free_port 127.0.0.1)
+  SAM_START_LAMBDA="http://127.0.0.1:$port"
+  SAM_LOCAL_LAMBDA_LOG="$SAM_LOCAL_DIR/local-lambda.$$.log"
+  sam_on_exit "rm -f '$SAM_LOCAL_LAMBDA_LOG'"
+  exec {fd}< <(exec "$SAM_EXAMPLES/local_lambda" --address "$SAM_BRIDGE_IP" --port 0 \
+    --target "$SAM_START_LAMBDA" --target-function "$SAM_FUNCTION" \
+    2> >(tee "$SAM_LOCAL_LAMBDA_LOG" >&2))
+  local pid=$! invoke_port
+  sam_on_exit "sam_kill $pid"
+  read -r -t 20 invoke_port <&"$fd" || sam_die "local_lambda did not start"
+  export AWS_ENDPOINT_URL_LAMBDA="http://$SAM_BRIDGE_IP:$invoke_port"
+
   sam_env_vars
   sam_container_options
-  sam local start-lambda "${SAM_OPTIONS[@]}" --host "$SAM_BRIDGE_IP" --port "$port" \
-    --warm-containers EAGER >"$SAM_LOCAL_DIR/start-lambda.log" 2>&1 &
-  local pid=$!
-  sam_on_exit "sam_kill $pid"
-  sam_timed "start-lambda ready" sam_wait_port "$SAM_BRIDGE_IP" "$port" 180 "$pid" ||
+  sam_background "$SAM_LOCAL_DIR/start-lambda.log" local start-lambda "${SAM_OPTIONS[@]}" \
+    --host 127.0.0.1 --port "$port" --warm-containers EAGER
+  pid=$SAM_PID
+  # INT, as Ctrl-C: SAM then removes its warm container itself.
+  sam_on_exit "sam_kill $pid INT 30"
+  sam_timed "start-lambda ready" sam_wait_port 127.0.0.1 "$port" 180 "$pid" ||
     sam_die "sam local start-lambda did not start: see $SAM_LOCAL_DIR/start-lambda.log"
-  sam_log "Invoke endpoint: $AWS_ENDPOINT_URL_LAMBDA (sam local start-lambda)"
+  sam_log "Invoke endpoint: $AWS_ENDPOINT_URL_LAMBDA (local_lambda, delivering to sam local start-lambda)"
+}
+
+# sam_wait_deliveries SECONDS: until every event local_lambda queued has ended (succeeded, or
+# its destination record was handled), so that stopping does not cut a task short.
+sam_wait_deliveries() {
+  [ -n "${SAM_LOCAL_LAMBDA_LOG:-}" ] || return 0
+  local seconds=$1 i queued ended
+  for ((i = 0; i < seconds * 10; i++)); do
+    queued=$(grep -c ' queued for ' "$SAM_LOCAL_LAMBDA_LOG" || true)
+    ended=$(grep -cE 'attempt [0-9]+ succeeded in|deleted from the queue|given up after [0-9]+ receives' \
+      "$SAM_LOCAL_LAMBDA_LOG" || true)
+    [ "$ended" -ge "$queued" ] && return 0
+    sleep 0.1
+  done
+  sam_log "events still being delivered after $seconds s"
+  return 1
+}
+
+# sam_task_status RESULT_FILE: when the result is a 202 of /async, prints GET /tasks/{id}'s
+# answer body, asked of the function through start-lambda; prints nothing otherwise.
+sam_task_status() {
+  [ -n "${SAM_START_LAMBDA:-}" ] || return 0
+  "$PWD/.venv/bin/python" - "$1" events/http-get-task.json \
+    "$SAM_START_LAMBDA/2015-03-31/functions/$SAM_FUNCTION/invocations" <<'PY'
+import json
+import sys
+import urllib.request
+
+result_file, get_task_file, invoke_url = sys.argv[1:]
+try:
+    with open(result_file) as f:
+        result = json.load(f)
+    task_id = json.loads(result["body"])["task_id"]
+except (ValueError, KeyError, TypeError):
+    sys.exit(0)
+if result.get("statusCode") != 202:
+    sys.exit(0)
+with open(get_task_file) as f:
+    event = json.load(f)
+path = f"/tasks/{task_id}"
+event["rawPath"] = event["requestContext"]["http"]["path"] = path
+request = urllib.request.Request(invoke_url, data=json.dumps(event).encode(), method="POST")
+with urllib.request.urlopen(request, timeout=120) as answer:
+    print(json.loads(answer.read())["body"])
+PY
 }
 
 # Everything up to a runnable `sam local` command.
@@ -376,8 +459,13 @@ sam_prepare() {
   sam_local_template
   : "${CORS_ALLOWED_ORIGINS:=*}"
   export CORS_ALLOWED_ORIGINS
+  sam_timed "build seed and local_lambda" \
+    cargo build --quiet --example seed --example local_lambda
+  # Run as built, not through `cargo run`, which would rebuild them after any edit meanwhile.
+  SAM_EXAMPLES="$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples"
   sam_dynalite
-  sam_start_lambda
+  sam_invoke_endpoint
   sam_env_vars
   sam_container_options
 }
