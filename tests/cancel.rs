@@ -1,0 +1,334 @@
+//! `DELETE /tasks/{task_id}` and what follows it: a queued task never runs, a
+//! running one stops within a second and its invocation ends without an error,
+//! an ended one is a 409; `GET /tasks/{task_id}`'s `Retry-After` while the
+//! task has not ended; and the backstop that shows a task whose event can no
+//! longer arrive as `failed`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_api::tasks::record::NEVER_DELIVERED;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use support::fake_lambda::FakeLambda;
+use support::{Fixture, Reply, error_body};
+
+type Item = HashMap<String, AttributeValue>;
+
+fn string(item: &Item, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        other => panic!("{name} is {other:?}"),
+    }
+}
+
+/// Starts a task through `POST /async`; returns its id and the event Lambda
+/// was given for it.
+async fn start(fixture: &Fixture, lambda: &FakeLambda, delay_ms: u64) -> (String, String) {
+    let reply = fixture
+        .http(
+            "POST",
+            "/async",
+            Some(&format!(r#"{{"delay_ms": {delay_ms}}}"#)),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let task_id = reply.body["task_id"].as_str().expect("task_id").to_owned();
+    let event = lambda
+        .invocations()
+        .iter()
+        .map(|call| String::from_utf8(call.payload.to_vec()).expect("UTF-8"))
+        .find(|event| event.contains(&task_id))
+        .expect("the task's event");
+    (task_id, event)
+}
+
+async fn item(fixture: &Fixture, task_id: &str) -> Item {
+    fixture.task_item(task_id).await.expect("the task record")
+}
+
+/// The record as `GET /tasks/{id}` must show it, from the stored item.
+fn shown(item: &Item, status: &str, error: Value) -> Value {
+    json!({
+        "task_id": string(item, "task_id"),
+        "status": status,
+        "created_at": string(item, "created_at"),
+        "updated_at": string(item, "updated_at"),
+        "attempts": item["attempts"].as_n().expect("attempts").parse::<u32>().expect("number"),
+        "error": error,
+    })
+}
+
+async fn delete(fixture: &Fixture, task_id: &str) -> Reply {
+    fixture
+        .http("DELETE", &format!("/tasks/{task_id}"), None)
+        .await
+}
+
+async fn get(fixture: &Fixture, task_id: &str) -> Reply {
+    fixture
+        .http("GET", &format!("/tasks/{task_id}"), None)
+        .await
+}
+
+/// Polls until the task reads `status`.
+async fn wait_for_status(fixture: &Fixture, task_id: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if get(fixture, task_id).await.body["status"] == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{task_id} never {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_task_answers_it_canceled_and_its_event_then_does_nothing() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let (task_id, event) = start(&fixture, &lambda, 0).await;
+
+    let reply = delete(&fixture, &task_id).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("retry-after"), None);
+    let canceled = item(&fixture, &task_id).await;
+    assert_eq!(string(&canceled, "status"), "canceled");
+    assert_eq!(reply.body, shown(&canceled, "canceled", Value::Null));
+    assert_eq!(reply.body["attempts"], 0);
+
+    // Lambda delivers the event anyway: it succeeds and does nothing.
+    let delivered = fixture.invoke(&event).await.expect("the delivery succeeds");
+    assert_eq!(
+        delivered.body,
+        json!({"task_id": task_id, "status": "canceled", "attempts": 0, "duplicate": true})
+    );
+    assert_eq!(item(&fixture, &task_id).await, canceled, "record unchanged");
+    let status = get(&fixture, &task_id).await;
+    assert_eq!(status.body, reply.body);
+    assert_eq!(status.header("retry-after"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_task_stops_it_within_a_second_and_its_invocation_ends_without_error()
+{
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let (task_id, event) = start(&fixture, &lambda, 3000).await;
+    let function = fixture.function.clone();
+    let started = Instant::now();
+    let mut running = tokio::spawn(async move { support::invoke(&function, &event).await });
+    wait_for_status(&fixture, &task_id, "running").await;
+
+    let reply = delete(&fixture, &task_id).await;
+    let canceled_at = Instant::now();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let canceled = item(&fixture, &task_id).await;
+    assert_eq!(reply.body, shown(&canceled, "canceled", Value::Null));
+    assert_eq!(reply.body["attempts"], 1);
+
+    let ended = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
+    let stopped_after = canceled_at.elapsed();
+    eprintln!("running attempt ended {stopped_after:?} after the cancel");
+    let outcome = ended
+        .unwrap_or_else(|_| panic!("the attempt still ran a second after the cancel"))
+        .expect("invocation task");
+    let outcome = outcome.expect("the invocation ends without an error, so Lambda does not retry");
+    assert_eq!(
+        outcome.body,
+        json!({"task_id": task_id, "status": "canceled", "attempts": 1, "duplicate": false})
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(3000),
+        "stopped before the work's 3 s were up"
+    );
+
+    // Past the moment the work would have finished: nothing changed.
+    tokio::time::sleep(Duration::from_millis(3500).saturating_sub(started.elapsed())).await;
+    assert_eq!(item(&fixture, &task_id).await, canceled, "record unchanged");
+    let status = get(&fixture, &task_id).await;
+    assert_eq!(status.body, reply.body);
+    assert_eq!(status.header("retry-after"), None);
+}
+
+/// A task started through `/async` and taken to `status` (an ended one).
+async fn ended_task(fixture: &Fixture, lambda: &FakeLambda, status: &str) -> String {
+    let (task_id, event) = start(fixture, lambda, 0).await;
+    match status {
+        "succeeded" => {
+            fixture.invoke(&event).await.expect("succeeds");
+        }
+        "failed" => {
+            let mut failing: Value = serde_json::from_str(&event).expect("event");
+            failing["fail_attempts"] = json!(1);
+            fixture
+                .invoke(&failing.to_string())
+                .await
+                .expect_err("the attempt fails");
+        }
+        "canceled" => assert_eq!(delete(fixture, &task_id).await.status, 200),
+        other => panic!("{other}"),
+    }
+    assert_eq!(get(fixture, &task_id).await.body["status"], status);
+    task_id
+}
+
+#[tokio::test]
+async fn cancelling_an_ended_task_is_409_conflict_and_changes_nothing() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    for status in ["succeeded", "failed", "canceled"] {
+        let task_id = ended_task(&fixture, &lambda, status).await;
+        let before = item(&fixture, &task_id).await;
+        let reply = delete(&fixture, &task_id).await;
+        assert_eq!(reply.status, 409, "{status}: {}", reply.body);
+        assert_eq!(
+            reply.body,
+            error_body(
+                &reply,
+                "conflict",
+                &format!("Task {task_id} has already ended ({status})")
+            )
+        );
+        assert_eq!(
+            reply.header("retry-after"),
+            None,
+            "{status}: no retry cures it"
+        );
+        assert_eq!(item(&fixture, &task_id).await, before, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn cancelling_an_unknown_task_is_404_and_a_malformed_id_400() {
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    let unknown = "0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c";
+    let reply = delete(&fixture, unknown).await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        error_body(&reply, "not_found", &format!("No task {unknown}"))
+    );
+    for bad in [
+        "not-a-uuid",
+        "0B7E4C1A-2F3D-4E5A-8C6B-9D1E2F3A4B5C",
+        "idempotency-key%23k",
+    ] {
+        let reply = delete(&fixture, bad).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        assert_eq!(
+            reply.body,
+            error_body(
+                &reply,
+                "bad_request",
+                "task_id must be a task id this API returned (a lowercase UUID)"
+            ),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        fixture.count(&fixture.tasks_table).await,
+        0,
+        "nothing written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_task_says_retry_after_1_while_queued_or_running_and_nothing_once_ended() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+
+    let (task_id, event) = start(&fixture, &lambda, 1500).await;
+    let queued = get(&fixture, &task_id).await;
+    assert_eq!(queued.body["status"], "queued");
+    assert_eq!(queued.header("retry-after"), Some("1"), "queued");
+
+    let function = fixture.function.clone();
+    let running = tokio::spawn(async move { support::invoke(&function, &event).await });
+    wait_for_status(&fixture, &task_id, "running").await;
+    let reply = get(&fixture, &task_id).await;
+    assert_eq!(reply.header("retry-after"), Some("1"), "running");
+    running.await.expect("task").expect("succeeds");
+
+    let reply = get(&fixture, &task_id).await;
+    assert_eq!(reply.body["status"], "succeeded");
+    assert_eq!(reply.header("retry-after"), None, "succeeded");
+    for status in ["failed", "canceled"] {
+        let task_id = ended_task(&fixture, &lambda, status).await;
+        let reply = get(&fixture, &task_id).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("retry-after"), None, "{status}");
+    }
+}
+
+/// A `queued` record as `/async` writes it, created `age` ago, its event
+/// accepted by Lambda.
+fn queued_record(task_id: &str, age: Duration) -> Item {
+    let created_ms = support::now_millis() - age.as_millis() as u64;
+    let created_at =
+        time::OffsetDateTime::from_unix_timestamp_nanos(created_ms as i128 * 1_000_000)
+            .expect("time")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339");
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    HashMap::from([
+        ("task_id".to_owned(), s(task_id)),
+        ("status".to_owned(), s("queued")),
+        ("created_at".to_owned(), s(&created_at)),
+        ("created_ms".to_owned(), n(created_ms)),
+        ("updated_at".to_owned(), s(&created_at)),
+        ("attempts".to_owned(), n(0)),
+        ("enqueued".to_owned(), AttributeValue::Bool(true)),
+        (
+            "expires_at".to_owned(),
+            n(created_ms / 1000 + 7 * 24 * 3600),
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn a_queued_task_older_than_its_event_can_be_reads_failed_and_cannot_be_canceled() {
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    // The fixture's TASK_EVENT_MAX_AGE_SECONDS is 3600; Lambda's retries add 300 s.
+    let horizon = Duration::from_secs(3600 + 300);
+    let stale_id = "5a1f0c3e-9d2b-4e6f-8a7c-1b3d5e7f9a2c";
+    let fresh_id = "0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c";
+    let stale = queued_record(stale_id, horizon + Duration::from_secs(60));
+    let fresh = queued_record(fresh_id, horizon - Duration::from_secs(60));
+    fixture
+        .put_items(&fixture.tasks_table, vec![stale.clone(), fresh.clone()])
+        .await;
+
+    let reply = get(&fixture, stale_id).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, shown(&stale, "failed", json!(NEVER_DELIVERED)));
+    assert_eq!(reply.header("retry-after"), None);
+    let reply = delete(&fixture, stale_id).await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        error_body(
+            &reply,
+            "conflict",
+            &format!("Task {stale_id} has already ended (failed)")
+        )
+    );
+    assert_eq!(
+        item(&fixture, stale_id).await,
+        stale,
+        "shown failed, stored as is"
+    );
+
+    let reply = get(&fixture, fresh_id).await;
+    assert_eq!(
+        reply.body,
+        shown(&fresh, "queued", Value::Null),
+        "still deliverable"
+    );
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(delete(&fixture, fresh_id).await.status, 200);
+}
