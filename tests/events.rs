@@ -30,6 +30,8 @@ enum Source {
     Alb,
     /// The function's own task event: the document is the function's JSON.
     Task,
+    /// The failure queue's SQS event: the document is the function's JSON.
+    Sqs,
 }
 
 /// What the binary must answer to one sample event.
@@ -46,6 +48,8 @@ enum Expected {
         error_type: &'static str,
         message: &'static str,
     },
+    /// A non-HTTP event's answer: exactly this JSON document.
+    Answer { document: &'static str },
 }
 
 /// Every file in `events/` and its expected outcome.
@@ -55,6 +59,13 @@ const EXPECTATIONS: &[(&str, Source, Expected)] = &[
         "function-url-get-users.json",
         Source::PayloadV2,
         Expected::UsersPage,
+    ),
+    (
+        "http-delete-task.json",
+        Source::PayloadV2,
+        Expected::NotFound {
+            message: "No task 0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c",
+        },
     ),
     (
         "http-get-async.json",
@@ -86,6 +97,15 @@ const EXPECTATIONS: &[(&str, Source, Expected)] = &[
         Expected::TaskStarted { delay_ms: 50 },
     ),
     ("rest-get-users.json", Source::RestApi, Expected::UsersPage),
+    // Lambda's record of the sample task's event: no such task is recorded, so
+    // the record is acknowledged (and writes nothing).
+    (
+        "sqs-failure-record.json",
+        Source::Sqs,
+        Expected::Answer {
+            document: r#"{"batchItemFailures":[]}"#,
+        },
+    ),
     (
         "task.json",
         Source::Task,
@@ -197,7 +217,7 @@ fn expected_document(
                 "body": body, "isBase64Encoded": false,
             })
         }
-        Source::Task => panic!("a task event has no HTTP response document"),
+        Source::Task | Source::Sqs => panic!("a non-HTTP event has no HTTP response document"),
     }
 }
 
@@ -386,6 +406,10 @@ async fn every_sample_event_through_the_binary_gets_the_answer_its_source_expect
                     },
                     "{file}"
                 );
+            }
+            Expected::Answer { document } => {
+                let document: Value = serde_json::from_str(document).expect("JSON");
+                assert_eq!(outcome, Outcome::Response(document), "{file}");
             }
         }
     }
