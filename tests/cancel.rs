@@ -332,3 +332,20 @@ async fn a_queued_task_older_than_its_event_can_be_reads_failed_and_cannot_be_ca
     assert_eq!(reply.header("retry-after"), Some("1"));
     assert_eq!(delete(&fixture, fresh_id).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_sample_cancel_request_cancels_its_task_once_that_task_is_recorded() {
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/http-delete-task.json"),
+    )
+    .expect("events/http-delete-task.json");
+    let task_id = "0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c";
+    let queued = queued_record(task_id, Duration::from_secs(5));
+    fixture.put_items(&fixture.tasks_table, vec![queued]).await;
+
+    let reply = fixture.invoke(&sample).await.expect("answered");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let canceled = item(&fixture, task_id).await;
+    assert_eq!(reply.body, shown(&canceled, "canceled", Value::Null));
+}

@@ -320,3 +320,31 @@ async fn a_record_that_cannot_be_applied_is_reported_back_for_redelivery() {
         RETRIES_EXHAUSTED
     );
 }
+
+#[tokio::test]
+async fn the_sample_failure_record_fails_the_sample_task_once_that_task_is_recorded() {
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/sqs-failure-record.json"),
+    )
+    .expect("events/sqs-failure-record.json");
+    let (task_id, _) = running_task(&fixture).await;
+    let mut item = item(&fixture, &task_id).await;
+    // The sample names events/task.json's task: record it, queued.
+    let sample_task = "5a1f0c3e-9d2b-4e6f-8a7c-1b3d5e7f9a2c";
+    item.insert(
+        "task_id".to_owned(),
+        AttributeValue::S(sample_task.to_owned()),
+    );
+    item.insert("status".to_owned(), AttributeValue::S("queued".to_owned()));
+    item.insert("attempts".to_owned(), AttributeValue::N("0".to_owned()));
+    item.remove("lease_until");
+    item.remove("claim_id");
+    fixture.put_items(&fixture.tasks_table, vec![item]).await;
+
+    let reply = fixture.invoke(&sample).await.expect("answered");
+    assert_eq!(reply.body, json!({"batchItemFailures": []}));
+    let failed = fixture.task_item(sample_task).await.expect("the record");
+    assert_eq!(string(&failed, "status"), "failed");
+    assert_eq!(string(&failed, "error"), RETRIES_EXHAUSTED);
+}
