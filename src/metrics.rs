@@ -28,8 +28,6 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Response, StatusCode};
 use axum::middleware::Next;
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::config::Config;
 
@@ -149,19 +147,16 @@ pub fn task_enqueued(task_id: &str) {
     emit(&[count("TasksEnqueued")], &[], &[("task_id", task_id)]);
 }
 
-/// `TaskQueuedMs`: how long the task waited from its creation (`created_at`,
-/// RFC 3339) until its first attempt claimed it. Later attempts (Lambda's
-/// retries) are not counted: their wait is Lambda's backoff, not the queue's.
-pub fn task_claimed(task_id: &str, created_at: &str, attempt: u32) {
-    if attempt != 1 {
+/// `TaskQueuedMs`: how long the task waited from its creation (`created_ms`,
+/// epoch milliseconds; 0 for a record that does not say) until its first
+/// attempt claimed it. Later attempts (Lambda's retries) are not counted:
+/// their wait is Lambda's backoff, not the queue's.
+pub fn task_claimed(task_id: &str, created_ms: u64, attempt: u32) {
+    if attempt != 1 || created_ms == 0 {
         return;
     }
-    let Ok(created) = OffsetDateTime::parse(created_at, &Rfc3339) else {
-        return;
-    };
-    let waited = OffsetDateTime::now_utc() - created;
-    // Another machine's clock wrote `created_at`: never a negative wait.
-    let waited_ms = u64::try_from(waited.whole_milliseconds()).unwrap_or(0);
+    // Another machine's clock wrote `created_ms`: never a negative wait.
+    let waited_ms = epoch_millis().saturating_sub(created_ms);
     emit(
         &[millis("TaskQueuedMs", waited_ms)],
         &[],

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::config::Config;
+use crate::trace;
 
 /// What every handler shares: the configuration and the AWS clients, built
 /// once at init.
@@ -80,9 +81,12 @@ pub fn dynamodb_config(aws: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
         .retry_config(call_retries())
 }
 
-/// Lambda client settings (the self-invocation), within the same bounds.
+/// Lambda client settings (the self-invocation), within the same bounds, each
+/// call carrying the trace header of the invocation that makes it.
 pub fn lambda_config(aws: &SdkConfig) -> aws_sdk_lambda::config::Builder {
     aws_sdk_lambda::config::Builder::from(aws)
         .timeout_config(call_timeouts())
         .retry_config(call_retries())
+        // The task's invocation joins the trace of the request that starts it.
+        .interceptor(trace::TraceHeader)
 }

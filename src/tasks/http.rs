@@ -24,6 +24,7 @@ use crate::error::{
     NotFoundResponse, PayloadTooLargeResponse, UnavailableResponse, UnsupportedMediaTypeResponse,
 };
 use crate::http_event::BasePath;
+use crate::metrics;
 use crate::state::AppState;
 
 /// The answer to `/async`.
@@ -233,6 +234,7 @@ async fn enqueue_task(state: &AppState, base: &str, delay_ms: u64) -> Result<Ans
     }
 
     tracing::info!(task_id, delay_ms, "task enqueued");
+    metrics::task_enqueued(&task_id);
     let status_url = format!("{base}/tasks/{task_id}");
     Ok(Answer {
         task_id,
@@ -302,6 +304,7 @@ pub async fn cancel_task(
     {
         Written::Done(record) => {
             tracing::info!(task_id, "task canceled");
+            metrics::task_canceled(&task_id);
             Ok(shown(record))
         }
         Written::Refused => {

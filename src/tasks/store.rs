@@ -49,6 +49,24 @@ pub struct StoredTask {
     pub created_ms: u64,
 }
 
+impl StoredTask {
+    /// Reads a stored item; the error says which attribute is missing or wrong.
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, String> {
+        Ok(Self {
+            record: TaskRecord::from_item(item)?,
+            claim_id: match item.get("claim_id") {
+                Some(AttributeValue::S(id)) => Some(id.clone()),
+                _ => None,
+            },
+            enqueued: matches!(item.get("enqueued"), Some(AttributeValue::Bool(true))),
+            created_ms: match item.get("created_ms") {
+                Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
+                _ => 0,
+            },
+        })
+    }
+}
+
 /// The result of an attempt, as the record keeps it.
 pub enum Outcome<'a> {
     Succeeded,
@@ -139,20 +157,9 @@ impl<'a> TaskStore<'a> {
         let Some(item) = output.item() else {
             return Ok(None);
         };
-        let record = TaskRecord::from_item(item).map_err(StoreError::Record)?;
-        let claim_id = match item.get("claim_id") {
-            Some(AttributeValue::S(id)) => Some(id.clone()),
-            _ => None,
-        };
-        Ok(Some(StoredTask {
-            record,
-            claim_id,
-            enqueued: matches!(item.get("enqueued"), Some(AttributeValue::Bool(true))),
-            created_ms: match item.get("created_ms") {
-                Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
-                _ => 0,
-            },
-        }))
+        StoredTask::from_item(item)
+            .map(Some)
+            .map_err(StoreError::Record)
     }
 
     /// The event never left (or it is unknown whether it did): the record says
@@ -195,7 +202,7 @@ impl<'a> TaskStore<'a> {
         task_id: &str,
         claim_id: &str,
         lease_until_ms: u64,
-    ) -> Result<Written<TaskRecord>, String> {
+    ) -> Result<Written<StoredTask>, String> {
         let claimed = self
             .dynamodb
             .update_item()
@@ -222,7 +229,7 @@ impl<'a> TaskStore<'a> {
             .send()
             .await;
         match claimed {
-            Ok(output) => TaskRecord::from_item(output.attributes().unwrap_or(&HashMap::new()))
+            Ok(output) => StoredTask::from_item(output.attributes().unwrap_or(&HashMap::new()))
                 .map(Written::Done),
             Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
             Err(err) => Err(format!("UpdateItem (claim): {}", sdk_summary(&err))),

@@ -11,7 +11,7 @@
 //! stops its work before its lease runs out, so no two attempts ever run the
 //! work at once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinError;
 use tracing::Instrument;
@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::store::{Outcome, TaskStore, Written, epoch_millis};
 use super::{TaskEvent, TaskStatus, work};
+use crate::metrics::{self, Ended};
 use crate::state::AppState;
 
 /// Why a task event did not end well; the invocation returns it as a function
@@ -133,6 +134,7 @@ async fn run_claimed(
         Claim::Won(attempt) => attempt,
         Claim::Held { status, attempts } => {
             tracing::info!(status = status.as_str(), "duplicate delivery ignored");
+            metrics::duplicate_delivery(&task_id);
             return Ok(TaskOutcome {
                 task_id,
                 status,
@@ -143,12 +145,19 @@ async fn run_claimed(
     };
     tracing::info!(attempt, delay_ms = event.delay_ms, "task started");
 
+    let started = Instant::now();
     let work = tokio::spawn(async move { work::perform(&event, attempt).await }.in_current_span());
-    let result = match watch(store, &task_id, &claim_id, lease, work).await {
+    let watched = watch(store, &task_id, &claim_id, lease, work).await;
+    let ran = started.elapsed();
+    let result = match watched {
         Watched::Finished(result) => result,
         Watched::Panicked => Err("the task's work panicked".to_owned()),
-        Watched::NoLongerOurs => return ended_elsewhere(store, task_id, attempt).await,
+        Watched::NoLongerOurs => {
+            metrics::task_ran(&task_id, ran, None);
+            return ended_elsewhere(store, task_id, attempt).await;
+        }
         Watched::LeaseLost(reason) => {
+            metrics::task_ran(&task_id, ran, None);
             tracing::error!(
                 attempt,
                 reason,
@@ -166,8 +175,15 @@ async fn run_claimed(
         .await
         .map_err(TaskError::Store)?;
     if written == Written::Refused {
+        metrics::task_ran(&task_id, ran, None);
         return ended_elsewhere(store, task_id, attempt).await;
     }
+    let ended = if result.is_ok() {
+        Ended::Succeeded
+    } else {
+        Ended::Failed
+    };
+    metrics::task_ran(&task_id, ran, Some(ended));
     match result {
         Ok(()) => {
             tracing::info!(attempt, "Task completed");
@@ -311,8 +327,10 @@ async fn claim(
             .claim(task_id, claim_id, lease.until(epoch_millis()))
             .await
             .map_err(TaskError::Store)?;
-        if let Written::Done(record) = claimed {
-            return Ok(Claim::Won(record.attempts));
+        if let Written::Done(claimed) = claimed {
+            let attempt = claimed.record.attempts;
+            metrics::task_claimed(task_id, claimed.created_ms, attempt);
+            return Ok(Claim::Won(attempt));
         }
         // The condition failed: if the record holds this very claim, the claim
         // landed and only its answer was lost; otherwise another attempt holds
@@ -324,15 +342,21 @@ async fn claim(
             .ok_or_else(|| TaskError::UnknownTask(task_id.to_owned()))?;
         let record = stored.record;
         if stored.claim_id.as_deref() == Some(claim_id) && record.status == TaskStatus::Running {
+            metrics::task_claimed(task_id, stored.created_ms, record.attempts);
             return Ok(Claim::Won(record.attempts));
         }
-        if stored.enqueued || record.status != TaskStatus::Queued {
+        if record.status != TaskStatus::Queued {
             return Ok(Claim::Held {
                 status: record.status,
                 attempts: record.attempts,
             });
         }
-        tokio::time::sleep(NOT_ENQUEUED_PAUSE).await;
+        // Still queued: if /async has marked it enqueued since the claim was
+        // refused, it is claimable now (leaving it as "held" would leave it
+        // queued with its event spent); if not yet, give /async a moment.
+        if !stored.enqueued {
+            tokio::time::sleep(NOT_ENQUEUED_PAUSE).await;
+        }
     }
     Err(TaskError::NotEnqueued(task_id.to_owned()))
 }
