@@ -36,6 +36,11 @@
 //! 4 s after a failure (Lambda's 60 s and 120 s), an event expires after 120 s
 //! (3,600 s), and a failure record the function rejects comes back after 18 s
 //! (the queue's 540 s), up to 10 receives. [`Policy`] can change any of them.
+//!
+//! As in Lambda, each invocation gets an X-Ray trace header
+//! (`Lambda-Runtime-Trace-Id`): a trace of its own, or, for an event queued by
+//! an `Invoke` that carries `X-Amzn-Trace-Id`, the caller's trace (same `Root`,
+//! retries included).
 
 #[path = "async_invoke.rs"]
 pub mod async_invoke;
@@ -105,6 +110,8 @@ pub enum InvocationKind {
 #[derive(Clone, Debug)]
 pub struct Completed {
     pub request_id: String,
+    /// The `Lambda-Runtime-Trace-Id` the invocation was given.
+    pub trace_id: String,
     pub kind: InvocationKind,
     pub payload: Bytes,
     pub outcome: Outcome,
@@ -118,6 +125,8 @@ pub struct InvokeCall {
     pub payload: Bytes,
     /// The request id of the invocation it queued (none for `DryRun`).
     pub request_id: Option<String>,
+    /// The `X-Amzn-Trace-Id` header the call carried.
+    pub trace_header: Option<String>,
 }
 
 /// What the binary posted to `/runtime/init/error`.
@@ -132,6 +141,7 @@ pub struct InitError {
 /// An event waiting for the binary to ask for it.
 struct Queued {
     request_id: String,
+    trace_id: String,
     payload: Bytes,
     client_context: Option<String>,
     kind: InvocationKind,
@@ -143,6 +153,7 @@ struct Queued {
 
 /// An event handed to the binary and not yet answered.
 struct Running {
+    trace_id: String,
     payload: Bytes,
     kind: InvocationKind,
     counted: bool,
@@ -183,19 +194,28 @@ struct Shared {
     async_log: Mutex<Vec<String>>,
     /// Live processes started by [`FunctionCommand`], by instance number.
     instances: Mutex<HashMap<u64, Instance>>,
+    /// The `X-Amzn-Trace-Id` of the `Invoke` that queued an event, by the
+    /// event's request id: each delivery of it continues that trace.
+    callers_traces: Mutex<HashMap<String, String>>,
     last_instance: AtomicU64,
     handouts: AtomicU64,
 }
 
 impl Shared {
+    /// Queues an invocation; returns its request id and trace header.
     fn enqueue(
         &self,
         request_id: Option<String>,
         payload: Bytes,
         kind: InvocationKind,
         client_context: Option<String>,
-    ) -> (String, oneshot::Receiver<Outcome>) {
+    ) -> (String, String, oneshot::Receiver<Outcome>) {
         let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let trace_id = trace_id(
+            lock(&self.callers_traces)
+                .get(&request_id)
+                .map(String::as_str),
+        );
         let (done, outcome) = oneshot::channel();
         // With Lambda's semantics the async job counts the event, not each delivery.
         let counted = kind == InvocationKind::Event && !self.lambda;
@@ -204,6 +224,7 @@ impl Shared {
         }
         lock(&self.queue).push_back(Queued {
             request_id: request_id.clone(),
+            trace_id: trace_id.clone(),
             payload,
             client_context,
             kind,
@@ -211,7 +232,7 @@ impl Shared {
             done,
         });
         self.queued.notify_one();
-        (request_id, outcome)
+        (request_id, trace_id, outcome)
     }
 
     async fn next(&self) -> Queued {
@@ -230,7 +251,7 @@ impl Shared {
         &self,
         queued: Queued,
         instance: u64,
-    ) -> Result<(String, Bytes, Option<String>, u64), ()> {
+    ) -> Result<(String, String, Bytes, Option<String>, u64), ()> {
         let instances = lock(&self.instances);
         if instance != 0 && !instances.contains_key(&instance) {
             lock(&self.queue).push_front(queued);
@@ -241,6 +262,7 @@ impl Shared {
         lock(&self.running).insert(
             queued.request_id.clone(),
             Running {
+                trace_id: queued.trace_id.clone(),
                 payload: queued.payload.clone(),
                 kind: queued.kind,
                 counted: queued.counted,
@@ -251,6 +273,7 @@ impl Shared {
         );
         Ok((
             queued.request_id,
+            queued.trace_id,
             queued.payload,
             queued.client_context,
             handout,
@@ -274,6 +297,7 @@ impl Shared {
         };
         lock(&self.completed).push(Completed {
             request_id: request_id.to_owned(),
+            trace_id: running.trace_id,
             kind: running.kind,
             payload: running.payload,
             outcome: outcome.clone(),
@@ -384,7 +408,7 @@ impl Target for EmulatorTarget {
                 Delivery::Event { .. } => InvocationKind::Event,
                 Delivery::Sqs { .. } => InvocationKind::Sqs,
             };
-            let (_, outcome) = shared.enqueue(
+            let (_, _, outcome) = shared.enqueue(
                 Some(invocation.request_id.to_owned()),
                 Bytes::copy_from_slice(invocation.payload),
                 kind,
@@ -436,6 +460,8 @@ impl Drop for RuntimeApi {
 /// An invocation the test queued and has not awaited yet.
 pub struct Submitted {
     pub request_id: String,
+    /// The `Lambda-Runtime-Trace-Id` the invocation is given.
+    pub trace_id: String,
     outcome: oneshot::Receiver<Outcome>,
 }
 
@@ -538,11 +564,12 @@ impl RuntimeApi {
 
     /// Queues `payload` as an invocation and returns at once.
     pub fn submit(&self, payload: impl Into<Bytes>) -> Submitted {
-        let (request_id, outcome) =
+        let (request_id, trace_id, outcome) =
             self.shared
                 .enqueue(None, payload.into(), InvocationKind::Direct, None);
         Submitted {
             request_id,
+            trace_id,
             outcome,
         }
     }
@@ -662,15 +689,22 @@ fn function_arn() -> String {
     format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}")
 }
 
-/// An X-Ray trace header of the form Lambda passes on.
-fn trace_id() -> String {
-    let seconds = epoch_millis() / 1000;
+/// An X-Ray trace header of the form Lambda passes on: in the trace whose
+/// `Root` `caller` names (an `Invoke`'s `X-Amzn-Trace-Id`), or a new one; the
+/// `Parent` is always new, as Lambda's own segment is.
+fn trace_id(caller: Option<&str>) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "Root=1-{seconds:08x}-{};Parent={};Sampled=0",
-        &random[..24],
-        &random[16..32]
-    )
+    let root = caller
+        .and_then(|header| {
+            header
+                .split(';')
+                .find_map(|field| field.strip_prefix("Root="))
+        })
+        .map_or_else(
+            || format!("1-{:08x}-{}", epoch_millis() / 1000, &random[..24]),
+            str::to_owned,
+        );
+    format!("Root={root};Parent={};Sampled=0", &random[16..32])
 }
 
 /// `GET /runtime/invocation/next`: hands out the next event, waiting for one.
@@ -679,7 +713,8 @@ async fn next_invocation(State(conn): State<Conn>) -> Response {
     lock(&shared.poll_times).push(Instant::now());
     *lock(&shared.next_polls) += 1;
     let queued = shared.next().await;
-    let Ok((request_id, payload, client_context, handout)) = shared.hand_out(queued, conn.instance)
+    let Ok((request_id, trace_id, payload, client_context, handout)) =
+        shared.hand_out(queued, conn.instance)
     else {
         // The process behind this listener has ended; nobody reads this.
         return StatusCode::GONE.into_response();
@@ -705,7 +740,7 @@ async fn next_invocation(State(conn): State<Conn>) -> Response {
     set("lambda-runtime-aws-request-id", request_id);
     set("lambda-runtime-deadline-ms", deadline.to_string());
     set("lambda-runtime-invoked-function-arn", function_arn());
-    set("lambda-runtime-trace-id", trace_id());
+    set("lambda-runtime-trace-id", trace_id);
     if let Some(client_context) = client_context {
         set("lambda-runtime-client-context", client_context);
     }
@@ -858,11 +893,19 @@ async fn invoke(
             .map(str::to_owned)
     };
     let invocation_type = header("x-amz-invocation-type").unwrap_or("RequestResponse".to_owned());
+    let trace_header = header("x-amzn-trace-id");
     let kind = match invocation_type.as_str() {
         "Event" => InvocationKind::Event,
         "RequestResponse" => InvocationKind::RequestResponse,
         "DryRun" => {
-            record_call(&shared, function_name, invocation_type, payload, None);
+            record_call(
+                &shared,
+                function_name,
+                invocation_type,
+                payload,
+                None,
+                trace_header,
+            );
             return StatusCode::NO_CONTENT.into_response();
         }
         other => {
@@ -883,6 +926,9 @@ async fn invoke(
         // Lambda's semantics: the event counts as in flight until it has
         // ended, retries and destination included.
         let (request_id, job) = invoker.submit(&function_name, payload.to_vec());
+        if let Some(caller) = &trace_header {
+            lock(&shared.callers_traces).insert(request_id.clone(), caller.clone());
+        }
         *lock(&shared.events_in_flight) += 1;
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
@@ -898,19 +944,26 @@ async fn invoke(
             invocation_type,
             payload,
             Some(request_id.clone()),
+            trace_header,
         );
         return (StatusCode::ACCEPTED, [("x-amzn-requestid", request_id)]).into_response();
     }
     let client_context = header("x-amz-client-context")
         .and_then(|encoded| STANDARD.decode(encoded).ok())
         .and_then(|decoded| String::from_utf8(decoded).ok());
-    let (request_id, outcome) = shared.enqueue(None, payload.clone(), kind, client_context);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if let Some(caller) = &trace_header {
+        lock(&shared.callers_traces).insert(request_id.clone(), caller.clone());
+    }
+    let (request_id, _, outcome) =
+        shared.enqueue(Some(request_id), payload.clone(), kind, client_context);
     record_call(
         &shared,
         function_name,
         invocation_type,
         payload,
         Some(request_id.clone()),
+        trace_header,
     );
     let request_id_header = [("x-amzn-requestid", request_id.clone())];
     if kind == InvocationKind::Event {
@@ -952,12 +1005,14 @@ fn record_call(
     invocation_type: String,
     payload: Bytes,
     request_id: Option<String>,
+    trace_header: Option<String>,
 ) {
     lock(&shared.invoke_calls).push(InvokeCall {
         function_name,
         invocation_type,
         payload,
         request_id,
+        trace_header,
     });
 }
 
