@@ -8,7 +8,8 @@
 //! be the function's own fault); a 4xx writes nothing and enqueues nothing; every
 //! error body is the contract's JSON; an HTTP request never touches a task record
 //! (it never runs a task); a non-HTTP event that is not a task of ours is a
-//! function error that writes nothing.
+//! function error that writes nothing (the failure queue's SQS event gets its
+//! batch answer, and writes nothing for a task that is not recorded).
 //!
 //! What lambda_http does before the function sees an event is the runtime's
 //! business: a parse error is the runtime's own function error, and a panic in
@@ -304,7 +305,10 @@ impl Harness {
                     400 => "bad_request",
                     404 => "not_found",
                     405 => "method_not_allowed",
+                    409 => "conflict",
                     413 => "payload_too_large",
+                    415 => "unsupported_media_type",
+                    422 => "idempotency_key_reused",
                     other => return Err(TestCaseError::fail(format!("unexpected {other}"))),
                 };
                 let message = body["error"]["message"].as_str().unwrap_or_default();
@@ -344,7 +348,9 @@ impl Harness {
     }
 
     /// A non-HTTP event: only a task event of a recorded task may succeed, and
-    /// none of the generated ones names one; nothing is written.
+    /// none of the generated ones names one; nothing is written. The failure
+    /// queue's SQS event (a `Records` list) is answered with its batch response:
+    /// a record of a task that is not recorded is acknowledged, writing nothing.
     fn check_event_answer(
         &self,
         event: &str,
@@ -355,7 +361,22 @@ impl Harness {
         let names_a_recorded_task = serde_json::from_str::<TaskEvent>(event)
             .is_ok_and(|task| task.task_id == self.known_task);
         prop_assume!(!names_a_recorded_task);
+        let records = serde_json::from_str::<Value>(event)
+            .is_ok_and(|event| event.get("Records").is_some_and(Value::is_array));
         match answer {
+            Ok(response) if records => {
+                let body = match response.body() {
+                    Body::Text(text) => serde_json::from_str::<Value>(text).unwrap_or_default(),
+                    _ => Value::Null,
+                };
+                prop_assert!(
+                    body["batchItemFailures"].is_array(),
+                    "an SQS event's answer: {:?}",
+                    response.body()
+                );
+                prop_assert_eq!(after, before, "an SQS event of no recorded task wrote");
+                Ok(())
+            }
             Ok(response) => Err(TestCaseError::fail(format!(
                 "a non-HTTP event that is no task of ours succeeded: {:?}",
                 response.body()
