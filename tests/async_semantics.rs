@@ -45,15 +45,37 @@ async fn send_event(api: &RuntimeApi, payload: &Value) -> String {
         .expect("the request id of the event")
 }
 
+/// A loopback endpoint that accepts connections and never answers.
+async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+/// A queued task as `/async` leaves it once Lambda has accepted its event
+/// (marked enqueued: only then may a delivery claim it).
 async fn queued_task(fixture: &Fixture) -> String {
     let task_id = uuid::Uuid::new_v4().to_string();
-    TaskStore {
+    let store = TaskStore {
         dynamodb: &fixture.dynamodb,
         table: &fixture.tasks_table,
-    }
-    .put_queued(&task_id)
-    .await
-    .expect("a queued task record");
+    };
+    store
+        .put_queued(&task_id)
+        .await
+        .expect("a queued task record");
+    store
+        .mark_enqueued(&task_id)
+        .await
+        .expect("the record marked enqueued");
     task_id
 }
 
@@ -215,7 +237,13 @@ async fn an_invocation_past_its_deadline_times_out_and_its_process_is_killed() {
     let api = RuntimeApi::start_with_policy(policy).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = FunctionCommand::new(&api, &fixture);
-    let first = command.clone().spawn();
+    // The function stops its own work before its deadline; what keeps it past
+    // the deadline is a call that hangs: its claim, to a DynamoDB that never
+    // answers (the SDK would give up only after 6 s).
+    let first = command
+        .clone()
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &silent_server().await)
+        .spawn();
     let task_id = queued_task(&fixture).await;
 
     let request_id = send_event(&api, &json!({"task_id": task_id, "delay_ms": 5000})).await;
