@@ -193,8 +193,9 @@ impl<'a> TaskStore<'a> {
     }
 
     /// Takes the task for claim `claim_id` if it is enqueued and `queued`,
-    /// `failed` (in its work, by an earlier attempt), or `running` under a
-    /// lease that has run out; the lease runs until `lease_until_ms` (epoch
+    /// `failed` in its work by an earlier attempt (not given up on by
+    /// Lambda, see [`Self::give_up`]), or `running` under a lease that has run
+    /// out; the lease runs until `lease_until_ms` (epoch
     /// milliseconds). `Refused`: see [`crate::tasks::worker`] for what that can
     /// mean.
     pub async fn claim(
@@ -212,7 +213,7 @@ impl<'a> TaskStore<'a> {
                 "SET #status = :running, attempts = attempts + :one, updated_at = :now, lease_until = :lease, claim_id = :claim REMOVE #error",
             )
             .condition_expression(
-                "attribute_exists(task_id) AND enqueued = :true AND (#status IN (:queued, :failed) OR (#status = :running AND lease_until < :now_ms))",
+                "attribute_exists(task_id) AND enqueued = :true AND (#status = :queued OR (#status = :failed AND attribute_not_exists(given_up)) OR (#status = :running AND lease_until < :now_ms))",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
@@ -264,9 +265,10 @@ impl<'a> TaskStore<'a> {
         }
     }
 
-    /// Records how claim `claim_id`'s attempt ended. `Refused`: the task is no
-    /// longer this claim's (canceled, given up on, or taken over after its
-    /// lease ran out), and nothing is written.
+    /// Records how claim `claim_id`'s attempt ended, and that this claim wrote
+    /// it (`finished_by`). `Refused`: the task is no longer this claim's
+    /// (canceled, given up on, or taken over after its lease ran out), and
+    /// nothing is written.
     pub async fn finish(
         self,
         task_id: &str,
@@ -285,20 +287,50 @@ impl<'a> TaskStore<'a> {
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()));
         let update = match outcome {
             Outcome::Succeeded => update
-                .update_expression("SET #status = :done, updated_at = :now REMOVE lease_until")
+                .update_expression(
+                    "SET #status = :done, updated_at = :now, finished_by = :claim REMOVE lease_until",
+                )
                 .expression_attribute_values(":done", TaskStatus::Succeeded.attribute()),
             Outcome::Failed(message) => update
                 .update_expression(
-                    "SET #status = :done, #error = :error, updated_at = :now REMOVE lease_until",
+                    "SET #status = :done, #error = :error, updated_at = :now, finished_by = :claim REMOVE lease_until",
                 )
                 .expression_attribute_names("#error", "error")
                 .expression_attribute_values(":done", TaskStatus::Failed.attribute())
                 .expression_attribute_values(":error", AttributeValue::S(message.to_owned())),
         };
-        match update.send().await {
-            Ok(_) => Ok(Written::Done(())),
-            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
-            Err(err) => Err(format!("UpdateItem (finish): {}", sdk_summary(&err))),
+        let failure = match update.send().await {
+            Ok(_) => return Ok(Written::Done(())),
+            Err(err) => err,
+        };
+        // The write may have landed on a try whose answer was lost: the SDK's
+        // next try then fails the condition on it, or every try fails. Only
+        // this claim's id in `finished_by` tells that from another's end.
+        if self.finished_by(task_id).await.as_deref() == Some(claim_id) {
+            return Ok(Written::Done(()));
+        }
+        if is_condition_failure(&failure) {
+            Ok(Written::Refused)
+        } else {
+            Err(format!("UpdateItem (finish): {}", sdk_summary(&failure)))
+        }
+    }
+
+    /// The claim whose finish the record holds, if it can be read.
+    async fn finished_by(self, task_id: &str) -> Option<String> {
+        let output = self
+            .dynamodb
+            .get_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .projection_expression("finished_by")
+            .consistent_read(true)
+            .send()
+            .await
+            .ok()?;
+        match output.item()?.get("finished_by") {
+            Some(AttributeValue::S(claim)) => Some(claim.clone()),
+            _ => None,
         }
     }
 
@@ -341,8 +373,10 @@ impl<'a> TaskStore<'a> {
     }
 
     /// Lambda gave up on the task's event (its on-failure destination record):
-    /// a task still `queued` or `running` becomes `failed` with `error`.
-    /// `Refused`: the task has ended, or does not exist (expired).
+    /// a task still `queued` or `running` becomes `failed` with `error`, for
+    /// good (`given_up`: no other delivery of its event claims it again, as
+    /// one that failed in its work may be). `Refused`: the task has ended, or
+    /// does not exist (expired).
     pub async fn give_up(self, task_id: &str, error: &str) -> Result<Written<()>, String> {
         let given_up = self
             .dynamodb
@@ -350,7 +384,7 @@ impl<'a> TaskStore<'a> {
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression(
-                "SET #status = :failed, #error = :error, updated_at = :now REMOVE lease_until",
+                "SET #status = :failed, #error = :error, updated_at = :now, given_up = :true REMOVE lease_until",
             )
             .condition_expression("#status IN (:queued, :running)")
             .expression_attribute_names("#status", "status")
@@ -360,6 +394,7 @@ impl<'a> TaskStore<'a> {
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":error", AttributeValue::S(error.to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .send()
             .await;
         match given_up {

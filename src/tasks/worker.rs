@@ -130,8 +130,11 @@ async fn run_claimed(
     // itself, and only this id tells that apart from another delivery's.
     let claim_id = Uuid::new_v4().to_string();
     let task_id = event.task_id.clone();
-    let attempt = match claim(store, &task_id, &claim_id, lease).await? {
-        Claim::Won(attempt) => attempt,
+    let (attempt, lease_until) = match claim(store, &task_id, &claim_id, lease).await? {
+        Claim::Won {
+            attempt,
+            lease_until,
+        } => (attempt, lease_until),
         Claim::Held { status, attempts } => {
             tracing::info!(status = status.as_str(), "duplicate delivery ignored");
             metrics::duplicate_delivery(&task_id);
@@ -143,11 +146,19 @@ async fn run_claimed(
             });
         }
     };
+    // The claim's lease runs from when it was sent: an answer that came late
+    // (slow, or lost and retried) may leave too little of it, or none, and
+    // another delivery may take the task once it lapses. The work starts only
+    // with a tick of lease to spare.
+    let lease_until = match ensure_lease(store, &task_id, &claim_id, lease, lease_until).await? {
+        Written::Done(lease_until) => lease_until,
+        Written::Refused => return ended_elsewhere(store, task_id, attempt).await,
+    };
     tracing::info!(attempt, delay_ms = event.delay_ms, "task started");
 
     let started = Instant::now();
     let work = tokio::spawn(async move { work::perform(&event, attempt).await }.in_current_span());
-    let watched = watch(store, &task_id, &claim_id, lease, work).await;
+    let watched = watch(store, &task_id, &claim_id, lease, lease_until, work).await;
     let ran = started.elapsed();
     let result = match watched {
         Watched::Finished(result) => result,
@@ -217,16 +228,43 @@ enum Watched {
     LeaseLost(String),
 }
 
-/// Renews the lease while the work runs, and stops the work when the task is
-/// no longer this attempt's to run.
+/// The lease the claim wrote (until `lease_until`), if a tick of it is left;
+/// else a renewal's, if it lands in time. `Refused`: the task is no longer
+/// this claim's (another delivery took it once the lease lapsed, or it was
+/// canceled). An error: no lease could be made sure of, and Lambda retries.
+async fn ensure_lease(
+    store: TaskStore<'_>,
+    task_id: &str,
+    claim_id: &str,
+    lease: Lease,
+    lease_until: u64,
+) -> Result<Written<u64>, TaskError> {
+    if !lease.must_stop(epoch_millis(), lease_until) {
+        return Ok(Written::Done(lease_until));
+    }
+    let now = epoch_millis();
+    match store.renew_lease(task_id, claim_id, lease.until(now)).await {
+        Ok(Written::Done(())) if !lease.must_stop(epoch_millis(), lease.until(now)) => {
+            Ok(Written::Done(lease.until(now)))
+        }
+        Ok(Written::Done(())) => Err(TaskError::Store(
+            "UpdateItem (lease): answered too late to start the work".to_owned(),
+        )),
+        Ok(Written::Refused) => Ok(Written::Refused),
+        Err(reason) => Err(TaskError::Store(reason)),
+    }
+}
+
+/// Renews the lease (held until `lease_until`) while the work runs, and stops
+/// the work when the task is no longer this attempt's to run.
 async fn watch(
     store: TaskStore<'_>,
     task_id: &str,
     claim_id: &str,
     lease: Lease,
+    mut lease_until: u64,
     mut work: tokio::task::JoinHandle<Result<(), String>>,
 ) -> Watched {
-    let mut lease_until = lease.until(epoch_millis());
     loop {
         tokio::select! {
             joined = &mut work => return finished(joined),
@@ -301,8 +339,9 @@ async fn ended_elsewhere(
 
 /// What a delivery's claim on its task came to.
 enum Claim {
-    /// This delivery runs the task, as attempt number `.0`.
-    Won(u32),
+    /// This delivery runs the task, as attempt number `attempt`, under a
+    /// lease that ends at `lease_until` (epoch milliseconds).
+    Won { attempt: u32, lease_until: u64 },
     /// Another attempt holds it under a live lease, or it has ended for good
     /// (succeeded, canceled, or failed because its event never left).
     Held { status: TaskStatus, attempts: u32 },
@@ -323,14 +362,18 @@ async fn claim(
     lease: Lease,
 ) -> Result<Claim, TaskError> {
     for _ in 0..NOT_ENQUEUED_TRIES {
+        let lease_until = lease.until(epoch_millis());
         let claimed = store
-            .claim(task_id, claim_id, lease.until(epoch_millis()))
+            .claim(task_id, claim_id, lease_until)
             .await
             .map_err(TaskError::Store)?;
         if let Written::Done(claimed) = claimed {
             let attempt = claimed.record.attempts;
             metrics::task_claimed(task_id, claimed.created_ms, attempt);
-            return Ok(Claim::Won(attempt));
+            return Ok(Claim::Won {
+                attempt,
+                lease_until,
+            });
         }
         // The condition failed: if the record holds this very claim, the claim
         // landed and only its answer was lost; otherwise another attempt holds
@@ -343,7 +386,10 @@ async fn claim(
         let record = stored.record;
         if stored.claim_id.as_deref() == Some(claim_id) && record.status == TaskStatus::Running {
             metrics::task_claimed(task_id, stored.created_ms, record.attempts);
-            return Ok(Claim::Won(record.attempts));
+            return Ok(Claim::Won {
+                attempt: record.attempts,
+                lease_until,
+            });
         }
         if record.status != TaskStatus::Queued {
             return Ok(Claim::Held {

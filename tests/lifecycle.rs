@@ -1,0 +1,876 @@
+//! Every task ends: the task lifecycle through the real binary and the Runtime
+//! API emulator with Lambda's asynchronous semantics (retries with the same
+//! request id, the maximum event age, the on-failure destination record as the
+//! failure queue's SQS event). Each test ends with the task's exact record
+//! (status, attempts, error) and what each invocation answered.
+//!
+//! Time is scaled: a 3 s function timeout, so Lambda's retries come 2 s and 4 s
+//! after a failure (its 60 s and 120 s of a 90 s timeout), and the function's
+//! lease ticks every 100 ms (a thirtieth of the invocation's time).
+
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
+mod support;
+#[path = "support/task_logs.rs"]
+mod task_logs;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_api::lambda_config;
+use async_api::tasks::TaskStore;
+use async_api::tasks::record::NEVER_DELIVERED;
+use async_api::tasks::store::NOT_ENQUEUED;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use fault_proxy::{Fault, FaultProxy};
+use serde_json::{Value, json};
+use support::runtime_api::async_invoke::{
+    self, Account, Answer, Condition, EventEnd, MessageState, Policy, QueueMessage,
+    invocation_record, sqs_event,
+};
+use support::runtime_api::{Completed, FunctionCommand, FunctionProcess, Outcome, RuntimeApi};
+use support::{FUNCTION_NAME, Fixture};
+use task_logs::{LogLine, http, lines_about, log_lines};
+
+/// The function timeout every delay is scaled to.
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a test waits for its events to end, retries and destination included.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The binary as Lambda runs it here: JSON logs, as the template sets.
+fn command(api: &RuntimeApi, fixture: &Fixture) -> FunctionCommand {
+    FunctionCommand::new(api, fixture).env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+}
+
+/// `POST /async` through the binary; the new task's id.
+async fn start_task(api: &RuntimeApi, delay_ms: u64) -> String {
+    let answer = http(
+        api,
+        "POST",
+        "/async",
+        Some(&json!({"delay_ms": delay_ms}).to_string()),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    answer.body["task_id"]
+        .as_str()
+        .expect("a task id")
+        .to_owned()
+}
+
+/// A task recorded and marked enqueued, as `/async` leaves it once Lambda has
+/// accepted its event, for the tests whose event `/async` cannot send (one
+/// with `panic_attempts`, one delivered late).
+async fn enqueued_task(fixture: &Fixture) -> String {
+    let task_id = uuid::Uuid::new_v4().to_string();
+    let store = TaskStore {
+        dynamodb: &fixture.dynamodb,
+        table: &fixture.tasks_table,
+    };
+    store.put_queued(&task_id).await.expect("a queued record");
+    store
+        .mark_enqueued(&task_id)
+        .await
+        .expect("marked enqueued");
+    task_id
+}
+
+/// Sends `payload` as Lambda's `Invoke` with `InvocationType=Event`; the
+/// request id Lambda gave the event.
+async fn send_event(api: &RuntimeApi, payload: &Value) -> String {
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        lambda_config(&support::sdk_config())
+            .endpoint_url(api.url())
+            .build(),
+    );
+    let output = lambda
+        .invoke()
+        .function_name(FUNCTION_NAME)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(payload.to_string()))
+        .send()
+        .await
+        .expect("Invoke (Event)");
+    assert_eq!(output.status_code(), 202);
+    api.invoke_calls()
+        .last()
+        .and_then(|call| call.request_id.clone())
+        .expect("the event's request id")
+}
+
+/// The task event `/async` sent for `task_id`.
+fn event_of(api: &RuntimeApi, task_id: &str) -> Value {
+    api.invoke_calls()
+        .iter()
+        .filter(|call| call.invocation_type == "Event")
+        .map(|call| serde_json::from_slice::<Value>(&call.payload).expect("JSON"))
+        .find(|payload| payload["task_id"] == task_id)
+        .expect("the task's event")
+}
+
+/// The task as `GET /tasks/{id}` shows it: (status, attempts, error).
+async fn record(api: &RuntimeApi, task_id: &str) -> (String, u64, Value) {
+    let answer = http(api, "GET", &format!("/tasks/{task_id}"), None, &[]).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    (
+        answer.body["status"].as_str().expect("status").to_owned(),
+        answer.body["attempts"].as_u64().expect("attempts"),
+        answer.body["error"].clone(),
+    )
+}
+
+/// Waits (at most 20 s) until some process has logged `message` for `task_id`.
+async fn wait_for_line(processes: &[&FunctionProcess], task_id: &str, message: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if processes
+            .iter()
+            .any(|p| !lines_about(&log_lines(&p.stdout_lines()), task_id, message).is_empty())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "no process logged {message:?} for {task_id}: {:#?}",
+        processes
+            .iter()
+            .map(|p| p.stdout_lines())
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Every log line of these processes.
+fn all_lines(processes: &[&FunctionProcess]) -> Vec<LogLine> {
+    processes
+        .iter()
+        .flat_map(|p| log_lines(&p.stdout_lines()))
+        .collect()
+}
+
+/// The attempts with which each `task started` line of `task_id` began.
+fn started_attempts(lines: &[LogLine], task_id: &str) -> Vec<u64> {
+    lines_about(lines, task_id, "task started")
+        .iter()
+        .map(|line| line.attempt().expect("attempt"))
+        .collect()
+}
+
+fn task_answer(task_id: &str, status: &str, attempts: u64, duplicate: bool) -> Outcome {
+    Outcome::Response(
+        json!({"task_id": task_id, "status": status, "attempts": attempts, "duplicate": duplicate}),
+    )
+}
+
+fn error_of(outcome: &Outcome) -> (&str, &str) {
+    match outcome {
+        Outcome::Error {
+            error_type,
+            message,
+        } => (error_type, message),
+        Outcome::Response(response) => panic!("expected a function error, got {response}"),
+    }
+}
+
+fn outcomes(events: &[Completed]) -> Vec<Outcome> {
+    events.iter().map(|event| event.outcome.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_after_its_claim_is_retried_by_lambda_and_the_retry_succeeds_as_attempt_2()
+{
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let command = command(&api, &fixture);
+    let first = command.clone().spawn();
+
+    let task_id = start_task(&api, 1500).await;
+    wait_for_line(&[&first], &task_id, "task started").await;
+    first.kill();
+    let second = command.spawn();
+    let events = api.wait_for_events(PATIENCE).await;
+
+    let request_id = &events[0].request_id;
+    assert_eq!(
+        outcomes(&events),
+        [
+            Outcome::Error {
+                error_type: "Runtime.ExitError".to_owned(),
+                message: format!(
+                    "RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+                ),
+            },
+            task_answer(&task_id, "succeeded", 2, false),
+        ]
+    );
+    assert_eq!(events[1].request_id, *request_id, "Lambda's retry");
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), 2, Value::Null)
+    );
+    let lines = all_lines(&[&first, &second]);
+    assert_eq!(started_attempts(&lines, &task_id), [1, 2]);
+    assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_work_fails_the_attempt_and_lambdas_retry_succeeds_as_attempt_2() {
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture).spawn();
+    let task_id = enqueued_task(&fixture).await;
+
+    let request_id = send_event(
+        &api,
+        &json!({"task_id": task_id, "delay_ms": 100, "panic_attempts": 1}),
+    )
+    .await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert!(events.iter().all(|e| e.request_id == request_id));
+    assert_eq!(
+        outcomes(&events),
+        [
+            Outcome::Error {
+                error_type: "TaskFailed".to_owned(),
+                message: format!("task {task_id} failed on attempt 1: the task's work panicked"),
+            },
+            task_answer(&task_id, "succeeded", 2, false),
+        ]
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), 2, Value::Null)
+    );
+    let lines = all_lines(&[&function]);
+    assert_eq!(started_attempts(&lines, &task_id), [1, 2]);
+    assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_that_panics_on_every_attempt_ends_failed_with_the_works_own_error_after_the_destination_record()
+ {
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture).spawn();
+    let task_id = enqueued_task(&fixture).await;
+
+    let event = json!({"task_id": task_id, "delay_ms": 100, "panic_attempts": 3});
+    send_event(&api, &event).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    let panicked = |attempt: u32| Outcome::Error {
+        error_type: "TaskFailed".to_owned(),
+        message: format!("task {task_id} failed on attempt {attempt}: the task's work panicked"),
+    };
+    assert_eq!(outcomes(&events), [panicked(1), panicked(2), panicked(3)]);
+    let reports = api.async_events();
+    let Some(EventEnd::Destination(destination)) = &reports[0].end else {
+        panic!("Lambda gave up on the event: {reports:#?}");
+    };
+    assert_eq!(destination.condition, Condition::RetriesExhausted);
+    assert_eq!(destination.record["requestPayload"], event);
+    assert_eq!(destination.state, MessageState::Deleted);
+    assert_eq!(
+        destination
+            .receives
+            .iter()
+            .map(|r| r.answer.clone())
+            .collect::<Vec<_>>(),
+        [Answer::Response(br#"{"batchItemFailures":[]}"#.to_vec())],
+        "the record is taken, and the task keeps its own error"
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("failed".to_owned(), 3, json!("the task's work panicked"))
+    );
+    let lines = all_lines(&[&function]);
+    assert_eq!(started_attempts(&lines, &task_id), [1, 2, 3]);
+    assert!(lines_about(&lines, &task_id, "Task completed").is_empty());
+}
+
+/// The function's DynamoDB behind a proxy that fails (500, nothing written)
+/// the first `failures` finish writes (`SET #status = :done …`): the SDK's
+/// three tries of one finish each time.
+async fn finish_failing(failures: usize) -> FaultProxy {
+    let seen = Arc::new(AtomicUsize::new(0));
+    FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(move |call| {
+            let update = call.body["UpdateExpression"].as_str().unwrap_or_default();
+            if call.operation == "UpdateItem"
+                && update.contains(":done")
+                && seen.fetch_add(1, Ordering::SeqCst) < failures
+            {
+                Fault::ServerError
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await
+}
+
+async fn a_finish_write_failing_for_attempts(failed_attempts: u64) {
+    let proxy = finish_failing(3 * failed_attempts as usize).await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .spawn();
+
+    let task_id = start_task(&api, 200).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    let attempts = failed_attempts + 1;
+    let mut expected: Vec<Outcome> = (1..attempts)
+        .map(|_| Outcome::Error {
+            error_type: "TaskStoreUnavailable".to_owned(),
+            message: "task store unavailable: UpdateItem (finish): InternalServerError (HTTP 500)"
+                .to_owned(),
+        })
+        .collect();
+    expected.push(task_answer(&task_id, "succeeded", attempts, false));
+    assert_eq!(outcomes(&events), expected);
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), attempts, Value::Null)
+    );
+    let finishes: Vec<_> = proxy
+        .calls()
+        .into_iter()
+        .filter(|call| call.update.as_deref().is_some_and(|u| u.contains(":done")))
+        .collect();
+    assert_eq!(finishes.len() as u64, 3 * failed_attempts + 1);
+    assert_eq!(finishes.iter().filter(|call| call.landed()).count(), 1);
+    let lines = all_lines(&[&function]);
+    assert_eq!(
+        started_attempts(&lines, &task_id),
+        (1..=attempts).collect::<Vec<_>>()
+    );
+    assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_write_that_fails_is_retried_by_lambda_and_the_retry_succeeds_as_attempt_2() {
+    a_finish_write_failing_for_attempts(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_write_failing_on_two_attempts_succeeds_on_lambdas_last_retry_as_attempt_3() {
+    a_finish_write_failing_for_attempts(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivered_while_a_healthy_attempt_runs_does_nothing_and_the_work_runs_once() {
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let command = command(&api, &fixture);
+    let (one, two) = (command.clone().spawn(), command.spawn());
+
+    let task_id = start_task(&api, 1500).await;
+    wait_for_line(&[&one, &two], &task_id, "task started").await;
+    // The same event again, while the first delivery runs it: the process
+    // that is not busy takes it.
+    send_event(&api, &event_of(&api, &task_id)).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    // The duplicate answers while the first delivery still runs.
+    assert_eq!(
+        outcomes(&events),
+        [
+            task_answer(&task_id, "running", 1, true),
+            task_answer(&task_id, "succeeded", 1, false),
+        ]
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), 1, Value::Null)
+    );
+    let lines = all_lines(&[&one, &two]);
+    assert_eq!(started_attempts(&lines, &task_id), [1], "the work ran once");
+    assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+    assert_eq!(
+        lines_about(&lines, &task_id, "duplicate delivery ignored").len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_expires_before_its_delivery_fails_its_task_through_the_destination_record() {
+    let mut policy = Policy::scaled(TIMEOUT);
+    policy.max_event_age = Duration::ZERO;
+    let api = RuntimeApi::start_with_policy(policy).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture).spawn();
+
+    let task_id = start_task(&api, 0).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert!(events.is_empty(), "never delivered: {events:#?}");
+    let reports = api.async_events();
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].attempts.is_empty());
+    let Some(EventEnd::Destination(destination)) = &reports[0].end else {
+        panic!("the event went to the destination: {reports:#?}");
+    };
+    assert_eq!(destination.condition, Condition::EventAgeExceeded);
+    assert_eq!(destination.state, MessageState::Deleted);
+    assert_eq!(
+        record(&api, &task_id).await,
+        (
+            "failed".to_owned(),
+            0,
+            json!("EventAgeExceeded: the task event reached its maximum age before it could run")
+        )
+    );
+    let answer = http(&api, "DELETE", &format!("/tasks/{task_id}"), None, &[]).await;
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert!(started_attempts(&all_lines(&[&function]), &task_id).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_task_whose_event_never_comes_reads_failed_once_it_can_no_longer_be_delivered() {
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    // TASK_EVENT_MAX_AGE_SECONDS as the scaled maximum event age (120 s); the
+    // backstop's horizon adds 5 unscaled minutes, so the record is made that
+    // old instead of waiting for it.
+    let max_age = api_policy_max_age(&api);
+    let _function = command(&api, &fixture)
+        .env("TASK_EVENT_MAX_AGE_SECONDS", &max_age.as_secs().to_string())
+        .spawn();
+    let task_id = enqueued_task(&fixture).await;
+    let horizon = max_age + Duration::from_secs(5 * 60);
+    let created_ms = support::now_millis() - horizon.as_millis() as u64 - 1000;
+    fixture
+        .dynamodb
+        .update_item()
+        .table_name(&fixture.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.clone()))
+        .update_expression("SET created_ms = :created")
+        .expression_attribute_values(":created", AttributeValue::N(created_ms.to_string()))
+        .send()
+        .await
+        .expect("backdate the record");
+
+    let answer = http(&api, "GET", &format!("/tasks/{task_id}"), None, &[]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("retry-after"), None, "it has ended");
+    assert_eq!(
+        (
+            answer.body["status"].clone(),
+            answer.body["attempts"].clone(),
+            answer.body["error"].clone()
+        ),
+        (json!("failed"), json!(0), json!(NEVER_DELIVERED))
+    );
+    let answer = http(&api, "DELETE", &format!("/tasks/{task_id}"), None, &[]).await;
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert_eq!(answer.body["error"]["code"], "conflict");
+}
+
+fn api_policy_max_age(_api: &RuntimeApi) -> Duration {
+    Policy::scaled(TIMEOUT).max_event_age
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canceled_queued_task_never_runs_and_its_event_does_nothing() {
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture).spawn();
+    let task_id = enqueued_task(&fixture).await;
+
+    let answer = http(&api, "DELETE", &format!("/tasks/{task_id}"), None, &[]).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        (
+            answer.body["status"].clone(),
+            answer.body["attempts"].clone(),
+            answer.body["error"].clone()
+        ),
+        (json!("canceled"), json!(0), Value::Null)
+    );
+    // Its event comes after the cancel.
+    send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert_eq!(
+        outcomes(&events),
+        [task_answer(&task_id, "canceled", 0, true)]
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("canceled".to_owned(), 0, Value::Null)
+    );
+    assert!(started_attempts(&all_lines(&[&function]), &task_id).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canceled_running_task_stops_within_a_second_its_invocation_ends_without_error_and_is_not_retried()
+ {
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let command = command(&api, &fixture);
+    let (one, two) = (command.clone().spawn(), command.spawn());
+
+    let task_id = start_task(&api, 2500).await;
+    wait_for_line(&[&one, &two], &task_id, "task started").await;
+    // The process that is not running the task takes the request.
+    let answer = http(&api, "DELETE", &format!("/tasks/{task_id}"), None, &[]).await;
+    let canceled_at = Instant::now();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        (
+            answer.body["status"].clone(),
+            answer.body["attempts"].clone()
+        ),
+        (json!("canceled"), json!(1))
+    );
+    let stopped = loop {
+        let ended = api.completed().into_iter().any(|c| {
+            c.kind == support::runtime_api::InvocationKind::Event
+                && serde_json::from_slice::<Value>(&c.payload)
+                    .is_ok_and(|p| p["task_id"] == task_id)
+        });
+        if ended || canceled_at.elapsed() > Duration::from_secs(5) {
+            break canceled_at.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert!(
+        stopped < Duration::from_secs(1),
+        "stopped after {stopped:?}"
+    );
+    assert_eq!(
+        outcomes(&events),
+        [task_answer(&task_id, "canceled", 1, false)],
+        "no error, so no retry"
+    );
+    let reports = api.async_events();
+    assert_eq!(reports[0].attempts.len(), 1);
+    assert!(matches!(reports[0].end, Some(EventEnd::Succeeded)));
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("canceled".to_owned(), 1, Value::Null)
+    );
+    let lines = all_lines(&[&one, &two]);
+    assert_eq!(started_attempts(&lines, &task_id), [1]);
+    assert!(lines_about(&lines, &task_id, "Task completed").is_empty());
+}
+
+/// A TCP proxy that passes every request on and loses every answer: each
+/// call lands, and its caller times out.
+async fn every_answer_losing_proxy(upstream: &str) -> String {
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let (mut from_client, _to_client) = client.split();
+                let (mut from_server, mut to_server) = server.split();
+                let mut lost = tokio::io::sink();
+                let _ = tokio::join!(
+                    tokio::io::copy(&mut from_client, &mut to_server),
+                    tokio::io::copy(&mut from_server, &mut lost),
+                );
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoke_whose_answer_was_lost_after_lambda_accepted_it_answers_503_and_the_task_never_runs()
+ {
+    // Long enough for the SDK's three tries of the Invoke (6 s) inside the
+    // request's own invocation.
+    let api = RuntimeApi::start_with_async_semantics(Duration::from_secs(10)).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let lost = every_answer_losing_proxy(&api.url()).await;
+    let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_LAMBDA", &lost);
+    let (one, two) = (command.clone().spawn(), command.spawn());
+
+    let answer = http(&api, "POST", "/async", Some(r#"{"delay_ms": 0}"#), &[]).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.body["error"]["code"], "service_unavailable");
+    let accepted = api.invoke_calls();
+    assert!(!accepted.is_empty(), "Lambda accepted the event");
+    let payload: Value = serde_json::from_slice(&accepted[0].payload).expect("JSON");
+    let task_id = payload["task_id"].as_str().expect("task id").to_owned();
+    assert!(
+        accepted
+            .iter()
+            .all(|call| serde_json::from_slice::<Value>(&call.payload).expect("JSON") == payload),
+        "the SDK's tries sent the same event"
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("failed".to_owned(), 0, json!(NOT_ENQUEUED))
+    );
+    // Every delivery of every copy of the event left the task alone, the
+    // last one answering that it has ended.
+    let reports = api.async_events();
+    assert_eq!(reports.len(), accepted.len());
+    for report in &reports {
+        assert!(
+            matches!(report.end, Some(EventEnd::Succeeded)),
+            "{report:#?}"
+        );
+    }
+    let last_answers: Vec<Outcome> = reports
+        .iter()
+        .map(|report| {
+            events
+                .iter()
+                .filter(|e| e.request_id == report.request_id)
+                .last()
+                .expect("delivered")
+                .outcome
+                .clone()
+        })
+        .collect();
+    assert!(
+        last_answers
+            .iter()
+            .all(|a| *a == task_answer(&task_id, "failed", 0, true)),
+        "{last_answers:#?}"
+    );
+    for delivery in &events {
+        if delivery.outcome.clone() != task_answer(&task_id, "failed", 0, true) {
+            assert_eq!(
+                error_of(&delivery.outcome).0,
+                "TaskNotEnqueued",
+                "{delivery:#?}"
+            );
+        }
+    }
+    assert!(started_attempts(&all_lines(&[&one, &two]), &task_id).is_empty());
+}
+
+/// A proxy rule: `fault` for the first DynamoDB call that `matches`, then
+/// every call passes.
+fn first_call(
+    matches: impl Fn(&fault_proxy::Seen<'_>) -> bool + Send + Sync + 'static,
+    fault: Fault,
+) -> fault_proxy::Rule {
+    let done = AtomicUsize::new(0);
+    Box::new(move |call| {
+        if matches(call) && done.fetch_add(1, Ordering::SeqCst) == 0 {
+            fault
+        } else {
+            Fault::Pass
+        }
+    })
+}
+
+fn update_contains(call: &fault_proxy::Seen<'_>, text: &str) -> bool {
+    call.operation == "UpdateItem"
+        && call.body["UpdateExpression"]
+            .as_str()
+            .is_some_and(|update| update.contains(text))
+}
+
+const CLAIM: &str = "attempts = attempts + :one";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_delivered_while_async_is_still_marking_its_task_enqueued_runs_the_task() {
+    // The claim is refused (not enqueued yet), its answer comes after /async
+    // has marked the task: the delivery must claim again, not leave the task
+    // queued as if another attempt held it.
+    let rules = Arc::new(Mutex::new(0usize));
+    let seen = rules.clone();
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(move |call| {
+            if update_contains(call, "SET enqueued = :true") {
+                return Fault::SlowRequest(Duration::from_millis(400));
+            }
+            if update_contains(call, CLAIM) {
+                let mut claims = seen.lock().unwrap();
+                *claims += 1;
+                if *claims == 1 {
+                    return Fault::SlowAnswer(Duration::from_millis(900));
+                }
+            }
+            Fault::Pass
+        }),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
+    let (one, two) = (command.clone().spawn(), command.spawn());
+
+    let task_id = start_task(&api, 100).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert_eq!(
+        outcomes(&events),
+        [task_answer(&task_id, "succeeded", 1, false)]
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), 1, Value::Null)
+    );
+    assert_eq!(*rules.lock().unwrap(), 2, "refused once, then claimed");
+    assert_eq!(started_attempts(&all_lines(&[&one, &two]), &task_id), [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_answered_after_its_lease_lapsed_does_not_start_the_work_another_delivery_took_over()
+ {
+    // The first claim lands at once but its answer comes 1.5 s later, long
+    // after its 300 ms lease: a second delivery takes the task meanwhile.
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        first_call(
+            |call| update_contains(call, CLAIM),
+            Fault::SlowAnswer(Duration::from_millis(1500)),
+        ),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
+    let (one, two) = (command.clone().spawn(), command.spawn());
+    let task_id = enqueued_task(&fixture).await;
+    let event = json!({"task_id": task_id, "delay_ms": 1500});
+
+    send_event(&api, &event).await;
+    let landed = Instant::now();
+    while !proxy
+        .calls()
+        .iter()
+        .any(|call| call.update.as_deref().is_some_and(|u| u.contains(CLAIM)) && call.landed())
+    {
+        assert!(
+            landed.elapsed() < Duration::from_secs(10),
+            "no claim landed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send_event(&api, &event).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    // The late claim finds the task taken and ends without an error (the
+    // attempt that holds it answers for the task); the other runs it.
+    assert_eq!(
+        outcomes(&events),
+        [
+            task_answer(&task_id, "running", 1, false),
+            task_answer(&task_id, "succeeded", 2, false),
+        ]
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), 2, Value::Null)
+    );
+    let lines = all_lines(&[&one, &two]);
+    assert_eq!(started_attempts(&lines, &task_id), [2], "the work ran once");
+    assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_write_that_landed_but_whose_answer_failed_completes_the_task_once() {
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        first_call(
+            |call| update_contains(call, ":done"),
+            Fault::ServerErrorAfterWrite,
+        ),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .spawn();
+
+    let task_id = start_task(&api, 100).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert_eq!(
+        outcomes(&events),
+        [task_answer(&task_id, "succeeded", 1, false)]
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), 1, Value::Null)
+    );
+    let finishes: Vec<bool> = proxy
+        .calls()
+        .iter()
+        .filter(|call| call.update.as_deref().is_some_and(|u| u.contains(":done")))
+        .map(|call| call.landed())
+        .collect();
+    assert_eq!(
+        finishes,
+        [true, false],
+        "landed, then the SDK's retry refused"
+    );
+    let lines = all_lines(&[&function]);
+    assert_eq!(
+        lines_about(&lines, &task_id, "Task completed").len(),
+        1,
+        "the record says succeeded: the line says so"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_lambda_gave_up_on_stays_failed_when_another_copy_of_its_event_arrives() {
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture).spawn();
+    let task_id = enqueued_task(&fixture).await;
+    let event = json!({"task_id": task_id, "delay_ms": 0});
+
+    // Lambda's record of the event it gave up on, through the failure queue.
+    let account = Account {
+        region: "us-east-1".to_owned(),
+        account_id: "123456789012".to_owned(),
+        queue_name: "async-api-test-task-failures".to_owned(),
+    };
+    let attempts = vec![Answer::unhandled("Sandbox.Timedout", "timed out"); 3];
+    let record_json = invocation_record(
+        &account,
+        FUNCTION_NAME,
+        &uuid::Uuid::new_v4().to_string(),
+        Condition::RetriesExhausted,
+        event.to_string().as_bytes(),
+        &attempts,
+        async_invoke::epoch_millis(),
+    );
+    let message = QueueMessage::new(&record_json, FUNCTION_NAME);
+    let sqs = sqs_event(&account, &message, 1, message.sent_timestamp_ms, "handle");
+    assert_eq!(
+        api.invoke(sqs.to_string()).await,
+        Outcome::Response(json!({"batchItemFailures": []}))
+    );
+    // Another copy of the event, delivered after Lambda gave up on the first.
+    let late = api.invoke(event.to_string()).await;
+
+    assert_eq!(late, task_answer(&task_id, "failed", 0, true));
+    let given_up = (
+        "failed".to_owned(),
+        0,
+        json!("RetriesExhausted: Lambda gave up on the task event after 3 attempts"),
+    );
+    assert_eq!(record(&api, &task_id).await, given_up);
+    assert!(started_attempts(&all_lines(&[&function]), &task_id).is_empty());
+}
