@@ -16,9 +16,10 @@
 //! A small module rather than an EMF crate: the crates emit through the
 //! `metrics` facade, a process-wide registry flushed per invocation, which
 //! mixes up the documents of invocations that run at once in one process
-//! (`AWS_LAMBDA_MAX_CONCURRENCY`); here each event is its own document, built
-//! with the serde_json the function already has.
+//! (`AWS_LAMBDA_MAX_CONCURRENCY`); here each event is its own document,
+//! written in one piece.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +28,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Response, StatusCode};
 use axum::middleware::Next;
-use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 
@@ -208,7 +208,7 @@ fn emit(metrics: &[Metric], dimensions: &[(&'static str, &str)], properties: &[(
         tracing::debug!("metrics {}", summary(metrics, dimensions, properties));
         return;
     }
-    let line = document(sink, epoch_millis(), metrics, dimensions, properties).to_string() + "\n";
+    let line = document(sink, epoch_millis(), metrics, dimensions, properties) + "\n";
     // One write under stdout's lock: the line never interleaves with a log line.
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
@@ -221,34 +221,43 @@ fn document(
     metrics: &[Metric],
     dimensions: &[(&'static str, &str)],
     properties: &[(&str, &str)],
-) -> Value {
-    let dimension_names: Vec<&str> = std::iter::once("Service")
-        .chain(dimensions.iter().map(|(name, _)| *name))
-        .collect();
-    let definitions: Vec<Value> = metrics
-        .iter()
-        .map(|metric| json!({"Name": metric.name, "Unit": metric.unit.as_str()}))
-        .collect();
-    let mut document = Map::new();
-    document.insert(
-        "_aws".to_owned(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": sink.namespace,
-                "Dimensions": [dimension_names],
-                "Metrics": definitions,
-            }],
-        }),
+) -> String {
+    // Written out rather than built as a serde_json::Value: the same JSON for
+    // 3.7 KB less of the zipped binary. Names are this module's constants;
+    // the strings that come from outside (configuration, ids) are escaped.
+    let mut out = String::with_capacity(320);
+    let _ = write!(
+        out,
+        r#"{{"_aws":{{"Timestamp":{timestamp_ms},"CloudWatchMetrics":[{{"Namespace":{},"Dimensions":[["Service""#,
+        quoted(&sink.namespace)
     );
-    document.insert("Service".to_owned(), json!(sink.service));
+    for (name, _) in dimensions {
+        let _ = write!(out, r#","{name}""#);
+    }
+    out.push_str(r#"]],"Metrics":["#);
+    for (at, metric) in metrics.iter().enumerate() {
+        let comma = if at == 0 { "" } else { "," };
+        let _ = write!(
+            out,
+            r#"{comma}{{"Name":"{}","Unit":"{}"}}"#,
+            metric.name,
+            metric.unit.as_str()
+        );
+    }
+    let _ = write!(out, r#"]}}]}},"Service":{}"#, quoted(&sink.service));
     for (name, value) in dimensions.iter().chain(properties) {
-        document.insert((*name).to_owned(), json!(value));
+        let _ = write!(out, r#","{name}":{}"#, quoted(value));
     }
     for metric in metrics {
-        document.insert(metric.name.to_owned(), json!(metric.value));
+        let _ = write!(out, r#","{}":{}"#, metric.name, metric.value);
     }
-    Value::Object(document)
+    out.push('}');
+    out
+}
+
+/// `value` as a JSON string.
+fn quoted(value: &str) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
 /// The readable form of a document: `Requests=1 Route=/users StatusClass=2xx`.
@@ -279,7 +288,13 @@ fn epoch_millis() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    fn parsed(document: String) -> Value {
+        serde_json::from_str(&document).expect("a JSON document")
+    }
 
     fn sink() -> Sink {
         Sink {
@@ -291,13 +306,13 @@ mod tests {
 
     #[test]
     fn a_document_declares_its_metrics_and_dimensions_and_holds_each_value_at_the_top() {
-        let document = document(
+        let document = parsed(document(
             &sink(),
             1_700_000_000_123,
             &[count("Requests")],
             &[("Route", "/tasks/{task_id}"), ("StatusClass", "4xx")],
             &[],
-        );
+        ));
         assert_eq!(
             document,
             json!({
@@ -319,13 +334,13 @@ mod tests {
 
     #[test]
     fn several_metrics_share_one_document_and_properties_are_not_dimensions() {
-        let document = document(
+        let document = parsed(document(
             &sink(),
             1,
             &[count("TasksSucceeded"), millis("TaskRunMs", 1003)],
             &[],
             &[("task_id", "t1")],
-        );
+        ));
         assert_eq!(
             document["_aws"]["CloudWatchMetrics"][0]["Metrics"],
             json!([
@@ -340,6 +355,28 @@ mod tests {
         assert_eq!(document["TasksSucceeded"], 1);
         assert_eq!(document["TaskRunMs"], 1003);
         assert_eq!(document["task_id"], "t1");
+    }
+
+    #[test]
+    fn strings_from_outside_are_escaped_into_valid_json() {
+        let sink = Sink {
+            namespace: "Shop/\"Orders\"".to_owned(),
+            service: "back\\slash".to_owned(),
+            emf: true,
+        };
+        let document = parsed(document(
+            &sink,
+            1,
+            &[count("ColdStart")],
+            &[],
+            &[("task_id", "a\nb")],
+        ));
+        assert_eq!(
+            document["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "Shop/\"Orders\""
+        );
+        assert_eq!(document["Service"], "back\\slash");
+        assert_eq!(document["task_id"], "a\nb");
     }
 
     #[test]
