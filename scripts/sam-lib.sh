@@ -136,7 +136,12 @@ _sam_start_dockerd() {
   rm -f "$pidfile"
   # Its own session: the terminal's Ctrl-C reaches SAM, which removes its containers, and this
   # script's cleanup stops dockerd after that.
-  setsid dockerd --pidfile "$pidfile" >"$SAM_LOCAL_DIR/dockerd.log" 2>&1 </dev/null &
+  # --userland-proxy=false: a published port then answers only once the container listens on
+  # it. docker-proxy accepts at once, so SAM, which waits for a connection and then sends the
+  # event once, would now and then send it before the emulator listens (slow to start under
+  # qemu) and then wait out the function's whole timeout ("No response from invoke container").
+  setsid dockerd --pidfile "$pidfile" --userland-proxy=false \
+    >"$SAM_LOCAL_DIR/dockerd.log" 2>&1 </dev/null &
   for ((i = 0; i < 600; i++)); do
     if [ -s "$pidfile" ] && docker info >/dev/null 2>&1; then
       SAM_DOCKERD_PID=$(cat "$pidfile")

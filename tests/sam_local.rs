@@ -42,6 +42,8 @@ enum Source {
     Alb,
     /// The function's own task event.
     Task,
+    /// The failure queue's SQS event.
+    Sqs,
 }
 
 /// What the function must answer to one sample event.
@@ -58,16 +60,26 @@ enum Expected {
         error_type: &'static str,
         message: &'static str,
     },
+    /// A non-HTTP event's answer: exactly this JSON document.
+    Answer { document: &'static str },
 }
 
-/// Every file in `events/` and its outcome: the same as tests/events.rs expects when the
-/// events are replayed through the Runtime API emulator.
+/// Every file in `events/` and its outcome: a copy of the table of tests/events.rs, whose
+/// replay through the Runtime API emulator must give the same answers. A new file in events/
+/// needs an entry in both (the first test below names a file that has none here).
 const EXPECTATIONS: &[(&str, Source, Expected)] = &[
     ("alb-get-users.json", Source::Alb, Expected::UsersPage),
     (
         "function-url-get-users.json",
         Source::PayloadV2,
         Expected::UsersPage,
+    ),
+    (
+        "http-delete-task.json",
+        Source::PayloadV2,
+        Expected::NotFound {
+            message: "No task 0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c",
+        },
     ),
     (
         "http-get-async.json",
@@ -99,6 +111,13 @@ const EXPECTATIONS: &[(&str, Source, Expected)] = &[
         Expected::TaskStarted,
     ),
     ("rest-get-users.json", Source::RestApi, Expected::UsersPage),
+    (
+        "sqs-failure-record.json",
+        Source::Sqs,
+        Expected::Answer {
+            document: r#"{"batchItemFailures":[]}"#,
+        },
+    ),
     (
         "task.json",
         Source::Task,
@@ -173,6 +192,22 @@ impl Make {
             .success()
     }
 
+    /// Every process of the group has exited (within 10 s of make itself).
+    fn assert_group_gone(&self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.group_is_gone() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !self.group_is_gone() {
+            let left = Command::new("ps")
+                .args(["-o", "pid,args", "-g", &self.child.id().to_string()])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            panic!("processes of {what} outlived it:\n{left}");
+        }
+    }
+
     /// Waits for make to exit, at most `patience`.
     fn wait(&mut self, patience: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + patience;
@@ -236,14 +271,18 @@ fn assert_left_as_found(before: &Option<BTreeSet<String>>) {
     }
 }
 
-/// The first page of `limit=2` the function must answer for the sample users: the seed run
-/// against a loopback dynalite of this test's, read back in DynamoDB's own Scan order (the
+/// The first page of `limit=2` the function must answer for the sample users: the seed example
+/// (which the scripts have built) run against a loopback dynalite of this test's, read back in DynamoDB's own Scan order (the
 /// same for the same keys in any dynalite).
 async fn sample_users_first_page() -> Value {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let users_table = format!("users-{suffix}");
-    let status = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "seed"])
+    // As the scripts built it (cargo run would rebuild it after any edit made meanwhile).
+    let seed = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("debug/examples/seed");
+    let status = Command::new(seed)
         .env("AWS_ENDPOINT_URL_DYNAMODB", support::dynamodb_endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -328,7 +367,7 @@ fn expected_document(
                 "body": body, "isBase64Encoded": false,
             })
         }
-        Source::Task => panic!("a task event has no HTTP response document"),
+        Source::Task | Source::Sqs => panic!("{source:?}: no HTTP response document"),
     }
 }
 
@@ -395,10 +434,7 @@ async fn make_sam_invoke_answers_every_sample_event_in_an_arm64_container_as_the
         .wait(SETUP_PATIENCE)
         .expect("make sam-invoke did not finish in time");
     assert!(status.success(), "make sam-invoke: {status}");
-    assert!(
-        make.group_is_gone(),
-        "make sam-invoke left processes behind"
-    );
+    make.assert_group_gone("make sam-invoke");
     assert_left_as_found(&before);
 
     let users_page = sample_users_first_page().await;
@@ -455,6 +491,10 @@ async fn make_sam_invoke_answers_every_sample_event_in_an_arm64_container_as_the
                 json!({"errorType": error_type, "errorMessage": message}),
                 "{file}"
             ),
+            Expected::Answer { document: expected } => {
+                let expected: Value = serde_json::from_str(expected).expect("JSON");
+                assert_eq!(document, expected, "{file}");
+            }
         }
     }
     assert_eq!(task_ids.len(), 2);
@@ -554,13 +594,6 @@ async fn make_sam_api_serves_users_runs_a_task_to_succeeded_answers_404_and_ctrl
         !status.success(),
         "interrupted, make reports failure: {status}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !make.group_is_gone() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(
-        make.group_is_gone(),
-        "processes of make sam-api outlived it"
-    );
+    make.assert_group_gone("make sam-api");
     assert_left_as_found(&before);
 }
