@@ -874,3 +874,51 @@ async fn a_task_lambda_gave_up_on_stays_failed_when_another_copy_of_its_event_ar
     assert_eq!(record(&api, &task_id).await, given_up);
     assert!(started_attempts(&all_lines(&[&function]), &task_id).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueued_mark_that_landed_though_every_answer_failed_answers_202_and_the_task_runs_once()
+{
+    // Every try of the mark lands and is answered 500: /async cannot tell it
+    // from a mark that failed until it tries to fail the task. The task is
+    // enqueued and its event will run it, so the answer must not be 503.
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(|call| {
+            if update_contains(call, "SET enqueued = :true") {
+                Fault::ServerErrorAfterWrite
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
+    let (one, two) = (command.clone().spawn(), command.spawn());
+
+    let answer = http(&api, "POST", "/async", Some(r#"{"delay_ms": 100}"#), &[]).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let task_id = answer.body["task_id"].as_str().expect("task id").to_owned();
+    assert_eq!(
+        outcomes(&events),
+        [task_answer(&task_id, "succeeded", 1, false)]
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), 1, Value::Null)
+    );
+    let marks = proxy
+        .calls()
+        .iter()
+        .filter(|call| {
+            call.update
+                .as_deref()
+                .is_some_and(|u| u.contains("SET enqueued"))
+        })
+        .count();
+    assert_eq!(marks, 3, "the SDK's three tries, each landed");
+    assert_eq!(started_attempts(&all_lines(&[&one, &two]), &task_id), [1]);
+}

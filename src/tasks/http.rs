@@ -226,10 +226,14 @@ async fn enqueue_task(state: &AppState, base: &str, delay_ms: u64) -> Result<Ans
         Ok(_) => {}
         Err(err) => {
             // Lambda has the event, but it cannot claim the task unmarked:
-            // the task will not run, so say so and answer 503.
+            // the task will not run, so say so and answer 503. Unless the
+            // mark landed and only its answers were lost: then the task runs,
+            // and a 503 would have its caller start it again.
             let error = ApiError::from_sdk("UpdateItem task (enqueued)", &err);
-            store.mark_not_enqueued(&task_id).await;
-            return Err(error);
+            if store.mark_not_enqueued(&task_id).await == Written::Done(()) {
+                return Err(error);
+            }
+            tracing::warn!(task_id, "the enqueued mark landed, its answers lost");
         }
     }
 

@@ -164,9 +164,11 @@ impl<'a> TaskStore<'a> {
 
     /// The event never left (or it is unknown whether it did): the record says
     /// `failed`, and as it was never marked `enqueued`, no delivery of its
-    /// event can claim it. Logged, not returned: the caller answers 503 either
-    /// way, and the task cannot run either way.
-    pub async fn mark_not_enqueued(self, task_id: &str) {
+    /// event can claim it (a failed write is logged: the task is then left
+    /// `queued`, unmarked, and cannot run either). `Refused`: the record says
+    /// `enqueued` after all (a [`Self::mark_enqueued`] whose answers were
+    /// lost landed), so its event will run the task.
+    pub async fn mark_not_enqueued(self, task_id: &str) -> Written<()> {
         let marked = self
             .dynamodb
             .update_item()
@@ -183,13 +185,24 @@ impl<'a> TaskStore<'a> {
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
             .send()
             .await;
-        if let Err(err) = marked {
+        let Err(err) = marked else {
+            return Written::Done(());
+        };
+        // Refused, or unknown: the mark may have landed, or this very write
+        // on a try whose answer was lost. Only the record tells.
+        if let Ok(Some(stored)) = self.read(task_id).await
+            && stored.enqueued
+        {
+            return Written::Refused;
+        }
+        if !is_condition_failure(&err) {
             tracing::error!(
                 task_id,
                 detail = sdk_summary(&err),
                 "task left queued, not enqueued: no delivery can claim it"
             );
         }
+        Written::Done(())
     }
 
     /// Takes the task for claim `claim_id` if it is enqueued and `queued`,

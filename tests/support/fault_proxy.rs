@@ -72,6 +72,9 @@ pub struct Call {
     pub fault: Fault,
     /// DynamoDB's status, when the call was forwarded and answered.
     pub upstream_status: Option<u16>,
+    /// When DynamoDB answered it, epoch milliseconds: a write that landed
+    /// did so by then.
+    pub upstream_ms: Option<u64>,
 }
 
 impl Call {
@@ -182,6 +185,7 @@ async fn handle(
             trace_header: header("x-amzn-trace-id"),
             fault,
             upstream_status: None,
+            upstream_ms: None,
         });
         calls.len() - 1
     };
@@ -210,7 +214,11 @@ async fn handle(
         &body,
     )
     .await;
-    lock(&state.calls)[index].upstream_status = forwarded.as_ref().ok().map(|(status, ..)| *status);
+    {
+        let mut calls = lock(&state.calls);
+        calls[index].upstream_status = forwarded.as_ref().ok().map(|(status, ..)| *status);
+        calls[index].upstream_ms = Some(epoch_millis());
+    }
     match fault {
         Fault::ServerErrorAfterWrite => {
             return dynamodb_error(
