@@ -129,6 +129,20 @@ FUZZ_CASES ?= 10000
 fuzz: $(NODE_STAMP) ## the property tests with FUZZ_CASES (10000) cases each
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --test fuzz -- --nocapture
 
+# --- chaos -----------------------------------------------------------------------------------
+
+# tests/chaos.rs with more tasks than the short run inside `make test` (40): CHAOS_TASKS tasks
+# through several function processes, DynamoDB and Lambda faults, kills, duplicates, cancels and
+# reused keys; then the invariants, each with its counts. The seed is printed first; CHAOS_SEED
+# replays a run (empty: a random one). About a quarter of a second per task, plus the calm.
+CHAOS_TASKS ?= 400
+CHAOS_PROCESSES ?= 4
+CHAOS_SEED ?=
+.PHONY: chaos
+chaos: $(NODE_STAMP) ## a long seeded chaos run of the task lifecycle
+	CHAOS_TASKS=$(CHAOS_TASKS) CHAOS_PROCESSES=$(CHAOS_PROCESSES) CHAOS_SEED=$(CHAOS_SEED) \
+		cargo test --test chaos -- --nocapture
+
 # --- bench -----------------------------------------------------------------------------------
 
 # The function's release binary beside its two floors (examples/floor_hello.rs: the runtime alone;

@@ -877,7 +877,7 @@ async fn a_task_lambda_gave_up_on_stays_failed_when_another_copy_of_its_event_ar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enqueued_mark_that_landed_though_every_answer_failed_answers_202_and_the_task_runs_once()
-{
+ {
     // Every try of the mark lands and is answered 500: /async cannot tell it
     // from a mark that failed until it tries to fail the task. The task is
     // enqueued and its event will run it, so the answer must not be 503.
@@ -921,4 +921,41 @@ async fn an_enqueued_mark_that_landed_though_every_answer_failed_answers_202_and
         .count();
     assert_eq!(marks, 3, "the SDK's three tries, each landed");
     assert_eq!(started_attempts(&all_lines(&[&one, &two]), &task_id), [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_answer_is_lost_past_its_lease_is_counted_once() {
+    // The SDK's retry of the claim comes after its 2 s attempt timeout, when
+    // the claim's own 300 ms lease has lapsed: it must not claim again.
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        first_call(|call| update_contains(call, CLAIM), Fault::LoseAnswer),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .spawn();
+    let task_id = enqueued_task(&fixture).await;
+
+    send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert_eq!(
+        outcomes(&events),
+        [task_answer(&task_id, "succeeded", 1, false)]
+    );
+    assert_eq!(
+        record(&api, &task_id).await,
+        ("succeeded".to_owned(), 1, Value::Null)
+    );
+    let claims: Vec<bool> = proxy
+        .calls()
+        .iter()
+        .filter(|call| call.update.as_deref().is_some_and(|u| u.contains(CLAIM)))
+        .map(|call| call.landed())
+        .collect();
+    assert_eq!(claims, [true, false], "the retry met its own claim");
+    assert_eq!(started_attempts(&all_lines(&[&function]), &task_id), [1]);
 }

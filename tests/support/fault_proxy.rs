@@ -67,9 +67,13 @@ pub struct Call {
     pub item_id: Option<String>,
     /// Its `UpdateExpression`, if any.
     pub update: Option<String>,
+    /// Its `ExpressionAttributeValues` (`Null` if none).
+    pub values: Value,
     /// The `X-Amzn-Trace-Id` it carried.
     pub trace_header: Option<String>,
     pub fault: Fault,
+    /// When it was passed on to DynamoDB (after any hold), epoch milliseconds.
+    pub forwarded_ms: Option<u64>,
     /// DynamoDB's status, when the call was forwarded and answered.
     pub upstream_status: Option<u16>,
     /// When DynamoDB answered it, epoch milliseconds: a write that landed
@@ -182,8 +186,10 @@ async fn handle(
             operation: operation.clone(),
             item_id: item_id(&json),
             update: json["UpdateExpression"].as_str().map(str::to_owned),
+            values: json["ExpressionAttributeValues"].clone(),
             trace_header: header("x-amzn-trace-id"),
             fault,
+            forwarded_ms: None,
             upstream_status: None,
             upstream_ms: None,
         });
@@ -207,6 +213,7 @@ async fn handle(
         Fault::SlowRequest(delay) => tokio::time::sleep(delay).await,
         _ => {}
     }
+    lock(&state.calls)[index].forwarded_ms = Some(epoch_millis());
     let forwarded = forward(
         &state.upstream,
         &parts.uri.to_string(),
