@@ -77,9 +77,25 @@ pub async fn run(
     deadline_ms: u64,
 ) -> Result<TaskOutcome, TaskError> {
     let span = tracing::info_span!("task", task_id = %event.task_id);
+    let deadline_ms = real_deadline(deadline_ms, epoch_millis());
     run_claimed(TaskStore::of(state), event, deadline_ms)
         .instrument(span)
         .await
+}
+
+/// Lambda's longest function timeout.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The deadline to work to. One that has passed before the work could start
+/// is no real deadline: `cargo lambda watch` (`make dev`) sends 600000, in
+/// 1970, for every invocation. That invocation is given Lambda's longest
+/// timeout, rather than failing every task it is handed.
+fn real_deadline(deadline_ms: u64, now_ms: u64) -> u64 {
+    if deadline_ms > now_ms {
+        deadline_ms
+    } else {
+        now_ms + LONGEST_TIMEOUT.as_millis() as u64
+    }
 }
 
 /// How long a claim holds without renewal, and how often it is renewed: a
@@ -432,6 +448,13 @@ mod tests {
         assert_eq!(Lease::new(5_000, 0).tick, Duration::from_millis(50));
         assert_eq!(Lease::new(0, 15_000).tick, Duration::from_millis(500));
         assert_eq!(Lease::new(0, 15_000).until(0), 1_500);
+    }
+
+    #[test]
+    fn a_deadline_already_past_is_taken_as_lambdas_longest_timeout() {
+        assert_eq!(real_deadline(90_000, 1_000), 90_000);
+        assert_eq!(real_deadline(600_000, 1_000_000), 1_900_000);
+        assert_eq!(real_deadline(0, 1_000), 901_000);
     }
 
     #[test]
