@@ -365,14 +365,21 @@ async fn under_make_dev_async_answers_at_once_and_each_task_runs_one_attempt_at_
 
     // A task event whose first attempt fails, sent as Lambda would get it:
     // an Event invoke of the function (watch names it `_`).
+    // Its record as /async leaves it once Lambda has accepted the event:
+    // queued and marked enqueued (only then may a delivery claim it).
     let retried_task = uuid::Uuid::new_v4().to_string();
-    TaskStore {
+    let store = TaskStore {
         dynamodb: &fixture.dynamodb,
         table: &fixture.tasks_table,
-    }
-    .put_queued(&retried_task)
-    .await
-    .expect("a queued task record");
+    };
+    store
+        .put_queued(&retried_task)
+        .await
+        .expect("a queued task record");
+    store
+        .mark_enqueued(&retried_task)
+        .await
+        .expect("the record marked enqueued");
     let event = json!({"task_id": retried_task, "delay_ms": 0, "fail_attempts": 1}).to_string();
     let sent = Instant::now();
     let (status, head, body) = http(
@@ -407,7 +414,19 @@ async fn under_make_dev_async_answers_at_once_and_each_task_runs_one_attempt_at_
     );
 
     // Never two attempts of one task at once: each start is followed by its
-    // own end before the next start.
+    // own end before the next start. `Task completed` is logged just after
+    // the record says `succeeded`: wait for the line too.
+    let completed = |task_id: &str| {
+        attempt_lines(&stack.lines(), task_id)
+            .iter()
+            .any(|line| line.starts_with("Task completed"))
+    };
+    let waited = Instant::now();
+    while !(completed(&slow_task) && completed(&retried_task))
+        && waited.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let lines = stack.lines();
     assert_eq!(
         attempt_lines(&lines, &slow_task),
