@@ -26,7 +26,7 @@ cat >&2 <<MSG
 
 The API, through sam local start-api:
   curl -s http://127.0.0.1:$SAM_PORT/users?limit=5
-  curl -s -X POST http://127.0.0.1:$SAM_PORT/async -d '{"delay_ms": 1000}'
+  curl -s -X POST http://127.0.0.1:$SAM_PORT/async -H 'content-type: application/json' -d '{"delay_ms": 1000}'
   curl -s http://127.0.0.1:$SAM_PORT/tasks/<task_id>
 Ctrl-C stops it all.
 

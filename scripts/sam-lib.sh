@@ -33,30 +33,33 @@ SAM_DEAD_PORT=$(python3 -c 'import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 sam_log() { echo "sam-local: $*" >&2; }
+sam_die() { sam_log "$*"; exit 1; }
 
 # SAM CLI asks STS for the account id each time it starts, a call to AWS that these machines
 # cannot make (seen here: 6 s to 100 s of DNS timeouts per command) and that a local run does
 # not need: it goes to a loopback port where nothing listens and fails at once.
-sam() {
-  env AWS_ENDPOINT_URL_STS="http://127.0.0.1:$SAM_DEAD_PORT" AWS_MAX_ATTEMPTS=1 \
-    AWS_EC2_METADATA_DISABLED=true sam "$@"
-}
+SAM_ENV=(env "AWS_ENDPOINT_URL_STS=http://127.0.0.1:$SAM_DEAD_PORT" AWS_MAX_ATTEMPTS=1
+  AWS_EC2_METADATA_DISABLED=true)
+sam() { "${SAM_ENV[@]}" sam "$@"; }
 
 # sam_background LOG ARGS...: `sam ARGS...` in the background, its output to LOG (- for this
-# script's stderr); sets SAM_PID. Bash starts background commands with SIGINT ignored; SAM gets
-# it back, so that Ctrl-C (or sam_kill PID INT) makes it remove its containers before it exits.
+# script's stderr); sets SAM_PID to SAM's own pid. Bash starts background commands with SIGINT
+# ignored, and a shell that was itself started so cannot undo it with `trap`: SAM gets the
+# default back before it starts, so that Ctrl-C (or sam_kill PID INT) makes it remove its
+# containers before it exits.
 sam_background() {
   local log=$1
   shift
-  # exec: SAM_PID is SAM's own pid, which the signals must reach.
+  local command=(python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' "${SAM_ENV[@]}" sam "$@")
   if [ "$log" = - ]; then
-    (trap - INT && exec sam "$@") &
+    "${command[@]}" &
   else
-    (trap - INT && exec sam "$@") >"$log" 2>&1 &
+    "${command[@]}" >"$log" 2>&1 &
   fi
   SAM_PID=$!
 }
-sam_die() { sam_log "$*"; exit 1; }
 
 # sam_timed LABEL CMD...: runs CMD and records how long it took.
 sam_timed() {
@@ -125,8 +128,10 @@ sam_docker_up() {
     command -v dockerd >/dev/null || sam_timed "install docker.io" sam_install_packages docker.io
     sam_timed "start dockerd" _sam_start_dockerd
   fi
-  SAM_BRIDGE_IP=$(ip -4 -o addr show dev docker0 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
-  [ -n "$SAM_BRIDGE_IP" ] || sam_die "no IPv4 address on docker0: the containers could not reach this host"
+  # The host's own address on the default bridge (docker0), which containers reach.
+  SAM_BRIDGE_IP=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' |
+    tr ' ' '\n' | grep -m1 -E '^[0-9]+(\.[0-9]+){3}$' || true)
+  [ -n "$SAM_BRIDGE_IP" ] || sam_die "the bridge network has no IPv4 gateway: containers could not reach this host"
   _sam_containers_before=$(docker ps -aq --no-trunc --filter label=sam.cli.container.type | sort)
   sam_on_exit _sam_remove_our_containers
 }
