@@ -2,7 +2,8 @@
 //! of the real binary, several function processes on one Runtime API emulator
 //! with Lambda's asynchronous semantics (retries, destination records), and
 //! between the processes and the local DynamoDB a proxy that throttles, fails,
-//! slows and loses answers at random; processes are killed mid-work,
+//! slows and loses answers at random (and makes DynamoDB unavailable now and
+//! then), another on the `Invoke` API; processes are killed mid-work,
 //! task events are delivered again and at once, tasks canceled and
 //! Idempotency-Keys reused at random moments. Then the faults stop, the run
 //! waits for every event to end, and checks the invariants, printing each with
@@ -636,6 +637,7 @@ async fn a_seeded_chaos_run_keeps_every_task_lifecycle_invariant() {
     let _ = tender.await;
     fleet.tend(false);
     fleet.stop_all().await;
+    proxy.settle(Duration::from_secs(10)).await;
 
     let report = Report::gather(&run, &fleet, &proxy, &fixture).await;
     println!(
@@ -1060,7 +1062,8 @@ impl Report {
         );
 
         // A canceled task never completed: nothing claimed it once the
-        // cancel landed, and an attempt running then stopped within a second.
+        // cancel landed, and an attempt running then (or starting on a claim
+        // that landed just before it) stopped within a second.
         let mut problems = Vec::new();
         let mut stopped = Vec::new();
         for (task_id, item) in &self.records {
@@ -1093,7 +1096,8 @@ impl Report {
             }
             let landed_ms = cancel.upstream_ms.unwrap_or(0);
             for attempt in self.attempts.get(task_id).into_iter().flatten() {
-                if attempt.start_ms <= landed_ms && attempt.end_ms > landed_ms {
+                // Running then, or started on a claim that landed just before.
+                if attempt.end_ms > landed_ms {
                     let took = attempt.end_ms - landed_ms;
                     stopped.push(took);
                     if took > 1000 + STAMP_SLACK_MS {
@@ -1171,7 +1175,7 @@ impl Report {
                 keys.entry(key).or_default().push(s);
             }
         }
-        let (mut replays, mut conflicts, mut reused) = (0, 0, 0);
+        let (mut replays, mut conflicts, mut reused, mut unheld) = (0, 0, 0, 0);
         for (key, posts) in &keys {
             let answered: BTreeSet<&str> = posts
                 .iter()
@@ -1191,9 +1195,9 @@ impl Report {
                     _ => {}
                 }
             }
-            // A task the key's requests wrote beyond the one answered: only a
-            // request that was not answered 202 may have written it, and it
-            // must not have run unless its request got no answer at all.
+            // A task the key's requests wrote besides the one answered: its
+            // request got no 202 (a 503, or no answer at all), and so did not
+            // hold the key.
             for post in posts {
                 let Some(task_id) = self.created_by.get(&post.request_id) else {
                     continue;
@@ -1201,18 +1205,18 @@ impl Report {
                 if answered.contains(task_id.as_str()) {
                     continue;
                 }
-                let status = post.answer.as_ref().map(|a| a.status);
-                if status == Some(202) {
-                    problems.push(format!(
-                        "key {key}: a 202 for {task_id} but another task answered"
-                    ));
+                match post.answer.as_ref().map(|a| a.status) {
+                    Some(503) | None => unheld += 1,
+                    other => problems.push(format!(
+                        "key {key}: {task_id} written by a request answered {other:?}, besides {answered:?}"
+                    )),
                 }
             }
         }
         verdict(
             "one task per Idempotency-Key",
             format!(
-                "{} keys, {} POSTs with a key, {replays} replays, {conflicts} 409s, {reused} 422s",
+                "{} keys, {} POSTs with a key, {replays} replays, {conflicts} 409s, {reused} 422s, {unheld} tasks written by a request that got no 202",
                 keys.len(),
                 keys.values().map(Vec::len).sum::<usize>()
             ),

@@ -6,7 +6,9 @@
 //!
 //! Time is scaled: a 3 s function timeout, so Lambda's retries come 2 s and 4 s
 //! after a failure (its 60 s and 120 s of a 90 s timeout), and the function's
-//! lease ticks every 100 ms (a thirtieth of the invocation's time).
+//! lease holds 300 ms, renewed every 100 ms (a tenth and a thirtieth of the
+//! invocation's time). DynamoDB's faults come from the proxy of
+//! `support/fault_proxy.rs`, aimed at one kind of write each.
 
 #[path = "support/fault_proxy.rs"]
 mod fault_proxy;
@@ -440,7 +442,7 @@ async fn a_queued_task_whose_event_never_comes_reads_failed_once_it_can_no_longe
     // TASK_EVENT_MAX_AGE_SECONDS as the scaled maximum event age (120 s); the
     // backstop's horizon adds 5 unscaled minutes, so the record is made that
     // old instead of waiting for it.
-    let max_age = api_policy_max_age(&api);
+    let max_age = Policy::scaled(TIMEOUT).max_event_age;
     let _function = command(&api, &fixture)
         .env("TASK_EVENT_MAX_AGE_SECONDS", &max_age.as_secs().to_string())
         .spawn();
@@ -472,10 +474,6 @@ async fn a_queued_task_whose_event_never_comes_reads_failed_once_it_can_no_longe
     let answer = http(&api, "DELETE", &format!("/tasks/{task_id}"), None, &[]).await;
     assert_eq!(answer.status, 409, "{answer:?}");
     assert_eq!(answer.body["error"]["code"], "conflict");
-}
-
-fn api_policy_max_age(_api: &RuntimeApi) -> Duration {
-    Policy::scaled(TIMEOUT).max_event_age
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,8 @@ struct State {
     upstream: String,
     rule: Rule,
     calls: Mutex<Vec<Call>>,
+    /// Exchanges with DynamoDB under way.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// The running proxy; it stops when dropped.
@@ -114,6 +116,7 @@ impl FaultProxy {
             upstream: upstream.trim_start_matches("http://").to_owned(),
             rule,
             calls: Mutex::new(Vec::new()),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -134,6 +137,21 @@ impl FaultProxy {
     /// Every call so far, in the order they arrived.
     pub fn calls(&self) -> Vec<Call> {
         lock(&self.state.calls).clone()
+    }
+
+    /// Waits (at most `patience`) until no call is on its way to DynamoDB:
+    /// a held one, whose caller may be gone, lands before the records are read.
+    pub async fn settle(&self, patience: Duration) {
+        let deadline = std::time::Instant::now() + patience;
+        while self
+            .state
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -210,22 +228,35 @@ async fn handle(
                 "Internal server error",
             );
         }
-        Fault::SlowRequest(delay) => tokio::time::sleep(delay).await,
         _ => {}
     }
-    lock(&state.calls)[index].forwarded_ms = Some(epoch_millis());
-    let forwarded = forward(
-        &state.upstream,
-        &parts.uri.to_string(),
-        &parts.headers,
-        &body,
-    )
-    .await;
-    {
-        let mut calls = lock(&state.calls);
+    // A task of its own: a request on its way goes on, and its landing is
+    // recorded, even when its caller hangs up (its process was killed, or its
+    // attempt timed out) meanwhile.
+    let hold = match fault {
+        Fault::SlowRequest(delay) => delay,
+        _ => Duration::ZERO,
+    };
+    let (path, headers) = (parts.uri.to_string(), parts.headers.clone());
+    let exchange = state.clone();
+    state
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let forwarded = tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        lock(&exchange.calls)[index].forwarded_ms = Some(epoch_millis());
+        let forwarded = forward(&exchange.upstream, &path, &headers, &body).await;
+        let mut calls = lock(&exchange.calls);
         calls[index].upstream_status = forwarded.as_ref().ok().map(|(status, ..)| *status);
         calls[index].upstream_ms = Some(epoch_millis());
-    }
+        drop(calls);
+        exchange
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        forwarded
+    })
+    .await
+    .unwrap_or_else(|_| Err(std::io::Error::other("the exchange was cancelled")));
     match fault {
         Fault::ServerErrorAfterWrite => {
             return dynamodb_error(
