@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::{Extension, Json};
+use axum::Extension;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -80,7 +82,7 @@ pub async fn list_users(
     State(state): State<AppState>,
     budget: Option<Extension<ResponseBudget>>,
     query: Result<Query<UsersQuery>, QueryRejection>,
-) -> Result<Json<UsersPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Extension(ResponseBudget(budget)) = budget.unwrap_or_default();
     let Query(query) = query?;
     let limit = parse_limit(query.limit.as_deref())?;
@@ -96,24 +98,36 @@ pub async fn list_users(
         .await
         .map_err(|err| ApiError::from_sdk("Scan users", &err))?;
 
+    // The page is written straight into the body, each user where it goes,
+    // as `UsersPage` would serialize: no buffer per user, no second copy.
     let items = output.items();
-    let mut users = Vec::with_capacity(items.len());
+    let mut body = Vec::with_capacity(64 * 1024);
+    body.extend_from_slice(br#"{"users":["#);
     let mut budget_used = 0;
     let mut last_key = output.last_evaluated_key().cloned();
     for (index, item) in items.iter().enumerate() {
-        let json = serde_json::value::to_raw_value(&ItemJson(item))
+        let before = body.len();
+        if index > 0 {
+            body.push(b',');
+        }
+        let start = body.len();
+        serde_json::to_writer(&mut body, &ItemJson(item))
             .map_err(|err| ApiError::Internal(format!("user item not renderable: {err}")))?;
-        let cost = escaped_len(json.get()) + 1;
+        let cost = escaped_len(&body[start..]) + 1;
         if index > 0 && budget_used + cost > budget {
             // Stop here and let the next page start after the last item sent.
+            body.truncate(before);
             last_key = Some(key_of(&items[index - 1]));
             break;
         }
-        users.push(json);
         budget_used += cost;
     }
     let next_cursor = last_key.as_ref().map(encode_cursor).transpose()?;
-    Ok(Json(UsersPage { users, next_cursor }))
+    body.extend_from_slice(br#"],"next_cursor":"#);
+    serde_json::to_writer(&mut body, &next_cursor)
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    body.push(b'}');
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn parse_limit(raw: Option<&str>) -> Result<i32, ApiError> {
@@ -129,8 +143,8 @@ fn parse_limit(raw: Option<&str>) -> Result<i32, ApiError> {
 }
 
 /// Bytes `json` takes once embedded as a string in Lambda's response document.
-fn escaped_len(json: &str) -> usize {
-    json.len() + json.bytes().filter(|b| matches!(b, b'"' | b'\\')).count()
+fn escaped_len(json: &[u8]) -> usize {
+    json.len() + json.iter().filter(|b| matches!(b, b'"' | b'\\')).count()
 }
 
 fn key_of(item: &HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
@@ -215,8 +229,8 @@ mod tests {
 
     #[test]
     fn the_page_budget_counts_each_quote_and_backslash_twice() {
-        assert_eq!(escaped_len("{}"), 2);
+        assert_eq!(escaped_len(b"{}"), 2);
         // {"a":"\\"}: ten bytes, four quotes, two backslashes.
-        assert_eq!(escaped_len(r#"{"a":"\\"}"#), 10 + 4 + 2);
+        assert_eq!(escaped_len(br#"{"a":"\\"}"#), 10 + 4 + 2);
     }
 }
