@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::Extension;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;

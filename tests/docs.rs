@@ -147,12 +147,13 @@ async fn the_document_states_every_bound_status_and_header() {
     let set = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(statuses(users), set(&["200", "400", "500", "503"]));
     for (method, codes) in [
-        ("get", set(&["202", "400", "409", "413", "422", "500", "503"])),
+        (
+            "get",
+            set(&["202", "400", "409", "413", "422", "500", "503"]),
+        ),
         (
             "post",
-            set(&[
-                "202", "400", "409", "413", "415", "422", "500", "503",
-            ]),
+            set(&["202", "400", "409", "413", "415", "422", "500", "503"]),
         ),
     ] {
         let op = &doc["paths"]["/async"][method];

@@ -117,7 +117,11 @@ async fn every_http_source_reaches_the_same_routes() {
             .to_owned();
         // The reference resolves against the URL the client called, which
         // under a REST API carries the stage: it leads back through it.
-        let base = if source.starts_with("REST") { "/Prod" } else { "" };
+        let base = if source.starts_with("REST") {
+            "/Prod"
+        } else {
+            ""
+        };
         let task_id = started.body["task_id"].as_str().expect("task_id");
         assert_eq!(status_url, format!("{base}/tasks/{task_id}"), "{source}");
         assert_eq!(started.header("location"), Some(status_url.as_str()));

@@ -363,7 +363,10 @@ async fn an_attempt_that_outlives_its_lease_cannot_overwrite_the_attempt_that_to
     };
 
     // Attempt 1 ends first, and records nothing over attempt 2's claim.
-    let late = late.await.expect("join").expect_err("attempt 1 is cut short");
+    let late = late
+        .await
+        .expect("join")
+        .expect_err("attempt 1 is cut short");
     assert_eq!(
         late.to_string(),
         "task store unavailable: the invocation reached its deadline; the work was stopped"

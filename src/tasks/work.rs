@@ -16,7 +16,10 @@ use super::TaskEvent;
 pub async fn perform(event: &TaskEvent, attempt: u32) -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(event.delay_ms)).await;
     if attempt <= event.panic_attempts {
-        panic!("simulated panic (panic_attempts = {})", event.panic_attempts);
+        panic!(
+            "simulated panic (panic_attempts = {})",
+            event.panic_attempts
+        );
     }
     if attempt <= event.fail_attempts {
         return Err(format!(
