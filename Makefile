@@ -134,7 +134,7 @@ fuzz: $(NODE_STAMP) ## the property tests with FUZZ_CASES (10000) cases each
 # tests/chaos.rs with more tasks than the short run inside `make test` (40): CHAOS_TASKS tasks
 # through several function processes, DynamoDB and Lambda faults, kills, duplicates, cancels and
 # reused keys; then the invariants, each with its counts. The seed is printed first; CHAOS_SEED
-# replays a run (empty: a random one). About a quarter of a second per task, plus the calm.
+# replays a run (empty: a random one). 400 tasks take about 3 minutes.
 CHAOS_TASKS ?= 400
 CHAOS_PROCESSES ?= 4
 CHAOS_SEED ?=
