@@ -10,14 +10,17 @@
 //!   conditional write, with a lease), run the work, record the result;
 //! - [`work`]: the work itself, the one function to replace with your own;
 //! - [`record`]: the task record and its status, as stored and as shown;
-//! - [`store`]: every read and write of the tasks table;
+//! - [`store`]: every read and write of the tasks table, the writes of an
+//!   attempt in [`claims`];
 //! - [`destination`]: Lambda's records of task events it gave up on, from
 //!   the failure queue.
 
+pub mod claims;
 pub mod destination;
 pub mod event;
 pub mod http;
 pub mod idempotency;
+pub mod lease;
 pub mod record;
 pub mod start_request;
 pub mod store;
