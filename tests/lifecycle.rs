@@ -37,10 +37,23 @@ use support::runtime_api::{Completed, FunctionCommand, FunctionProcess, Outcome,
 use support::{FUNCTION_NAME, Fixture};
 use task_logs::{LogLine, http, lines_about, log_lines};
 
+/// These tests hold scaled deadlines of a few seconds, and the emulator, as
+/// Lambda, ends a process whose invocation outlives its deadline: run many at
+/// once on a small machine, and one slowed past its deadline leaves Lambda's
+/// retry no process to run on. So they take turns.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 /// The function timeout every delay is scaled to.
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a test waits for its events to end, retries and destination included.
 const PATIENCE: Duration = Duration::from_secs(60);
+/// The function timeout of the tests whose SDK retries (2 s attempt timeout,
+/// up to about 3 s of jittered backoff, neither scaled) must fit inside one
+/// invocation.
+const LONG_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The binary as Lambda runs it here: JSON logs, as the template sets.
 fn command(api: &RuntimeApi, fixture: &Fixture) -> FunctionCommand {
@@ -185,6 +198,7 @@ fn outcomes(events: &[Completed]) -> Vec<Outcome> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_after_its_claim_is_retried_by_lambda_and_the_retry_succeeds_as_attempt_2()
 {
+    let _turn = one_at_a_time().await;
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture);
@@ -221,6 +235,7 @@ async fn a_process_killed_after_its_claim_is_retried_by_lambda_and_the_retry_suc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_the_work_fails_the_attempt_and_lambdas_retry_succeeds_as_attempt_2() {
+    let _turn = one_at_a_time().await;
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
@@ -256,6 +271,7 @@ async fn a_panic_in_the_work_fails_the_attempt_and_lambdas_retry_succeeds_as_att
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_that_panics_on_every_attempt_ends_failed_with_the_works_own_error_after_the_destination_record()
  {
+    let _turn = one_at_a_time().await;
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
@@ -319,7 +335,11 @@ async fn finish_failing(failures: usize) -> FaultProxy {
 
 async fn a_finish_write_failing_for_attempts(failed_attempts: u64) {
     let proxy = finish_failing(3 * failed_attempts as usize).await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    // The SDK's three tries of a failing finish back off for up to about 3 s
+    // (jittered, not scaled): a 3 s invocation could time out on them, and
+    // the emulator's process with it, leaving Lambda's retry nothing to run
+    // on (seen once in CI). 10 s holds them; the retries come 6.7 s apart.
+    let api = RuntimeApi::start_with_async_semantics(LONG_TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture)
         .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
@@ -359,16 +379,19 @@ async fn a_finish_write_failing_for_attempts(failed_attempts: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finish_write_that_fails_is_retried_by_lambda_and_the_retry_succeeds_as_attempt_2() {
+    let _turn = one_at_a_time().await;
     a_finish_write_failing_for_attempts(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finish_write_failing_on_two_attempts_succeeds_on_lambdas_last_retry_as_attempt_3() {
+    let _turn = one_at_a_time().await;
     a_finish_write_failing_for_attempts(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_delivered_while_a_healthy_attempt_runs_does_nothing_and_the_work_runs_once() {
+    let _turn = one_at_a_time().await;
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture);
@@ -404,6 +427,7 @@ async fn a_duplicate_delivered_while_a_healthy_attempt_runs_does_nothing_and_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_expires_before_its_delivery_fails_its_task_through_the_destination_record() {
+    let _turn = one_at_a_time().await;
     let mut policy = Policy::scaled(TIMEOUT);
     policy.max_event_age = Duration::ZERO;
     let api = RuntimeApi::start_with_policy(policy).await;
@@ -437,6 +461,7 @@ async fn an_event_that_expires_before_its_delivery_fails_its_task_through_the_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_task_whose_event_never_comes_reads_failed_once_it_can_no_longer_be_delivered() {
+    let _turn = one_at_a_time().await;
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     // TASK_EVENT_MAX_AGE_SECONDS as the scaled maximum event age (120 s); the
@@ -478,6 +503,7 @@ async fn a_queued_task_whose_event_never_comes_reads_failed_once_it_can_no_longe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canceled_queued_task_never_runs_and_its_event_does_nothing() {
+    let _turn = one_at_a_time().await;
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
@@ -511,6 +537,7 @@ async fn a_canceled_queued_task_never_runs_and_its_event_does_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canceled_running_task_stops_within_a_second_its_invocation_ends_without_error_and_is_not_retried()
  {
+    let _turn = one_at_a_time().await;
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture);
@@ -593,6 +620,7 @@ async fn every_answer_losing_proxy(upstream: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invoke_whose_answer_was_lost_after_lambda_accepted_it_answers_503_and_the_task_never_runs()
  {
+    let _turn = one_at_a_time().await;
     // Long enough for the SDK's three tries of the Invoke (6 s) inside the
     // request's own invocation.
     let api = RuntimeApi::start_with_async_semantics(Duration::from_secs(10)).await;
@@ -687,6 +715,7 @@ const CLAIM: &str = "attempts = attempts + :one";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_delivered_while_async_is_still_marking_its_task_enqueued_runs_the_task() {
+    let _turn = one_at_a_time().await;
     // The claim is refused (not enqueued yet), its answer comes after /async
     // has marked the task: the delivery must claim again, not leave the task
     // queued as if another attempt held it.
@@ -732,6 +761,7 @@ async fn an_event_delivered_while_async_is_still_marking_its_task_enqueued_runs_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_answered_after_its_lease_lapsed_does_not_start_the_work_another_delivery_took_over()
  {
+    let _turn = one_at_a_time().await;
     // The first claim lands at once but its answer comes 1.5 s later, long
     // after its 300 ms lease: a second delivery takes the task meanwhile.
     let proxy = FaultProxy::start(
@@ -786,6 +816,7 @@ async fn a_claim_answered_after_its_lease_lapsed_does_not_start_the_work_another
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finish_write_that_landed_but_whose_answer_failed_completes_the_task_once() {
+    let _turn = one_at_a_time().await;
     let proxy = FaultProxy::start(
         support::dynamodb_endpoint(),
         first_call(
@@ -832,6 +863,7 @@ async fn a_finish_write_that_landed_but_whose_answer_failed_completes_the_task_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_lambda_gave_up_on_stays_failed_when_another_copy_of_its_event_arrives() {
+    let _turn = one_at_a_time().await;
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
@@ -876,6 +908,7 @@ async fn a_task_lambda_gave_up_on_stays_failed_when_another_copy_of_its_event_ar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enqueued_mark_that_landed_though_every_answer_failed_answers_202_and_the_task_runs_once()
  {
+    let _turn = one_at_a_time().await;
     // Every try of the mark lands and is answered 500: /async cannot tell it
     // from a mark that failed until it tries to fail the task. The task is
     // enqueued and its event will run it, so the answer must not be 503.
@@ -923,14 +956,17 @@ async fn an_enqueued_mark_that_landed_though_every_answer_failed_answers_202_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_answer_is_lost_past_its_lease_is_counted_once() {
+    let _turn = one_at_a_time().await;
     // The SDK's retry of the claim comes after its 2 s attempt timeout, when
-    // the claim's own 300 ms lease has lapsed: it must not claim again.
+    // the claim's own 1 s lease has lapsed: it must not claim again. (With a
+    // 3 s invocation, the retry's jittered backoff may leave too little time
+    // to start the work, and Lambda's retry runs it as attempt 2: seen.)
     let proxy = FaultProxy::start(
         support::dynamodb_endpoint(),
         first_call(|call| update_contains(call, CLAIM), Fault::LoseAnswer),
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(LONG_TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture)
         .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
