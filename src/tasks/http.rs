@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::idempotency::{self, Answer, KeyStore, Reservation};
 use super::start_request::{StartTask, delay_from_body, is_json};
 use super::store::{TaskStore, Written, epoch_millis};
-use super::{DEFAULT_DELAY_MS, TaskEvent, TaskRecord, TaskStatus, is_task_id};
+use super::{DEFAULT_DELAY_MS, TaskEvent, TaskRecord, is_task_id};
 use crate::error::{
     ApiError, BadRequestResponse, ConflictResponse, IdempotencyKeyReusedResponse, InternalResponse,
     NotFoundResponse, PayloadTooLargeResponse, UnavailableResponse, UnsupportedMediaTypeResponse,
@@ -351,7 +351,7 @@ fn undeliverable_before_ms(state: &AppState) -> u64 {
 /// The record as JSON; a task that has not ended tells its poller when to
 /// look again.
 fn shown(record: TaskRecord) -> Response {
-    let pending = matches!(record.status, TaskStatus::Queued | TaskStatus::Running);
+    let pending = !record.status.has_ended();
     let mut response = Json(record).into_response();
     if pending {
         response
