@@ -166,21 +166,38 @@ pub fn task_claimed(task_id: &str, created_ms: u64, attempt: u32) {
 
 /// How an attempt's work ended, as its record now says.
 pub enum Ended {
+    /// The task `succeeded`.
     Succeeded,
+    /// The attempt failed; the task waits `queued` for Lambda's retry.
+    AttemptFailed,
+    /// The attempt failed and the task is `failed`, for good.
     Failed,
 }
 
-/// `TaskRunMs`: how long an attempt's work ran; with `TasksSucceeded` or
-/// `TasksFailed` = 1 when its result was recorded (`None`: another delivery
-/// or a cancel took the task meanwhile, and the result was dropped).
+/// `TaskRunMs`: how long an attempt's work ran; with `TasksSucceeded`, or
+/// `TaskAttemptsFailed` (and `TasksFailed` when the task failed for good) = 1,
+/// when its result was recorded (`None`: another delivery or a cancel took the
+/// task meanwhile, and the result was dropped).
 pub fn task_ran(task_id: &str, ran: Duration, recorded: Option<Ended>) {
     let ran = millis("TaskRunMs", duration_ms(ran));
     let properties = [("task_id", task_id)];
     match recorded {
         Some(Ended::Succeeded) => emit(&[count("TasksSucceeded"), ran], &[], &properties),
-        Some(Ended::Failed) => emit(&[count("TasksFailed"), ran], &[], &properties),
+        Some(Ended::AttemptFailed) => emit(&[count("TaskAttemptsFailed"), ran], &[], &properties),
+        Some(Ended::Failed) => emit(
+            &[count("TaskAttemptsFailed"), count("TasksFailed"), ran],
+            &[],
+            &properties,
+        ),
         None => emit(&[ran], &[], &properties),
     }
+}
+
+/// `TasksFailed` = 1: a task became `failed` for good without an attempt of
+/// it failing here: Lambda's failure record came, or a delivery abandoned a
+/// task whose request died before it was enqueued.
+pub fn task_failed(task_id: &str) {
+    emit(&[count("TasksFailed")], &[], &[("task_id", task_id)]);
 }
 
 /// `TaskDuplicateDeliveries` = 1: a delivery found its task held by another

@@ -69,13 +69,9 @@ async fn queued_task(fixture: &Fixture) -> String {
         table: &fixture.tasks_table,
     };
     store
-        .put_queued(&task_id)
+        .put_enqueued(&task_id)
         .await
-        .expect("a queued task record");
-    store
-        .mark_enqueued(&task_id)
-        .await
-        .expect("the record marked enqueued");
+        .expect("a queued, enqueued task record");
     task_id
 }
 

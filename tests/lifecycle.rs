@@ -86,11 +86,10 @@ async fn enqueued_task(fixture: &Fixture) -> String {
         dynamodb: &fixture.dynamodb,
         table: &fixture.tasks_table,
     };
-    store.put_queued(&task_id).await.expect("a queued record");
     store
-        .mark_enqueued(&task_id)
+        .put_enqueued(&task_id)
         .await
-        .expect("marked enqueued");
+        .expect("a queued, enqueued task record");
     task_id
 }
 

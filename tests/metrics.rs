@@ -160,11 +160,10 @@ fn body_of(outcome: &Outcome) -> Value {
 /// A task recorded and enqueued as `/async` leaves it, for a test to deliver
 /// its event itself.
 async fn queue_task(store: &TaskStore<'_>, task_id: &str) {
-    store.put_queued(task_id).await.expect("a queued record");
     store
-        .mark_enqueued(task_id)
+        .put_enqueued(task_id)
         .await
-        .expect("the record marked enqueued");
+        .expect("a queued, enqueued task record");
 }
 
 async fn stop_and_read(process: FunctionProcess, since_ms: u64) -> Vec<Value> {

@@ -373,13 +373,9 @@ async fn under_make_dev_async_answers_at_once_and_each_task_runs_one_attempt_at_
         table: &fixture.tasks_table,
     };
     store
-        .put_queued(&retried_task)
+        .put_enqueued(&retried_task)
         .await
-        .expect("a queued task record");
-    store
-        .mark_enqueued(&retried_task)
-        .await
-        .expect("the record marked enqueued");
+        .expect("a queued, enqueued task record");
     let event = json!({"task_id": retried_task, "delay_ms": 0, "fail_attempts": 1}).to_string();
     let sent = Instant::now();
     let (status, head, body) = http(

@@ -35,13 +35,9 @@ pub(crate) async fn tasks_at_once(
             table: &fixture.tasks_table,
         };
         store
-            .put_queued(&task_id)
+            .put_enqueued(&task_id)
             .await
-            .expect("PutItem task record");
-        store
-            .mark_enqueued(&task_id)
-            .await
-            .expect("UpdateItem task record");
+            .expect("a queued, enqueued task record");
         ids.push(task_id);
     }
     let started = Instant::now();

@@ -1,29 +1,30 @@
 //! The writes of an attempt on its task record: the claim, the lease's
-//! renewals, the finish. Each is conditional on the claim that made it, so
-//! that an attempt whose lease lapsed, or whose task was canceled or given up
-//! on, changes nothing; [`crate::tasks::worker`] says what each refusal means.
+//! renewals, the release of a claim that did not start the work, the finish.
+//! Each is conditional ([`super::protocol::cond`]), so that an attempt whose
+//! lease lapsed, or whose task was canceled or given up on, changes nothing;
+//! [`crate::tasks::worker`] says what each refusal means.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
+use super::protocol::{Wrote, cond};
 use super::record::TaskStatus;
 use super::store::{
-    Outcome, StoredTask, TaskStore, Written, epoch_millis, is_condition_failure, now_rfc3339,
+    Outcome, StoredTask, TaskStore, Written, is_condition_failure, now_rfc3339, wrote,
 };
 use crate::error::sdk_summary;
 
 impl TaskStore<'_> {
-    /// Takes the task for claim `claim_id` if it is enqueued and `queued`,
-    /// `failed` in its work by an earlier attempt (not given up on by
-    /// Lambda, see [`Self::give_up`]), or `running` under a lease that has run
-    /// out; the lease runs until `lease_until_ms` (epoch
-    /// milliseconds). `Refused`: see [`crate::tasks::worker`] for what that can
-    /// mean.
+    /// Takes the task for claim `claim_id` ([`cond::CLAIM`]), counting the
+    /// attempt; its lease runs until `lease_until_ms` (epoch milliseconds).
+    /// `Refused`: the record says why (see [`super::protocol::Attempt::next`]).
     pub async fn claim(
         self,
         task_id: &str,
         claim_id: &str,
+        now_ms: u64,
+        cutoff_ms: u64,
         lease_until_ms: u64,
     ) -> Result<Written<StoredTask>, String> {
         let claimed = self
@@ -32,20 +33,18 @@ impl TaskStore<'_> {
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression(
-                "SET #status = :running, attempts = attempts + :one, updated_at = :now, lease_until = :lease, claim_id = :claim REMOVE #error",
+                "SET #status = :running, attempts = attempts + :one, updated_at = :now, lease_until = :lease, claim_id = :claim REMOVE #error, retry_at",
             )
-            .condition_expression(
-                "attribute_exists(task_id) AND enqueued = :true AND (#status = :queued OR (#status = :failed AND attribute_not_exists(given_up)) OR (#status = :running AND lease_until < :now_ms))",
-            )
+            .condition_expression(cond::CLAIM)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
-            .expression_attribute_values(":failed", TaskStatus::Failed.attribute())
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
-            .expression_attribute_values(":now_ms", AttributeValue::N(epoch_millis().to_string()))
+            .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
             .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
             .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
             .return_values(ReturnValue::AllNew)
@@ -59,38 +58,53 @@ impl TaskStore<'_> {
         }
     }
 
-    /// Extends claim `claim_id`'s lease to `lease_until_ms`. `Refused`: the task
-    /// is no longer this claim's to run (canceled, or given up on).
-    pub async fn renew_lease(
-        self,
-        task_id: &str,
-        claim_id: &str,
-        lease_until_ms: u64,
-    ) -> Result<Written<()>, String> {
+    /// Extends claim `claim_id`'s lease to `lease_until_ms` ([`cond::OWNED`]).
+    /// `Refused`: the task is no longer this claim's to run (canceled, given
+    /// up on, or taken over).
+    pub async fn renew_lease(self, task_id: &str, claim_id: &str, lease_until_ms: u64) -> Wrote {
         let renewed = self
             .dynamodb
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression("SET lease_until = :lease")
-            .condition_expression("#status = :running AND claim_id = :claim")
+            .condition_expression(cond::OWNED)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
             .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
             .send()
             .await;
-        match renewed {
-            Ok(_) => Ok(Written::Done(())),
-            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
-            Err(err) => Err(format!("UpdateItem (lease): {}", sdk_summary(&err))),
-        }
+        wrote(task_id, "UpdateItem task (lease)", renewed)
     }
 
-    /// Records how claim `claim_id`'s attempt ended, and that this claim wrote
-    /// it (`finished_by`). `Refused`: the task is no longer this claim's
-    /// (canceled, given up on, or taken over after its lease ran out), and
-    /// nothing is written.
+    /// Claim `claim_id` did not start the work (its lease was too short): the
+    /// task is `queued` again and the attempt uncounted ([`cond::OWNED`]; a
+    /// retried write finds the task no longer running and changes nothing).
+    pub async fn release(self, task_id: &str, claim_id: &str) -> Wrote {
+        let released = self
+            .dynamodb
+            .update_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression(
+                "SET #status = :queued, attempts = attempts - :one, updated_at = :now REMOVE lease_until",
+            )
+            .condition_expression(cond::OWNED)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", TaskStatus::Running.attribute())
+            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+            .send()
+            .await;
+        wrote(task_id, "UpdateItem task (release)", released)
+    }
+
+    /// Records how claim `claim_id`'s attempt ended ([`cond::OWNED`]), and
+    /// that this claim wrote it (`finished_by`). `Refused`: the task is no
+    /// longer this claim's, and nothing is written.
     pub async fn finish(
         self,
         task_id: &str,
@@ -102,24 +116,35 @@ impl TaskStore<'_> {
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
-            .condition_expression("#status = :running AND claim_id = :claim")
+            .condition_expression(cond::OWNED)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()));
         let update = match outcome {
-            Outcome::Succeeded => update
+            Outcome::Succeeded(result) => update
                 .update_expression(
-                    "SET #status = :done, updated_at = :now, finished_by = :claim REMOVE lease_until",
+                    "SET #status = :done, #result = :result, updated_at = :now, finished_by = :claim REMOVE lease_until, #error",
                 )
-                .expression_attribute_values(":done", TaskStatus::Succeeded.attribute()),
-            Outcome::Failed(message) => update
+                .expression_attribute_names("#result", "result")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":done", TaskStatus::Succeeded.attribute())
+                .expression_attribute_values(":result", AttributeValue::S(result.to_owned())),
+            Outcome::RetryLater { error, retry_at } => update
+                .update_expression(
+                    "SET #status = :done, #error = :error, retry_at = :retry_at, updated_at = :now, finished_by = :claim REMOVE lease_until",
+                )
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":done", TaskStatus::Queued.attribute())
+                .expression_attribute_values(":error", AttributeValue::S(error.to_owned()))
+                .expression_attribute_values(":retry_at", AttributeValue::N(retry_at.to_string())),
+            Outcome::Failed(error) => update
                 .update_expression(
                     "SET #status = :done, #error = :error, updated_at = :now, finished_by = :claim REMOVE lease_until",
                 )
                 .expression_attribute_names("#error", "error")
                 .expression_attribute_values(":done", TaskStatus::Failed.attribute())
-                .expression_attribute_values(":error", AttributeValue::S(message.to_owned())),
+                .expression_attribute_values(":error", AttributeValue::S(error.to_owned())),
         };
         let failure = match update.send().await {
             Ok(_) => return Ok(Written::Done(())),

@@ -22,6 +22,11 @@ pub struct TaskEvent {
     /// to see a crashing attempt retried. Only an event can set it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub panic_attempts: u32,
+    /// Makes the stand-in task fail for good (no retry can help): the task
+    /// ends `failed` at once, without a function error. Only an event can set
+    /// it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_for_good: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -68,6 +73,7 @@ mod tests {
             delay_ms: 1000,
             fail_attempts: 0,
             panic_attempts: 0,
+            fail_for_good: false,
         };
         let sent = serde_json::to_vec(&event).unwrap();
         assert_eq!(

@@ -16,9 +16,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::idempotency::{self, Answer, KeyStore, Reservation};
+use super::lease::real_deadline;
+use super::protocol::{self, Adopt, Start};
 use super::start_request::{StartTask, delay_from_body, is_json};
 use super::store::{TaskStore, Written, epoch_millis};
-use super::{DEFAULT_DELAY_MS, TaskEvent, TaskRecord, is_task_id};
+use super::{DEFAULT_DELAY_MS, TaskEvent, TaskRecord, is_task_id, undeliverable_before_ms};
 use crate::error::{
     ApiError, BadRequestResponse, ConflictResponse, IdempotencyKeyReusedResponse, InternalResponse,
     NotFoundResponse, PayloadTooLargeResponse, UnavailableResponse, UnsupportedMediaTypeResponse,
@@ -62,6 +64,7 @@ pub struct TaskStarted {
 pub async fn start_task(
     State(state): State<AppState>,
     base: Option<axum::Extension<BasePath>>,
+    context: Option<axum::Extension<lambda_http::Context>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -72,7 +75,7 @@ pub async fn start_task(
     }
     let key = idempotency::key_of(&headers).map_err(ApiError::BadRequest)?;
     let delay_ms = delay_from_body(&body).map_err(ApiError::BadRequest)?;
-    start(&state, base_of(base), key, delay_ms).await
+    start(&state, base_of(base), key, delay_ms, answer_by(context)).await
 }
 
 /// `GET /async`: the same as `POST /async` with the defaults, for callers of
@@ -98,10 +101,19 @@ pub async fn start_task(
 pub async fn start_default_task(
     State(state): State<AppState>,
     base: Option<axum::Extension<BasePath>>,
+    context: Option<axum::Extension<lambda_http::Context>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = idempotency::key_of(&headers).map_err(ApiError::BadRequest)?;
-    start(&state, base_of(base), key, DEFAULT_DELAY_MS).await
+    let answer_by = answer_by(context);
+    start(&state, base_of(base), key, DEFAULT_DELAY_MS, answer_by).await
+}
+
+/// When this request's invocation ends (its deadline, epoch ms): after it, the
+/// request can no longer mark a task enqueued.
+fn answer_by(context: Option<axum::Extension<lambda_http::Context>>) -> u64 {
+    let deadline = context.map_or(0, |axum::Extension(context)| context.deadline);
+    real_deadline(deadline, epoch_millis())
 }
 
 fn base_of(base: Option<axum::Extension<BasePath>>) -> String {
@@ -109,48 +121,135 @@ fn base_of(base: Option<axum::Extension<BasePath>>) -> String {
         .unwrap_or_default()
 }
 
-/// Starts a task, or answers for the key's first request.
+/// Starts a task, or answers for the key's first request. `answer_by`: when
+/// this request's invocation ends (epoch ms), after which it can no longer
+/// mark its task enqueued.
 async fn start(
     state: &AppState,
     base: String,
     key: Option<String>,
     delay_ms: u64,
+    answer_by: u64,
 ) -> Result<Response, ApiError> {
+    let task_id = Uuid::new_v4().to_string();
     let Some(key) = key else {
-        return enqueue_task(state, &base, delay_ms)
-            .await
-            .map(|answer| accepted(answer, false));
+        let store = TaskStore::of(state);
+        put_queued(store, &task_id, answer_by).await?;
+        send_event(state, &task_id, delay_ms).await?;
+        return Ok(accepted(answer_of(&base, task_id), false));
     };
     // The request as the key remembers it: every body that means the same
     // (none, `{}`, `null`, `{"delay_ms": 1000}`) is the same request.
     let request = format!(r#"{{"delay_ms":{delay_ms}}}"#);
     let keys = KeyStore(TaskStore::of(state));
-    let reservation = keys
-        .reserve(&key, &request)
-        .await
-        .map_err(|err| err.into_api_error("PutItem idempotency key"))?;
-    match reservation {
-        Reservation::Ours(reservation) => match enqueue_task(state, &base, delay_ms).await {
-            Ok(answer) => {
-                keys.answer(&key, &reservation, &answer).await;
-                Ok(accepted(answer, false))
-            }
-            Err(err) => {
-                keys.release(&key, &reservation).await;
-                Err(err)
-            }
-        },
-        Reservation::Answered { request: first, .. }
-        | Reservation::InProgress { request: first }
-            if first != request =>
-        {
-            Err(ApiError::IdempotencyKeyReused)
+    let (reservation, task_id, adopted) = match keys.reserve(&key, &request, &task_id).await? {
+        Reservation::Ours {
+            reservation,
+            task_id,
+            adopted,
+        } => (reservation, task_id, adopted),
+        Reservation::Answered(answer) => return Ok(accepted(answer, true)),
+        Reservation::Reused => return Err(ApiError::IdempotencyKeyReused),
+        Reservation::InProgress => {
+            return Err(ApiError::Conflict {
+                message: "A request with this Idempotency-Key is still being handled".to_owned(),
+                retry: true,
+            });
         }
-        Reservation::Answered { answer, .. } => Ok(accepted(answer, true)),
-        Reservation::InProgress { .. } => Err(ApiError::Conflict {
-            message: "A request with this Idempotency-Key is still being handled".to_owned(),
-            retry: true,
-        }),
+    };
+    let started = if adopted {
+        adopt(
+            state,
+            &keys,
+            &key,
+            &reservation,
+            task_id,
+            delay_ms,
+            answer_by,
+        )
+        .await
+    } else {
+        let store = TaskStore::of(state);
+        match put_queued(store, &task_id, answer_by).await {
+            Ok(()) => send_event(state, &task_id, delay_ms)
+                .await
+                .map(|()| task_id)
+                .map_err(Unstarted::Never),
+            Err(err) => Err(Unstarted::Never(err)),
+        }
+    };
+    match started {
+        Ok(task_id) => {
+            let answer = answer_of(&base, task_id);
+            keys.answer(&key, &reservation, &answer).await;
+            Ok(accepted(answer, false))
+        }
+        // The key's task can never run: a retry with the key starts afresh.
+        Err(Unstarted::Never(err)) => {
+            keys.release(&key, &reservation).await;
+            Err(err)
+        }
+        // Whether it can run is not known: the key keeps it, and a retry after
+        // the hold takes it over.
+        Err(Unstarted::Unknown(err)) => Err(err),
+    }
+}
+
+/// Why a keyed request did not start its task.
+enum Unstarted {
+    /// The task can never run.
+    Never(ApiError),
+    /// Nothing this request did can run, but the key's task may still be
+    /// started by the request that held the key before.
+    Unknown(ApiError),
+}
+
+impl From<ApiError> for Unstarted {
+    fn from(err: ApiError) -> Self {
+        Self::Never(err)
+    }
+}
+
+/// Carries on with the key's task `task_id` after taking the key over from a
+/// request that died or outlived its hold, as [`protocol::adopt`] says.
+async fn adopt(
+    state: &AppState,
+    keys: &KeyStore<'_>,
+    key: &str,
+    reservation: &str,
+    task_id: String,
+    delay_ms: u64,
+    answer_by: u64,
+) -> Result<String, Unstarted> {
+    let store = TaskStore::of(state);
+    // The record, if the request before never wrote it.
+    let _ = put_queued(store, &task_id, answer_by).await;
+    let view = store.view(&task_id).await;
+    match protocol::adopt(view.as_ref().map(Option::as_ref).map_err(|_| ())) {
+        Adopt::Accepted | Adopt::Unknown => Ok(task_id),
+        Adopt::Resume => {
+            // Now this request's to mark: a delivery waits for it until
+            // `answer_by`. Sent again, its event is a duplicate at worst.
+            store.extend_answer_by(&task_id, answer_by).await;
+            send_event(state, &task_id, delay_ms).await?;
+            Ok(task_id)
+        }
+        Adopt::NewTask => {
+            let new_task = Uuid::new_v4().to_string();
+            keys.replace_task(key, reservation, &new_task)
+                .await
+                .map_err(Unstarted::Unknown)?;
+            put_queued(store, &new_task, answer_by).await?;
+            send_event(state, &new_task, delay_ms).await?;
+            Ok(new_task)
+        }
+    }
+}
+
+fn answer_of(base: &str, task_id: String) -> Answer {
+    Answer {
+        status_url: format!("{base}/tasks/{task_id}"),
+        task_id,
     }
 }
 
@@ -176,33 +275,73 @@ fn accepted(answer: Answer, replayed: bool) -> Response {
     response
 }
 
-/// Writes the task record (`queued`), enqueues its event, then marks the
-/// record enqueued, which lets a delivery claim it. If the enqueue fails, or
-/// its answer was lost, the record says `failed` and the answer is 503: the
-/// event, if Lambda did accept it, finds its task unclaimable and does
-/// nothing.
-async fn enqueue_task(state: &AppState, base: &str, delay_ms: u64) -> Result<Answer, ApiError> {
-    let store = TaskStore::of(state);
-    let task_id = Uuid::new_v4().to_string();
-    match store.put_queued(&task_id).await {
-        Ok(_) => {}
-        // The id is fresh, so only our own earlier attempt can have written it:
-        // the SDK retried a PutItem whose answer was lost. The record is there.
+/// Writes the `queued` record of a new task. The id is fresh (or the key's,
+/// unwritten), so a refusal is this request's own write landing on an
+/// earlier try whose answer was lost: the record is there.
+async fn put_queued(store: TaskStore<'_>, task_id: &str, answer_by: u64) -> Result<(), ApiError> {
+    match store.put_queued(task_id, answer_by).await {
+        Ok(_) => Ok(()),
         Err(err)
             if err
                 .as_service_error()
-                .is_some_and(PutItemError::is_conditional_check_failed_exception) => {}
-        Err(err) => return Err(ApiError::from_sdk("PutItem task", &err)),
+                .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(ApiError::from_sdk("PutItem task", &err)),
     }
+}
 
+/// Enqueues the task's event, then marks the record enqueued, which lets a
+/// delivery claim it, as [`protocol::Start`] leads. `Err` only when the task
+/// can never run: the record says `failed` and no delivery can claim it.
+async fn send_event(state: &AppState, task_id: &str, delay_ms: u64) -> Result<(), ApiError> {
+    let store = TaskStore::of(state);
+    let mut error = None;
+    let mut step = protocol::after_put();
+    loop {
+        step = match step {
+            Start::Invoke => match invoke(state, task_id, delay_ms).await {
+                Ok(()) => protocol::after_invoke(true),
+                Err(err) => {
+                    error = Some(err);
+                    protocol::after_invoke(false)
+                }
+            },
+            Start::MarkEnqueued => {
+                protocol::after_mark_enqueued(store.mark_enqueued(task_id).await)
+            }
+            Start::MarkNotEnqueued => {
+                protocol::after_mark_not_enqueued(store.mark_not_enqueued(task_id).await)
+            }
+            Start::Settle => {
+                let view = store.view(task_id).await.ok().flatten();
+                protocol::after_settle(view.as_ref())
+            }
+            Start::Accepted => break,
+            Start::Refused => {
+                return Err(error.unwrap_or_else(|| {
+                    ApiError::Unavailable("the task could not be enqueued".to_owned())
+                }));
+            }
+        };
+    }
+    tracing::info!(task_id, delay_ms, "task enqueued");
+    metrics::task_enqueued(task_id);
+    Ok(())
+}
+
+/// The task event, sent to this function (`InvocationType=Event`).
+async fn invoke(state: &AppState, task_id: &str, delay_ms: u64) -> Result<(), ApiError> {
     let event = TaskEvent {
-        task_id: task_id.clone(),
+        task_id: task_id.to_owned(),
         delay_ms,
         fail_attempts: 0,
         panic_attempts: 0,
+        fail_for_good: false,
     };
     let payload = serde_json::to_vec(&event).map_err(|err| ApiError::Internal(err.to_string()))?;
-    let enqueued = state
+    let sent = state
         .lambda
         .invoke()
         .function_name(&state.config.function_name)
@@ -210,40 +349,15 @@ async fn enqueue_task(state: &AppState, base: &str, delay_ms: u64) -> Result<Ans
         .payload(Blob::new(payload))
         .send()
         .await;
-    if let Err(err) = enqueued {
-        // A throttled or unreachable Lambda is 503; a refusal that no retry
-        // cures (access denied, no such function) is 500.
-        let error = match err.as_service_error() {
+    // A throttled or unreachable Lambda is 503; a refusal that no retry
+    // cures (access denied, no such function) is 500.
+    sent.map(|_| ())
+        .map_err(|err| match err.as_service_error() {
             Some(service) if service.is_resource_not_found_exception() => {
                 ApiError::Internal("Invoke (Event): the function does not exist".to_owned())
             }
             _ => ApiError::from_sdk("Invoke (Event)", &err),
-        };
-        store.mark_not_enqueued(&task_id).await;
-        return Err(error);
-    }
-    match store.mark_enqueued(&task_id).await {
-        Ok(_) => {}
-        Err(err) => {
-            // Lambda has the event, but it cannot claim the task unmarked:
-            // the task will not run, so say so and answer 503. Unless the
-            // mark landed and only its answers were lost: then the task runs,
-            // and a 503 would have its caller start it again.
-            let error = ApiError::from_sdk("UpdateItem task (enqueued)", &err);
-            if store.mark_not_enqueued(&task_id).await == Written::Done(()) {
-                return Err(error);
-            }
-            tracing::warn!(task_id, "the enqueued mark landed, its answers lost");
-        }
-    }
-
-    tracing::info!(task_id, delay_ms, "task enqueued");
-    metrics::task_enqueued(&task_id);
-    let status_url = format!("{base}/tasks/{task_id}");
-    Ok(Answer {
-        task_id,
-        status_url,
-    })
+        })
 }
 
 /// `GET /tasks/{task_id}`: the task's status.
@@ -272,9 +386,9 @@ pub async fn get_task(
         .await
         .map_err(|err| err.into_api_error("GetItem task"))?
         .ok_or_else(|| ApiError::NotFound(format!("No task {task_id}")))?;
-    let cutoff = undeliverable_before_ms(&state);
+    let now = epoch_millis();
     Ok(shown(
-        stored.record.with_backstop(stored.created_ms, cutoff),
+        stored.shown(now, undeliverable_before_ms(&state, now)),
     ))
 }
 
@@ -300,16 +414,17 @@ pub async fn cancel_task(
 ) -> Result<Response, ApiError> {
     let task_id = task_id_of(task_id)?;
     let store = TaskStore::of(&state);
-    let cutoff = undeliverable_before_ms(&state);
+    let now = epoch_millis();
+    let cutoff = undeliverable_before_ms(&state, now);
     match store
         .cancel(&task_id, cutoff)
         .await
         .map_err(|err| err.into_api_error("UpdateItem task (cancel)"))?
     {
-        Written::Done(record) => {
+        Written::Done(stored) => {
             tracing::info!(task_id, "task canceled");
             metrics::task_canceled(&task_id);
-            Ok(shown(record))
+            Ok(shown(stored.shown(now, cutoff)))
         }
         Written::Refused => {
             let stored = store
@@ -317,7 +432,7 @@ pub async fn cancel_task(
                 .await
                 .map_err(|err| err.into_api_error("GetItem task"))?
                 .ok_or_else(|| ApiError::NotFound(format!("No task {task_id}")))?;
-            let record = stored.record.with_backstop(stored.created_ms, cutoff);
+            let (record, _) = stored.shown(now, cutoff);
             Err(ApiError::Conflict {
                 message: format!(
                     "Task {task_id} has already ended ({})",
@@ -340,23 +455,14 @@ fn task_id_of(task_id: Result<Path<String>, PathRejection>) -> Result<String, Ap
     }
 }
 
-/// Records created before this instant (epoch milliseconds) whose event was
-/// never delivered never will be: Lambda gives up on an event at its maximum
-/// age, and its two retries take at most five minutes more.
-fn undeliverable_before_ms(state: &AppState) -> u64 {
-    let horizon = state.config.task_event_max_age + std::time::Duration::from_secs(5 * 60);
-    epoch_millis().saturating_sub(horizon.as_millis() as u64)
-}
-
 /// The record as JSON; a task that has not ended tells its poller when to
-/// look again.
-fn shown(record: TaskRecord) -> Response {
-    let pending = !record.status.has_ended();
+/// look again (`retry_after`, seconds).
+fn shown((record, retry_after): (TaskRecord, Option<u64>)) -> Response {
     let mut response = Json(record).into_response();
-    if pending {
+    if let Some(seconds) = retry_after {
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

@@ -4,21 +4,25 @@
 //!
 //! Each key is a record in the tasks table under `idempotency-key#<key>`,
 //! which no task id (a UUID) can take, and expires through the same TTL a day
-//! later. A request *reserves* its key with a conditional write before it
-//! records its task; the reservation becomes the answer once the task is
-//! enqueued, or is released when the request fails (4xx, 5xx), so that a retry
-//! is handled afresh. A reservation whose request died holds for
-//! [`RESERVATION_HOLD`], then a retry may take it over.
+//! later. A request *reserves* its key with a conditional write that also
+//! names the key's task before that task is recorded: one key, one task. The
+//! reservation becomes the answer once the task is enqueued, or is released
+//! when the task can never run (a 503), so that a retry is handled afresh. A
+//! reservation whose request died or outlived [`RESERVATION_HOLD`] is taken
+//! over by a retry, which carries on with the same task
+//! ([`super::protocol::adopt`]).
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::HeaderMap;
 use uuid::Uuid;
 
-use super::store::{StoreError, TaskStore, epoch_millis};
-use crate::error::sdk_summary;
+use super::protocol::{self, KeyNext, KeyState, KeyView};
+use super::store::{TaskStore, epoch_millis, is_condition_failure};
+use crate::error::{ApiError, sdk_summary};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -60,64 +64,121 @@ pub struct Answer {
 /// What reserving a key came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reservation {
-    /// This request holds the key: handle it, then [`KeyStore::answer`] or
-    /// [`KeyStore::release`] with this reservation id.
-    Ours(String),
+    /// This request holds the key, as `reservation`, for the key's task
+    /// `task_id`: handle it, then [`KeyStore::answer`] (or
+    /// [`KeyStore::release`] when the task can never run). `adopted`: the
+    /// task was the key's before (taken over from a request that outlived its
+    /// hold, or died): it may exist, and its event may have left.
+    Ours {
+        reservation: String,
+        task_id: String,
+        adopted: bool,
+    },
     /// The key's first request is still being handled.
-    InProgress { request: String },
+    InProgress,
+    /// The key was first sent with another request.
+    Reused,
     /// The key's first request was answered.
-    Answered { request: String, answer: Answer },
+    Answered(Answer),
 }
+
+/// How many times a request tries to reserve a key that keeps changing hands.
+const RESERVE_TRIES: usize = 3;
 
 /// The key records, in the tasks table.
 #[derive(Clone, Copy)]
 pub struct KeyStore<'a>(pub TaskStore<'a>);
 
 impl KeyStore<'_> {
-    /// Reserves `key` for a request whose normalised body is `request`.
+    /// Reserves `key` for a request whose normalised body is `request`, with
+    /// `task_id` as its task if the key is new. DynamoDB failing is a 503.
     pub async fn reserve(
         self,
         key: &str,
         request: &str,
-    ) -> Result<Reservation, StoreError<PutItemError>> {
+        task_id: &str,
+    ) -> Result<Reservation, ApiError> {
         let reservation = Uuid::new_v4().to_string();
-        let now_ms = epoch_millis();
-        let reserved = self
-            .0
-            .dynamodb
-            .put_item()
-            .table_name(self.0.table)
-            .item("task_id", record_id(key))
-            .item("key_state", AttributeValue::S("in_progress".to_owned()))
-            .item("request", AttributeValue::S(request.to_owned()))
-            .item("reservation", AttributeValue::S(reservation.clone()))
-            .item(
-                "hold_until",
-                AttributeValue::N((now_ms + RESERVATION_HOLD.as_millis() as u64).to_string()),
-            )
-            .item(
-                "expires_at",
-                AttributeValue::N((now_ms / 1000 + KEY_TTL.as_secs()).to_string()),
-            )
-            .condition_expression(
-                "attribute_not_exists(task_id) OR key_state = :released OR (key_state = :in_progress AND hold_until < :now_ms) OR expires_at < :now_s",
-            )
-            .expression_attribute_values(":released", AttributeValue::S("released".to_owned()))
-            .expression_attribute_values(":in_progress", AttributeValue::S("in_progress".to_owned()))
-            .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
-            .expression_attribute_values(":now_s", AttributeValue::N((now_ms / 1000).to_string()))
-            .send()
-            .await;
-        match reserved {
-            Ok(_) => return Ok(Reservation::Ours(reservation)),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) => {}
-            Err(err) => return Err(StoreError::Sdk(Box::new(err))),
+        for _ in 0..RESERVE_TRIES {
+            let now_ms = epoch_millis();
+            let reserved = self
+                .0
+                .dynamodb
+                .put_item()
+                .table_name(self.0.table)
+                .item("task_id", record_id(key))
+                .item("key_state", AttributeValue::S("in_progress".to_owned()))
+                .item("request", AttributeValue::S(request.to_owned()))
+                .item("reservation", AttributeValue::S(reservation.clone()))
+                .item("key_task_id", AttributeValue::S(task_id.to_owned()))
+                .item("hold_until", AttributeValue::N(hold_from(now_ms)))
+                .item(
+                    "expires_at",
+                    AttributeValue::N((now_ms / 1000 + KEY_TTL.as_secs()).to_string()),
+                )
+                .condition_expression(
+                    "attribute_not_exists(task_id) OR key_state = :released OR expires_at < :now_s",
+                )
+                .expression_attribute_values(":released", AttributeValue::S("released".to_owned()))
+                .expression_attribute_values(
+                    ":now_s",
+                    AttributeValue::N((now_ms / 1000).to_string()),
+                )
+                .send()
+                .await;
+            match reserved {
+                Ok(_) => {
+                    return Ok(Reservation::Ours {
+                        reservation,
+                        task_id: task_id.to_owned(),
+                        adopted: false,
+                    });
+                }
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(PutItemError::is_conditional_check_failed_exception) => {}
+                Err(err) => return Err(unavailable("PutItem idempotency key", &err)),
+            }
+            let (view, status_url) = self.read(key).await?.unzip();
+            match protocol::after_key_read(view.as_ref(), request, &reservation, epoch_millis()) {
+                KeyNext::Ours { task_id } => {
+                    return Ok(Reservation::Ours {
+                        reservation,
+                        task_id,
+                        adopted: false,
+                    });
+                }
+                KeyNext::Reserve => continue,
+                KeyNext::TakeOver {
+                    reservation: held_by,
+                    task_id,
+                } => {
+                    if self.take_over(key, &held_by, &reservation).await? {
+                        return Ok(Reservation::Ours {
+                            reservation,
+                            task_id,
+                            adopted: true,
+                        });
+                    }
+                }
+                KeyNext::Replay { task_id } => {
+                    return Ok(Reservation::Answered(Answer {
+                        status_url: status_url
+                            .filter(|url| !url.is_empty())
+                            .unwrap_or_else(|| format!("/tasks/{task_id}")),
+                        task_id,
+                    }));
+                }
+                KeyNext::Reused => return Ok(Reservation::Reused),
+                KeyNext::InProgress => return Ok(Reservation::InProgress),
+            }
         }
-        // Held by a request (this one, if the SDK retried a write whose answer
-        // was lost): read whose, and how far it got.
+        Ok(Reservation::InProgress)
+    }
+
+    /// The key record and its answer's status URL, `None` if there is none.
+    async fn read(self, key: &str) -> Result<Option<(KeyView, String)>, ApiError> {
         let item = self
             .0
             .dynamodb
@@ -127,33 +188,100 @@ impl KeyStore<'_> {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|err| StoreError::Record(format!("GetItem key: {}", sdk_summary(&err))))?
-            .item
-            .unwrap_or_default();
-        let string = |name: &str| match item.get(name) {
-            Some(AttributeValue::S(s)) => s.clone(),
-            _ => String::new(),
-        };
-        if string("reservation") == reservation {
-            return Ok(Reservation::Ours(reservation));
-        }
-        let request = string("request");
-        Ok(match string("key_state").as_str() {
-            "answered" => Reservation::Answered {
-                request,
-                answer: Answer {
-                    task_id: string("answer_task_id"),
-                    status_url: string("answer_status_url"),
+            .map_err(|err| unavailable("GetItem idempotency key", &err))?
+            .item;
+        Ok(item.map(|item| {
+            let string = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let now_s = epoch_millis() / 1000;
+            let expired = matches!(item.get("expires_at"), Some(AttributeValue::N(n)) if n.parse::<u64>().is_ok_and(|at| at < now_s));
+            let view = KeyView {
+                state: match string("key_state").as_str() {
+                    _ if expired => KeyState::Released,
+                    "answered" => KeyState::Answered,
+                    "released" => KeyState::Released,
+                    _ => KeyState::InProgress,
                 },
-            },
-            // In progress, or released or expired since the write failed: a
-            // retry after `Retry-After` is handled afresh.
-            _ => Reservation::InProgress { request },
-        })
+                request: string("request"),
+                reservation: string("reservation"),
+                task_id: string("key_task_id"),
+                hold_until: match item.get("hold_until") {
+                    Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
+                    _ => 0,
+                },
+            };
+            (view, string("answer_status_url"))
+        }))
+    }
+
+    /// Takes over the key held by `held_by`, whose hold has ended, keeping
+    /// its task. `false`: another request changed it first.
+    async fn take_over(
+        self,
+        key: &str,
+        held_by: &str,
+        reservation: &str,
+    ) -> Result<bool, ApiError> {
+        let now_ms = epoch_millis();
+        let taken = self
+            .0
+            .dynamodb
+            .update_item()
+            .table_name(self.0.table)
+            .key("task_id", record_id(key))
+            .update_expression("SET reservation = :mine, hold_until = :hold")
+            .condition_expression(
+                "reservation = :held_by AND key_state = :in_progress AND hold_until < :now_ms",
+            )
+            .expression_attribute_values(":mine", AttributeValue::S(reservation.to_owned()))
+            .expression_attribute_values(":held_by", AttributeValue::S(held_by.to_owned()))
+            .expression_attribute_values(
+                ":in_progress",
+                AttributeValue::S("in_progress".to_owned()),
+            )
+            .expression_attribute_values(":hold", AttributeValue::N(hold_from(now_ms)))
+            .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
+            .send()
+            .await;
+        match taken {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(unavailable("UpdateItem idempotency key", &err)),
+        }
+    }
+
+    /// The key's task can never run and the key gets `task_id` instead. The
+    /// write must land before that task is written: otherwise the answer is
+    /// a 503 and the key still names the old task.
+    pub async fn replace_task(
+        self,
+        key: &str,
+        reservation: &str,
+        task_id: &str,
+    ) -> Result<(), ApiError> {
+        let replaced = self
+            .0
+            .dynamodb
+            .update_item()
+            .table_name(self.0.table)
+            .key("task_id", record_id(key))
+            .update_expression("SET key_task_id = :task")
+            .condition_expression("reservation = :reservation")
+            .expression_attribute_values(":task", AttributeValue::S(task_id.to_owned()))
+            .expression_attribute_values(":reservation", AttributeValue::S(reservation.to_owned()))
+            .send()
+            .await;
+        match replaced {
+            Ok(_) => Ok(()),
+            Err(err) => Err(unavailable("UpdateItem idempotency key", &err)),
+        }
     }
 
     /// The request that holds `reservation` was answered 202 with `answer`:
-    /// from now on the key replays it.
+    /// from now on the key replays it. If this write fails, the key still
+    /// names its task, and a retry after the hold answers that same task.
     pub async fn answer(self, key: &str, reservation: &str, answer: &Answer) {
         let answered = self
             .0
@@ -162,7 +290,7 @@ impl KeyStore<'_> {
             .table_name(self.0.table)
             .key("task_id", record_id(key))
             .update_expression(
-                "SET key_state = :answered, answer_task_id = :task, answer_status_url = :url",
+                "SET key_state = :answered, key_task_id = :task, answer_status_url = :url",
             )
             .condition_expression("reservation = :reservation")
             .expression_attribute_values(":answered", AttributeValue::S("answered".to_owned()))
@@ -172,14 +300,15 @@ impl KeyStore<'_> {
             .send()
             .await;
         if let Err(err) = answered {
-            tracing::error!(
+            tracing::warn!(
                 detail = sdk_summary(&err),
-                "Idempotency-Key answer not recorded: a retry after the reservation's hold starts afresh"
+                "Idempotency-Key answer not recorded: a retry after the hold answers the same task"
             );
         }
     }
 
-    /// The request that holds `reservation` failed: the key is free again.
+    /// The request that holds `reservation` failed and its task can never
+    /// run: the key is free again.
     pub async fn release(self, key: &str, reservation: &str) {
         let released = self
             .0
@@ -196,10 +325,23 @@ impl KeyStore<'_> {
         if let Err(err) = released {
             tracing::warn!(
                 detail = sdk_summary(&err),
-                "Idempotency-Key not released: it frees itself when the reservation's hold ends"
+                "Idempotency-Key not released: a retry after the hold finds its task failed and starts afresh"
             );
         }
     }
+}
+
+/// A key's hold from `now_ms`, as stored.
+fn hold_from(now_ms: u64) -> String {
+    (now_ms + RESERVATION_HOLD.as_millis() as u64).to_string()
+}
+
+/// DynamoDB failing while a key is read or written is a 503, whatever the SDK said.
+fn unavailable<E: ProvideErrorMetadata>(
+    operation: &str,
+    err: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> ApiError {
+    ApiError::Unavailable(format!("{operation}: {}", sdk_summary(err)))
 }
 
 fn record_id(key: &str) -> AttributeValue {

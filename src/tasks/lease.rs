@@ -27,7 +27,7 @@ pub fn real_deadline(deadline_ms: u64, now_ms: u64) -> u64 {
 /// cancel is noticed: at most a tick plus two writes after it, which the
 /// contract's "within a second" needs; the lease stays long enough that a
 /// slow DynamoDB answer (up to 2.5 s) does not cost the attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Lease {
     /// How often the attempt renews its lease (and notices a cancel).
     pub tick: Duration,
@@ -53,11 +53,10 @@ impl Lease {
         (now_ms + self.span.as_millis() as u64).min(self.deadline_ms)
     }
 
-    /// Whether an attempt whose lease ends at `lease_until_ms` must stop its
-    /// work now, its last renewal having failed: one tick short of the end,
-    /// so that it has stopped before any other delivery may claim the task.
-    pub fn must_stop(self, now_ms: u64, lease_until_ms: u64) -> bool {
-        now_ms + self.tick.as_millis() as u64 >= lease_until_ms
+    /// The renewal interval in milliseconds: the protocol's margins are
+    /// counted in it (see [`crate::tasks::protocol`]).
+    pub fn tick_ms(self) -> u64 {
+        self.tick.as_millis() as u64
     }
 }
 
@@ -88,14 +87,5 @@ mod tests {
         assert_eq!(real_deadline(90_000, 1_000), 90_000);
         assert_eq!(real_deadline(600_000, 1_000_000), 1_900_000);
         assert_eq!(real_deadline(0, 1_000), 901_000);
-    }
-
-    #[test]
-    fn an_attempt_that_cannot_renew_stops_a_tick_before_its_lease_ends() {
-        let lease = Lease::new(0, 90_000);
-        assert!(!lease.must_stop(10_000, 13_000));
-        assert!(!lease.must_stop(12_499, 13_000));
-        assert!(lease.must_stop(12_500, 13_000));
-        assert!(lease.must_stop(14_000, 13_000));
     }
 }

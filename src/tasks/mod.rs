@@ -6,6 +6,8 @@
 //!   [`start_request`]: the body of `POST /async`; [`idempotency`]: its
 //!   `Idempotency-Key`;
 //! - [`event`]: the task event this function sends itself, read and checked;
+//! - [`protocol`]: every decision of the task's life, as a pure state
+//!   machine (the model in `tests/model.rs` checks it);
 //! - [`worker`]: what a delivery of that event does: claim the task (a
 //!   conditional write, with a lease), run the work, record the result;
 //! - [`work`]: the work itself, the one function to replace with your own;
@@ -21,6 +23,7 @@ pub mod event;
 pub mod http;
 pub mod idempotency;
 pub mod lease;
+pub mod protocol;
 pub mod record;
 pub mod start_request;
 pub mod store;
@@ -34,10 +37,21 @@ pub use worker::{TaskError, TaskOutcome};
 
 use uuid::Uuid;
 
+use crate::state::AppState;
+
 /// How long the stand-in task waits when the client does not say.
 pub const DEFAULT_DELAY_MS: u64 = 1000;
 /// The longest wait a client may ask for; the function timeout is set above it.
 pub const MAX_DELAY_MS: u64 = 60_000;
+
+/// Records created before this instant (epoch milliseconds), as seen at
+/// `now_ms`, that have not ended never will by their event: Lambda gives up
+/// on an event at its maximum age, and its two retries take at most five
+/// minutes more (the backstop).
+pub fn undeliverable_before_ms(state: &AppState, now_ms: u64) -> u64 {
+    let horizon = state.config.task_event_max_age + std::time::Duration::from_secs(5 * 60);
+    now_ms.saturating_sub(horizon.as_millis() as u64)
+}
 
 /// Whether `id` is one this API makes: a UUID in its canonical lowercase form.
 pub fn is_task_id(id: &str) -> bool {

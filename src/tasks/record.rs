@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Where a task is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
     Queued,
@@ -38,8 +38,8 @@ impl TaskStatus {
         }
     }
 
-    /// Whether the task has ended: nothing but Lambda's retry of a task that
-    /// failed in its work changes it again, and a cancel is refused.
+    /// Whether the task has ended: `succeeded`, `failed` and `canceled` are
+    /// final, and a cancel is refused.
     pub fn has_ended(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
     }
@@ -56,7 +56,7 @@ impl TaskStatus {
 }
 
 /// A task as `GET /tasks/{task_id}` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct TaskRecord {
     #[schema(format = Uuid)]
     pub task_id: String,
@@ -67,11 +67,15 @@ pub struct TaskRecord {
     /// When the record last changed (RFC 3339).
     #[schema(format = DateTime)]
     pub updated_at: String,
-    /// How many deliveries have claimed the task: 0 while queued.
+    /// How many attempts started the work: 0 until one does.
     #[schema(minimum = 0)]
     pub attempts: u32,
-    /// Why the task failed; `null` unless `failed`.
+    /// Why the task failed once `failed`; while it waits `queued` for
+    /// Lambda's retry, how its last attempt failed; `null` otherwise.
     pub error: Option<String>,
+    /// What the work returned, once `succeeded`; `null` before and otherwise.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
 }
 
 impl TaskRecord {
@@ -92,26 +96,39 @@ impl TaskRecord {
                 _ => return Err("task record has no `attempts`".to_owned()),
             },
             error: string("error").ok(),
+            result: match item.get("result") {
+                Some(AttributeValue::S(json)) => {
+                    Some(serde_json::from_str(json).map_err(|_| "bad `result`")?)
+                }
+                _ => None,
+            },
         })
     }
 }
 
 /// The `error` of a task whose event Lambda can no longer deliver.
 pub const NEVER_DELIVERED: &str = "The task event was never delivered: Lambda gives up on an event at its maximum age (TASK_EVENT_MAX_AGE_SECONDS)";
+/// The `error` of a task whose last attempt died without a result, read so
+/// by the backstop.
+pub const ATTEMPT_DIED: &str = "The task's last attempt ended without a result, and Lambda delivers its event no more (TASK_EVENT_MAX_AGE_SECONDS)";
 
 impl TaskRecord {
-    /// The backstop: a task still `queued` although it was created (at
-    /// `created_ms`) before `undeliverable_before_ms`, when its event can no
-    /// longer arrive, reads as `failed`. Records without a creation time are
-    /// shown as stored.
+    /// The backstop: a task still `queued` or `running` although it was
+    /// created (at `created_ms`) before `undeliverable_before_ms`, when its
+    /// event can no longer arrive and no lease can still hold, reads as
+    /// `failed`. Records without a creation time are shown as stored.
     pub fn with_backstop(mut self, created_ms: u64, undeliverable_before_ms: u64) -> Self {
-        if self.status == TaskStatus::Queued
-            && created_ms > 0
-            && created_ms < undeliverable_before_ms
-        {
-            self.status = TaskStatus::Failed;
-            self.error = Some(NEVER_DELIVERED.to_owned());
+        if self.status.has_ended() || created_ms == 0 || created_ms >= undeliverable_before_ms {
+            return self;
         }
+        self.error = Some(
+            match self.status {
+                TaskStatus::Running => ATTEMPT_DIED,
+                _ => NEVER_DELIVERED,
+            }
+            .to_owned(),
+        );
+        self.status = TaskStatus::Failed;
         self
     }
 }
@@ -166,6 +183,7 @@ mod tests {
                 updated_at: "2026-11-30T10:00:01Z".to_owned(),
                 attempts: 3,
                 error: Some("boom".to_owned()),
+                result: None,
             }
         );
     }
@@ -195,7 +213,8 @@ mod tests {
     }
 
     #[test]
-    fn a_queued_task_older_than_its_event_can_be_reads_as_failed_and_nothing_else_changes() {
+    fn a_queued_or_running_task_older_than_its_event_can_be_reads_as_failed_and_nothing_else_changes()
+     {
         let record = |status| TaskRecord {
             task_id: "t1".to_owned(),
             status,
@@ -203,6 +222,7 @@ mod tests {
             updated_at: "u".to_owned(),
             attempts: 0,
             error: None,
+            result: None,
         };
         let stale = record(TaskStatus::Queued).with_backstop(1_000, 2_000);
         assert_eq!(stale.status, TaskStatus::Failed);
@@ -216,8 +236,10 @@ mod tests {
             record(TaskStatus::Queued),
             "no creation time: as stored"
         );
+        let died = record(TaskStatus::Running).with_backstop(1_000, 2_000);
+        assert_eq!(died.status, TaskStatus::Failed);
+        assert_eq!(died.error.as_deref(), Some(ATTEMPT_DIED));
         for status in [
-            TaskStatus::Running,
             TaskStatus::Succeeded,
             TaskStatus::Failed,
             TaskStatus::Canceled,

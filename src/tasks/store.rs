@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::protocol::{TaskView, Wrote, cond};
 use super::record::{TaskRecord, TaskStatus};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 
@@ -27,6 +28,9 @@ use crate::state::AppState;
 const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// The `error` of a task whose event did not leave.
 pub const NOT_ENQUEUED: &str = "The task could not be enqueued";
+/// The `error` of a task whose request ended before it could say whether
+/// its event left.
+pub const ABANDONED: &str = "The request that started the task ended before the task was enqueued";
 
 /// The tasks table, through the function's DynamoDB client.
 #[derive(Clone, Copy)]
@@ -37,40 +41,57 @@ pub struct TaskStore<'a> {
     pub table: &'a str,
 }
 
-/// A stored task, with what only the function needs to know of it.
+/// A stored task: what `GET /tasks/{task_id}` shows, and what the protocol
+/// reads of it.
 pub struct StoredTask {
     /// What `GET /tasks/{task_id}` shows.
     pub record: TaskRecord,
-    /// The claim that last took the task (see [`TaskStore::claim`]).
-    pub claim_id: Option<String>,
-    /// Whether `/async` saw Lambda accept the task event; until then no
-    /// delivery may claim the task (see [`TaskStore::put_queued`]).
-    pub enqueued: bool,
-    /// When the record was created, epoch milliseconds.
-    pub created_ms: u64,
+    /// What [`super::protocol`] decides on.
+    pub view: TaskView,
 }
 
 impl StoredTask {
     /// Reads a stored item; the error says which attribute is missing or wrong.
     pub(super) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, String> {
-        Ok(Self {
-            record: TaskRecord::from_item(item)?,
+        let record = TaskRecord::from_item(item)?;
+        let number = |name: &str| match item.get(name) {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
+            _ => None,
+        };
+        let view = TaskView {
+            status: record.status,
+            enqueued: matches!(item.get("enqueued"), Some(AttributeValue::Bool(true))),
             claim_id: match item.get("claim_id") {
                 Some(AttributeValue::S(id)) => Some(id.clone()),
                 _ => None,
             },
-            enqueued: matches!(item.get("enqueued"), Some(AttributeValue::Bool(true))),
-            created_ms: match item.get("created_ms") {
-                Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
-                _ => 0,
-            },
-        })
+            lease_until: number("lease_until"),
+            attempts: record.attempts,
+            answer_by: number("answer_by").unwrap_or(0),
+            created_ms: number("created_ms").unwrap_or(0),
+            retry_at: number("retry_at"),
+        };
+        Ok(Self { record, view })
+    }
+
+    /// The record as shown at `now_ms`: the backstop applied, and the
+    /// `Retry-After` a poller gets (`None` once it has ended).
+    pub fn shown(self, now_ms: u64, undeliverable_before_ms: u64) -> (TaskRecord, Option<u64>) {
+        let retry_after = self.view.retry_after_s(now_ms, undeliverable_before_ms);
+        let record = self
+            .record
+            .with_backstop(self.view.created_ms, undeliverable_before_ms);
+        (record, retry_after)
     }
 }
 
-/// The result of an attempt, as the record keeps it.
+/// The result of an attempt, as the finish writes it.
 pub enum Outcome<'a> {
-    Succeeded,
+    /// `succeeded`, with the work's result (JSON).
+    Succeeded(&'a str),
+    /// `queued` again, waiting for Lambda's retry at `retry_at` (epoch ms).
+    RetryLater { error: &'a str, retry_at: u64 },
+    /// `failed`, for good.
     Failed(&'a str),
 }
 
@@ -94,11 +115,17 @@ impl<'a> TaskStore<'a> {
 
     /// Writes the `queued` record of a new task, not yet `enqueued`: no
     /// delivery may claim it before [`Self::mark_enqueued`], so an event that
-    /// Lambda accepted although `/async` answered 503 (an `Invoke` whose answer
-    /// was lost) never runs. The condition keeps a write the SDK retried after
-    /// a lost answer from overwriting the record (the caller treats that
-    /// failure as success); `make bench` times this same write.
-    pub async fn put_queued(self, task_id: &str) -> Result<PutItemOutput, SdkError<PutItemError>> {
+    /// Lambda accepted although `/async` answered 503 never runs. `answer_by`
+    /// (epoch ms) is when the request writing it can no longer mark it: a
+    /// delivery that finds it unmarked after that abandons it. The condition
+    /// keeps a write the SDK retried after a lost answer, or a keyed retry's,
+    /// from overwriting the record (the caller treats that refusal as
+    /// success); `make bench` times this same write.
+    pub async fn put_queued(
+        self,
+        task_id: &str,
+        answer_by: u64,
+    ) -> Result<PutItemOutput, SdkError<PutItemError>> {
         let now = now_rfc3339();
         let now_ms = epoch_millis();
         let expires_at = now_ms / 1000 + RECORD_TTL.as_secs();
@@ -112,35 +139,42 @@ impl<'a> TaskStore<'a> {
             .item("updated_at", AttributeValue::S(now))
             .item("attempts", AttributeValue::N("0".to_owned()))
             .item("enqueued", AttributeValue::Bool(false))
+            .item("answer_by", AttributeValue::N(answer_by.to_string()))
             .item("expires_at", AttributeValue::N(expires_at.to_string()))
             .condition_expression("attribute_not_exists(task_id)")
             .send()
             .await
     }
 
+    /// A task as `/async` leaves it once Lambda accepted its event: `queued`
+    /// and enqueued. For tests and `make bench`, which deliver events of
+    /// their own.
+    pub async fn put_enqueued(self, task_id: &str) -> Result<(), String> {
+        self.put_queued(task_id, epoch_millis())
+            .await
+            .map_err(|err| format!("PutItem task: {}", sdk_summary(&err)))?;
+        match self.mark_enqueued(task_id).await {
+            Wrote::Done => Ok(()),
+            other => Err(format!("UpdateItem task (enqueued): {other:?}")),
+        }
+    }
+
     /// Lambda accepted the task event: from now on a delivery may claim the
-    /// task. Refused if the task is no longer `queued` (canceled already).
-    pub async fn mark_enqueued(
-        self,
-        task_id: &str,
-    ) -> Result<Written<()>, SdkError<UpdateItemError>> {
+    /// task ([`cond::MARK_ENQUEUED`]).
+    pub async fn mark_enqueued(self, task_id: &str) -> Wrote {
         let marked = self
             .dynamodb
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression("SET enqueued = :true")
-            .condition_expression("#status = :queued")
+            .condition_expression(cond::MARK_ENQUEUED)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .send()
             .await;
-        match marked {
-            Ok(_) => Ok(Written::Done(())),
-            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
-            Err(err) => Err(err),
-        }
+        wrote(task_id, "UpdateItem task (enqueued)", marked)
     }
 
     /// The task as it is now (a consistent read), or `None` if there is no such
@@ -163,66 +197,98 @@ impl<'a> TaskStore<'a> {
             .map_err(StoreError::Record)
     }
 
-    /// The event never left (or it is unknown whether it did): the record says
-    /// `failed`, and as it was never marked `enqueued`, no delivery of its
-    /// event can claim it (a failed write is logged: the task is then left
-    /// `queued`, unmarked, and cannot run either). `Refused`: the record says
-    /// `enqueued` after all (a [`Self::mark_enqueued`] whose answers were
-    /// lost landed), so its event will run the task.
-    pub async fn mark_not_enqueued(self, task_id: &str) -> Written<()> {
-        let marked = self
+    /// The task's view, `Err` when it cannot be read (logged).
+    pub async fn view(self, task_id: &str) -> Result<Option<TaskView>, String> {
+        match self.read(task_id).await {
+            Ok(stored) => Ok(stored.map(|stored| stored.view)),
+            Err(err) => Err(err.summary("GetItem task")),
+        }
+    }
+
+    /// The event may not have left: the record says `failed`, so that no
+    /// delivery of it can ever claim it ([`cond::UNMARKED`]).
+    pub async fn mark_not_enqueued(self, task_id: &str) -> Wrote {
+        self.fail_unmarked(task_id, NOT_ENQUEUED, cond::UNMARKED, None)
+            .await
+    }
+
+    /// A delivery found the task unmarked after its request could have marked
+    /// it (`now_ms`, less the skew, past `answer_by`: [`cond::ABANDON`]): the
+    /// request died, and the task fails for good.
+    pub async fn abandon(self, task_id: &str, now_ms: u64) -> Wrote {
+        self.fail_unmarked(task_id, ABANDONED, cond::ABANDON, Some(now_ms))
+            .await
+    }
+
+    async fn fail_unmarked(
+        self,
+        task_id: &str,
+        error: &str,
+        condition: &str,
+        now_ms: Option<u64>,
+    ) -> Wrote {
+        let mut update = self
             .dynamodb
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression("SET #status = :failed, #error = :error, updated_at = :now")
-            .condition_expression("#status = :queued AND enqueued = :false")
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":failed", TaskStatus::Failed.attribute())
             .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":error", AttributeValue::S(NOT_ENQUEUED.to_owned()))
-            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
-            .send()
-            .await;
-        let Err(err) = marked else {
-            return Written::Done(());
-        };
-        // Refused, or unknown: the mark may have landed, or this very write
-        // on a try whose answer was lost. Only the record tells.
-        if let Ok(Some(stored)) = self.read(task_id).await
-            && stored.enqueued
-        {
-            return Written::Refused;
+            .expression_attribute_values(":error", AttributeValue::S(error.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()));
+        if let Some(now_ms) = now_ms {
+            update = update
+                .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()));
         }
-        if !is_condition_failure(&err) {
-            tracing::error!(
-                task_id,
-                detail = sdk_summary(&err),
-                "task left queued, not enqueued: no delivery can claim it"
-            );
-        }
-        Written::Done(())
+        wrote(
+            task_id,
+            "UpdateItem task (not enqueued)",
+            update.send().await,
+        )
     }
 
-    /// Cancels a task that has not ended: `queued` (and still deliverable,
-    /// created after `undeliverable_before_ms`) or `running`. `Refused`: no
+    /// A keyed retry takes over the unmarked task of a request that outlived
+    /// its key's hold: its `answer_by` becomes this request's
+    /// ([`cond::UNMARKED`]).
+    pub async fn extend_answer_by(self, task_id: &str, answer_by: u64) -> Wrote {
+        let extended = self
+            .dynamodb
+            .update_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression("SET answer_by = :answer_by")
+            .condition_expression(cond::UNMARKED)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":answer_by", AttributeValue::N(answer_by.to_string()))
+            .send()
+            .await;
+        wrote(task_id, "UpdateItem task (answer_by)", extended)
+    }
+
+    /// Cancels a task that has not ended ([`cond::CANCEL`]): `queued` or
+    /// `running`, created after `undeliverable_before_ms`. `Refused`: no
     /// such task, or it has ended.
     pub async fn cancel(
         self,
         task_id: &str,
         undeliverable_before_ms: u64,
-    ) -> Result<Written<TaskRecord>, StoreError<UpdateItemError>> {
+    ) -> Result<Written<StoredTask>, StoreError<UpdateItemError>> {
         let canceled = self
             .dynamodb
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
-            .update_expression("SET #status = :canceled, updated_at = :now REMOVE lease_until")
-            .condition_expression(
-                "#status = :running OR (#status = :queued AND NOT created_ms < :cutoff)",
+            .update_expression(
+                "SET #status = :canceled, updated_at = :now REMOVE lease_until, retry_at",
             )
+            .condition_expression(cond::CANCEL)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":canceled", TaskStatus::Canceled.attribute())
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
@@ -236,7 +302,7 @@ impl<'a> TaskStore<'a> {
             .send()
             .await;
         match canceled {
-            Ok(output) => TaskRecord::from_item(output.attributes().unwrap_or(&HashMap::new()))
+            Ok(output) => StoredTask::from_item(output.attributes().unwrap_or(&HashMap::new()))
                 .map(Written::Done)
                 .map_err(StoreError::Record),
             Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
@@ -245,10 +311,9 @@ impl<'a> TaskStore<'a> {
     }
 
     /// Lambda gave up on the task's event (its on-failure destination record):
-    /// a task still `queued` or `running` becomes `failed` with `error`, for
-    /// good (`given_up`: no other delivery of its event claims it again, as
-    /// one that failed in its work may be). `Refused`: the task has ended, or
-    /// does not exist (expired).
+    /// a task still `queued` or `running` becomes `failed` with `error`
+    /// ([`cond::GIVE_UP`]). `Refused`: the task has ended, or does not exist
+    /// (expired).
     pub async fn give_up(self, task_id: &str, error: &str) -> Result<Written<()>, String> {
         let given_up = self
             .dynamodb
@@ -256,9 +321,9 @@ impl<'a> TaskStore<'a> {
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression(
-                "SET #status = :failed, #error = :error, updated_at = :now, given_up = :true REMOVE lease_until",
+                "SET #status = :failed, #error = :error, updated_at = :now REMOVE lease_until, retry_at",
             )
-            .condition_expression("#status IN (:queued, :running)")
+            .condition_expression(cond::GIVE_UP)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":failed", TaskStatus::Failed.attribute())
@@ -266,13 +331,33 @@ impl<'a> TaskStore<'a> {
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":error", AttributeValue::S(error.to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .send()
             .await;
         match given_up {
             Ok(_) => Ok(Written::Done(())),
             Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
             Err(err) => Err(format!("UpdateItem (give up): {}", sdk_summary(&err))),
+        }
+    }
+}
+
+/// A conditional update's answer as the protocol sees it; an error the SDK
+/// gave up on is `Unknown` (an earlier try may have landed), and logged.
+pub(super) fn wrote<T>(
+    task_id: &str,
+    operation: &str,
+    result: Result<T, SdkError<UpdateItemError>>,
+) -> Wrote {
+    match result {
+        Ok(_) => Wrote::Done,
+        Err(err) if is_condition_failure(&err) => Wrote::Refused,
+        Err(err) => {
+            tracing::warn!(
+                task_id,
+                detail = sdk_summary(&err),
+                "{operation}: no answer"
+            );
+            Wrote::Unknown
         }
     }
 }

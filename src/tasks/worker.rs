@@ -1,25 +1,28 @@
-//! What a delivery of a task event does: claim the task, run the work, record
-//! how it went.
+//! What a delivery of a task event does: the driver of
+//! [`super::protocol`]'s delivery, lease and finish. It makes the calls the
+//! protocol asks for and hands back what they came to; it decides nothing.
 //!
-//! Lambda delivers asynchronous events at least once and retries failures, so
-//! a delivery first *claims* the task with a conditional write. The claim holds
-//! a short lease that the attempt renews while its work runs (every
-//! [`Lease::tick`], at most half a second): a live attempt never loses its claim,
-//! and once an attempt dies (crash, panic, timeout) its lease runs out within
-//! seconds, so Lambda's retry a minute later takes the task over. A renewal
-//! that finds the task canceled stops the work. An attempt that cannot renew
-//! stops its work before its lease runs out, so no two attempts ever run the
-//! work at once.
+//! A delivery claims the task with a conditional write whose lease its attempt
+//! renews while the work runs: a live attempt keeps its claim, a dead one's
+//! lease lapses within seconds and Lambda's retry takes the task over. A
+//! renewal that finds the task canceled stops the work; an attempt that cannot
+//! renew stops it one renewal interval before its lease ends, so no two
+//! attempts ever run the work at once. A delivery that finds another attempt
+//! holding the task waits for its outcome, or takes the task over when its
+//! lease lapses.
 
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinError;
+use tokio::sync::watch;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::lease::{Lease, real_deadline};
+use super::protocol::{self, Attempt, Delivery, GiveBack, Verdict, Watch, WorkEnd, Wrote};
 use super::store::{Outcome, TaskStore, Written, epoch_millis};
-use super::{TaskEvent, TaskStatus, work};
+use super::work::{self, Canceled, Work, WorkFailure};
+use super::{TaskEvent, TaskStatus};
 use crate::metrics::{self, Ended};
 use crate::state::AppState;
 
@@ -39,6 +42,10 @@ pub enum TaskError {
     Store(String),
     #[error("task {0} is not enqueued yet")]
     NotEnqueued(String),
+    #[error("task {0} is held by another attempt for all of this invocation")]
+    HeldElsewhere(String),
+    #[error("task {0}: the claim landed too late to start the work")]
+    LeaseTooShort(String),
 }
 
 /// The runtime logs a function error with `{:?}`: make that the readable message.
@@ -56,6 +63,17 @@ impl TaskError {
             Self::Failed { .. } => "TaskFailed",
             Self::Store(_) => "TaskStoreUnavailable",
             Self::NotEnqueued(_) => "TaskNotEnqueued",
+            Self::HeldElsewhere(_) => "TaskHeldElsewhere",
+            Self::LeaseTooShort(_) => "TaskLeaseTooShort",
+        }
+    }
+
+    fn given_back(why: GiveBack, task_id: &str) -> Self {
+        let task_id = task_id.to_owned();
+        match why {
+            GiveBack::NotEnqueued => Self::NotEnqueued(task_id),
+            GiveBack::HeldElsewhere => Self::HeldElsewhere(task_id),
+            GiveBack::LeaseTooShort => Self::LeaseTooShort(task_id),
         }
     }
 }
@@ -64,9 +82,10 @@ impl TaskError {
 #[derive(Debug, serde::Serialize)]
 pub struct TaskOutcome {
     pub task_id: String,
-    pub status: TaskStatus,
+    /// The task's status as last read (`None`: it could not be read).
+    pub status: Option<TaskStatus>,
     pub attempts: u32,
-    /// True when this delivery found the task running or done and left it alone.
+    /// True when this delivery found the task ended and left it alone.
     pub duplicate: bool,
 }
 
@@ -78,113 +97,254 @@ pub async fn run(
     deadline_ms: u64,
 ) -> Result<TaskOutcome, TaskError> {
     let span = tracing::info_span!("task", task_id = %event.task_id);
-    let deadline_ms = real_deadline(deadline_ms, epoch_millis());
-    run_claimed(TaskStore::of(state), event, deadline_ms)
-        .instrument(span)
-        .await
+    let now = epoch_millis();
+    let deadline_ms = real_deadline(deadline_ms, now);
+    let attempt = Attempt {
+        // Names this claim: a claim whose answer was lost is known by it.
+        claim_id: Uuid::new_v4().to_string(),
+        lease: Lease::new(now, deadline_ms),
+        cutoff_ms: super::undeliverable_before_ms(state, now),
+    };
+    deliver(state, &attempt, event).instrument(span).await
 }
 
-async fn run_claimed(
-    store: TaskStore<'_>,
+/// The task as this delivery holds it.
+enum Holding {
+    /// This delivery's claim: attempt number `number`, leased until
+    /// `lease_until`.
+    Ours { number: u32, lease_until: u64 },
+    /// The task has ended: nothing to do.
+    Ended { status: TaskStatus, attempts: u32 },
+}
+
+async fn deliver(
+    state: &AppState,
+    attempt: &Attempt,
     event: TaskEvent,
-    deadline_ms: u64,
 ) -> Result<TaskOutcome, TaskError> {
-    let lease = Lease::new(epoch_millis(), deadline_ms);
-    // Names this claim: when the SDK retries the UpdateItem because the first
-    // answer was lost, the retry fails the condition on the claim it made
-    // itself, and only this id tells that apart from another delivery's.
-    let claim_id = Uuid::new_v4().to_string();
+    let store = TaskStore::of(state);
     let task_id = event.task_id.clone();
-    let (attempt, lease_until) = match claim(store, &task_id, &claim_id, lease).await? {
-        Claim::Won {
-            attempt,
+    let (number, lease_until) = match hold(store, attempt, &task_id).await? {
+        Holding::Ours {
+            number,
             lease_until,
-        } => (attempt, lease_until),
-        Claim::Held { status, attempts } => {
-            tracing::info!(status = status.as_str(), "duplicate delivery ignored");
+        } => (number, lease_until),
+        Holding::Ended { status, attempts } => {
+            tracing::info!(
+                status = status.as_str(),
+                "duplicate delivery: the task has ended"
+            );
             metrics::duplicate_delivery(&task_id);
             return Ok(TaskOutcome {
                 task_id,
-                status,
+                status: Some(status),
                 attempts,
                 duplicate: true,
             });
         }
     };
-    // The claim's lease runs from when it was sent: an answer that came late
-    // (slow, or lost and retried) may leave too little of it, or none, and
-    // another delivery may take the task once it lapses. The work starts only
-    // with a tick of lease to spare.
-    let lease_until = match ensure_lease(store, &task_id, &claim_id, lease, lease_until).await? {
-        Written::Done(lease_until) => lease_until,
-        Written::Refused => return ended_elsewhere(store, task_id, attempt).await,
-    };
-    tracing::info!(attempt, delay_ms = event.delay_ms, "task started");
+    let lease_until = start_lease(store, attempt, &task_id, lease_until).await?;
+    tracing::info!(attempt = number, delay_ms = event.delay_ms, "task started");
 
     let started = Instant::now();
-    let work = tokio::spawn(async move { work::perform(&event, attempt).await }.in_current_span());
-    let watched = watch(store, &task_id, &claim_id, lease, lease_until, work).await;
+    let (cancel, canceled) = watch::channel(false);
+    let stop_by = Instant::now()
+        + Duration::from_millis(
+            attempt
+                .stop_at(attempt.lease.deadline_ms)
+                .saturating_sub(epoch_millis()),
+        );
+    let work = Work {
+        input: event,
+        attempt: number,
+        stop_by,
+        canceled: Canceled(canceled),
+        state: state.clone(),
+    };
+    let work = tokio::spawn(work::perform(work).in_current_span());
+    let watched = watch_work(store, attempt, &task_id, lease_until, work, &cancel).await;
     let ran = started.elapsed();
-    let result = match watched {
-        Watched::Finished(result) => result,
-        Watched::Panicked => Err("the task's work panicked".to_owned()),
+    let (end, result, message) = match watched {
+        Watched::Finished(Ok(value)) => (WorkEnd::Succeeded, value.to_string(), String::new()),
+        Watched::Finished(Err(WorkFailure::Retry(message))) => {
+            (WorkEnd::Failed { retryable: true }, String::new(), message)
+        }
+        Watched::Finished(Err(WorkFailure::ForGood(message))) => {
+            (WorkEnd::Failed { retryable: false }, String::new(), message)
+        }
+        Watched::Panicked => (
+            WorkEnd::Panicked,
+            String::new(),
+            "the task's work panicked".to_owned(),
+        ),
         Watched::NoLongerOurs => {
             metrics::task_ran(&task_id, ran, None);
-            return ended_elsewhere(store, task_id, attempt).await;
+            return Ok(ended_elsewhere(store, task_id, number).await);
         }
         Watched::LeaseLost(reason) => {
             metrics::task_ran(&task_id, ran, None);
             tracing::error!(
-                attempt,
+                attempt = number,
                 reason,
-                "work stopped: the lease could not be renewed"
+                "work stopped: the lease could not be kept"
             );
             return Err(TaskError::Store(reason));
         }
     };
-    let outcome = match &result {
-        Ok(()) => Outcome::Succeeded,
-        Err(message) => Outcome::Failed(message),
+    let max_retries = state.config.task_max_retry_attempts;
+    let verdict = protocol::verdict(&end, number, max_retries, epoch_millis());
+    let outcome = match verdict {
+        Verdict::Succeeded => Outcome::Succeeded(&result),
+        Verdict::RetryLater { retry_at } => Outcome::RetryLater {
+            error: &message,
+            retry_at,
+        },
+        Verdict::Failed { .. } => Outcome::Failed(&message),
     };
     let written = store
-        .finish(&task_id, &claim_id, outcome)
+        .finish(&task_id, &attempt.claim_id, outcome)
         .await
         .map_err(TaskError::Store)?;
     if written == Written::Refused {
         metrics::task_ran(&task_id, ran, None);
-        return ended_elsewhere(store, task_id, attempt).await;
+        return Ok(ended_elsewhere(store, task_id, number).await);
     }
-    let ended = if result.is_ok() {
-        Ended::Succeeded
-    } else {
-        Ended::Failed
+    let (ended, status) = match verdict {
+        Verdict::Succeeded => (Ended::Succeeded, TaskStatus::Succeeded),
+        Verdict::RetryLater { .. } => (Ended::AttemptFailed, TaskStatus::Queued),
+        Verdict::Failed { .. } => (Ended::Failed, TaskStatus::Failed),
     };
     metrics::task_ran(&task_id, ran, Some(ended));
-    match result {
-        Ok(()) => {
-            tracing::info!(attempt, "Task completed");
-            Ok(TaskOutcome {
-                task_id,
-                status: TaskStatus::Succeeded,
-                attempts: attempt,
-                duplicate: false,
-            })
+    match verdict {
+        Verdict::Succeeded => {
+            tracing::info!(attempt = number, "Task completed");
         }
-        Err(message) => {
-            tracing::error!(attempt, message, "task failed");
-            Err(TaskError::Failed {
-                task_id,
-                attempt,
+        Verdict::Failed {
+            function_error: false,
+        } => {
+            tracing::error!(attempt = number, message, "task failed for good");
+        }
+        Verdict::RetryLater { .. } | Verdict::Failed { .. } => {
+            tracing::error!(
+                attempt = number,
                 message,
-            })
+                status = status.as_str(),
+                "task attempt failed"
+            );
+            return Err(TaskError::Failed {
+                task_id,
+                attempt: number,
+                message,
+            });
         }
     }
+    Ok(TaskOutcome {
+        task_id,
+        status: Some(status),
+        attempts: number,
+        duplicate: false,
+    })
+}
+
+/// Claims the task, or waits for it, as [`Attempt::next`] says, until this
+/// delivery holds it or has nothing to do.
+async fn hold(
+    store: TaskStore<'_>,
+    attempt: &Attempt,
+    task_id: &str,
+) -> Result<Holding, TaskError> {
+    // A task event usually finds its task enqueued and free: claim first,
+    // read only when the claim is refused.
+    let mut next = Delivery::Claim;
+    let mut attempts = 0;
+    loop {
+        match next {
+            Delivery::Claim => {
+                let sent = epoch_millis();
+                let claimed = store
+                    .claim(
+                        task_id,
+                        &attempt.claim_id,
+                        sent,
+                        attempt.cutoff_ms,
+                        attempt.claimed_until(sent),
+                    )
+                    .await
+                    .map_err(TaskError::Store)?;
+                if let Written::Done(claimed) = claimed {
+                    let number = claimed.view.attempts;
+                    metrics::task_claimed(task_id, claimed.view.created_ms, number);
+                    return Ok(Holding::Ours {
+                        number,
+                        lease_until: attempt.claimed_until(sent),
+                    });
+                }
+            }
+            Delivery::Owned { lease_until } => {
+                return Ok(Holding::Ours {
+                    number: attempts,
+                    lease_until,
+                });
+            }
+            Delivery::Wait { until_ms } => {
+                sleep_until(until_ms).await;
+            }
+            Delivery::Abandon => {
+                if store.abandon(task_id, epoch_millis()).await == Wrote::Done {
+                    tracing::error!("task abandoned: its request ended before it was enqueued");
+                    metrics::task_failed(task_id);
+                }
+            }
+            Delivery::Ended => {}
+            Delivery::Unknown => return Err(TaskError::UnknownTask(task_id.to_owned())),
+            Delivery::GiveBack(why) => return Err(TaskError::given_back(why, task_id)),
+        }
+        let view = store.view(task_id).await.map_err(TaskError::Store)?;
+        next = attempt.next(view.as_ref(), epoch_millis());
+        let Some(view) = view else { continue };
+        attempts = view.attempts;
+        if next == Delivery::Ended {
+            return Ok(Holding::Ended {
+                status: view.shown_status(attempt.cutoff_ms),
+                attempts,
+            });
+        }
+    }
+}
+
+/// The lease the work starts under: the claim's, if two renewal intervals of
+/// it are left; else a renewal's, if it lands in time. Otherwise the claim is
+/// released uncounted and the event given back to Lambda.
+async fn start_lease(
+    store: TaskStore<'_>,
+    attempt: &Attempt,
+    task_id: &str,
+    lease_until: u64,
+) -> Result<u64, TaskError> {
+    if attempt.may_start(epoch_millis(), lease_until) {
+        return Ok(lease_until);
+    }
+    let sent = epoch_millis();
+    let renewal = store
+        .renew_lease(task_id, &attempt.claim_id, attempt.lease.until(sent))
+        .await;
+    let renewed = attempt.renewed(lease_until, sent);
+    match renewal {
+        Wrote::Done if attempt.may_start(epoch_millis(), renewed) => return Ok(renewed),
+        // Canceled or given up on meanwhile: nothing to release.
+        Wrote::Refused => return Err(TaskError::given_back(GiveBack::LeaseTooShort, task_id)),
+        Wrote::Done | Wrote::Unknown => {}
+    }
+    if store.release(task_id, &attempt.claim_id).await != Wrote::Done {
+        tracing::warn!("claim not released: its lease lapses, and it stays counted");
+    }
+    Err(TaskError::given_back(GiveBack::LeaseTooShort, task_id))
 }
 
 /// How the work of a claimed attempt came to an end.
 enum Watched {
     /// It returned.
-    Finished(Result<(), String>),
+    Finished(Result<serde_json::Value, WorkFailure>),
     /// It panicked.
     Panicked,
     /// A renewal found the task canceled or given up on; the work was stopped.
@@ -193,181 +353,94 @@ enum Watched {
     LeaseLost(String),
 }
 
-/// The lease the claim wrote (until `lease_until`), if a tick of it is left;
-/// else a renewal's, if it lands in time. `Refused`: the task is no longer
-/// this claim's (another delivery took it once the lease lapsed, or it was
-/// canceled). An error: no lease could be made sure of, and Lambda retries.
-async fn ensure_lease(
-    store: TaskStore<'_>,
-    task_id: &str,
-    claim_id: &str,
-    lease: Lease,
-    lease_until: u64,
-) -> Result<Written<u64>, TaskError> {
-    if !lease.must_stop(epoch_millis(), lease_until) {
-        return Ok(Written::Done(lease_until));
-    }
-    let now = epoch_millis();
-    match store.renew_lease(task_id, claim_id, lease.until(now)).await {
-        Ok(Written::Done(())) if !lease.must_stop(epoch_millis(), lease.until(now)) => {
-            Ok(Written::Done(lease.until(now)))
-        }
-        Ok(Written::Done(())) => Err(TaskError::Store(
-            "UpdateItem (lease): answered too late to start the work".to_owned(),
-        )),
-        Ok(Written::Refused) => Ok(Written::Refused),
-        Err(reason) => Err(TaskError::Store(reason)),
-    }
-}
-
 /// Renews the lease (held until `lease_until`) while the work runs, and stops
-/// the work when the task is no longer this attempt's to run.
-async fn watch(
+/// the work at the stop point [`Attempt::on_wake`] names, or once the task is
+/// no longer this attempt's.
+async fn watch_work(
     store: TaskStore<'_>,
+    attempt: &Attempt,
     task_id: &str,
-    claim_id: &str,
-    lease: Lease,
     mut lease_until: u64,
-    mut work: tokio::task::JoinHandle<Result<(), String>>,
+    mut work: JoinHandle<Result<serde_json::Value, WorkFailure>>,
+    cancel: &watch::Sender<bool>,
 ) -> Watched {
+    let stop = |work: &JoinHandle<_>, why: Watched| {
+        let _ = cancel.send(true);
+        work.abort();
+        why
+    };
+    let mut now = epoch_millis();
     loop {
         tokio::select! {
             joined = &mut work => return finished(joined),
-            () = tokio::time::sleep(lease.tick) => {}
+            () = sleep_until(attempt.wake_at(now, lease_until)) => {}
         }
-        let now = epoch_millis();
-        if lease.must_stop(now, lease.deadline_ms) {
-            // Lambda ends the invocation at its deadline: stop the work first,
-            // so it never runs on unleased, and fail so that Lambda retries.
-            work.abort();
-            return Watched::LeaseLost(
-                "the invocation reached its deadline; the work was stopped".to_owned(),
-            );
-        }
-        let time_left = Duration::from_millis(lease_until.saturating_sub(now));
+        now = epoch_millis();
+        let (until_ms, timeout_ms) = match attempt.on_wake(now, lease_until) {
+            Watch::Stop if lease_until >= attempt.lease.deadline_ms => {
+                return stop(
+                    &work,
+                    Watched::LeaseLost(
+                        "the invocation reached its deadline; the work was stopped".to_owned(),
+                    ),
+                );
+            }
+            Watch::Stop => {
+                return stop(
+                    &work,
+                    Watched::LeaseLost("UpdateItem (lease): not renewed in time".to_owned()),
+                );
+            }
+            Watch::Renew {
+                until_ms,
+                timeout_ms,
+            } => (until_ms, timeout_ms),
+        };
         let renewal = tokio::time::timeout(
-            time_left.saturating_sub(lease.tick),
-            store.renew_lease(task_id, claim_id, lease.until(now)),
-        )
-        .await;
-        match renewal {
-            Ok(Ok(Written::Done(()))) => lease_until = lease.until(now),
-            Ok(Ok(Written::Refused)) => {
-                work.abort();
-                return Watched::NoLongerOurs;
-            }
-            Ok(Err(reason)) if lease.must_stop(epoch_millis(), lease_until) => {
-                work.abort();
-                return Watched::LeaseLost(reason);
-            }
-            Err(_) => {
-                work.abort();
-                return Watched::LeaseLost("UpdateItem (lease): timed out".to_owned());
-            }
-            Ok(Err(reason)) => tracing::warn!(reason, "lease not renewed; trying again"),
+            Duration::from_millis(timeout_ms),
+            store.renew_lease(task_id, &attempt.claim_id, until_ms),
+        );
+        tokio::select! {
+            joined = &mut work => return finished(joined),
+            renewed = renewal => match renewed {
+                Ok(Wrote::Done) => lease_until = attempt.renewed(lease_until, now),
+                Ok(Wrote::Refused) => return stop(&work, Watched::NoLongerOurs),
+                Ok(Wrote::Unknown) | Err(_) => {
+                    tracing::warn!("lease not renewed; trying again before the stop point");
+                }
+            },
         }
+        now = epoch_millis();
     }
 }
 
-fn finished(joined: Result<Result<(), String>, JoinError>) -> Watched {
+fn finished(joined: Result<Result<serde_json::Value, WorkFailure>, JoinError>) -> Watched {
     match joined {
         Ok(result) => Watched::Finished(result),
         Err(_) => Watched::Panicked,
     }
 }
 
-/// The task was canceled or given up on while this attempt ran: its result is
-/// not recorded, and the invocation ends without an error, so Lambda does not
-/// retry it.
-async fn ended_elsewhere(
-    store: TaskStore<'_>,
-    task_id: String,
-    attempt: u32,
-) -> Result<TaskOutcome, TaskError> {
-    let stored = store
-        .read(&task_id)
-        .await
-        .map_err(|err| TaskError::Store(err.summary("GetItem task")))?;
-    let status = stored.map_or(TaskStatus::Canceled, |stored| stored.record.status);
+/// Sleeps until `epoch_ms` by this process's clock.
+async fn sleep_until(epoch_ms: u64) {
+    let wait = epoch_ms.saturating_sub(epoch_millis());
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+/// The task was canceled, given up on or taken over while this attempt ran:
+/// its result is not recorded, and the invocation ends without an error, so
+/// Lambda does not retry it. The status is read for the log, if it can be.
+async fn ended_elsewhere(store: TaskStore<'_>, task_id: String, attempt: u32) -> TaskOutcome {
+    let status = store.view(&task_id).await.ok().flatten().map(|v| v.status);
     tracing::info!(
         attempt,
-        status = status.as_str(),
+        status = status.map(TaskStatus::as_str),
         "the task ended elsewhere; this attempt's result is not recorded"
     );
-    Ok(TaskOutcome {
+    TaskOutcome {
         task_id,
         status,
         attempts: attempt,
         duplicate: false,
-    })
-}
-
-/// What a delivery's claim on its task came to.
-enum Claim {
-    /// This delivery runs the task, as attempt number `attempt`, under a
-    /// lease that ends at `lease_until` (epoch milliseconds).
-    Won { attempt: u32, lease_until: u64 },
-    /// Another attempt holds it under a live lease, or it has ended for good
-    /// (succeeded, canceled, or failed because its event never left).
-    Held { status: TaskStatus, attempts: u32 },
-}
-
-/// How often, and how long apart, a delivery that arrived before `/async`
-/// marked its task enqueued tries again before it leaves the task to Lambda's
-/// retry.
-const NOT_ENQUEUED_TRIES: u32 = 5;
-const NOT_ENQUEUED_PAUSE: Duration = Duration::from_millis(200);
-
-/// Takes the task for this delivery, if it may run: see
-/// [`TaskStore::claim`].
-async fn claim(
-    store: TaskStore<'_>,
-    task_id: &str,
-    claim_id: &str,
-    lease: Lease,
-) -> Result<Claim, TaskError> {
-    for _ in 0..NOT_ENQUEUED_TRIES {
-        let lease_until = lease.until(epoch_millis());
-        let claimed = store
-            .claim(task_id, claim_id, lease_until)
-            .await
-            .map_err(TaskError::Store)?;
-        if let Written::Done(claimed) = claimed {
-            let attempt = claimed.record.attempts;
-            metrics::task_claimed(task_id, claimed.created_ms, attempt);
-            return Ok(Claim::Won {
-                attempt,
-                lease_until,
-            });
-        }
-        // The condition failed: if the record holds this very claim, the claim
-        // landed and only its answer was lost; otherwise another attempt holds
-        // the task, or it has ended, or /async has not marked it enqueued yet.
-        let stored = store
-            .read(task_id)
-            .await
-            .map_err(|err| TaskError::Store(err.summary("GetItem task")))?
-            .ok_or_else(|| TaskError::UnknownTask(task_id.to_owned()))?;
-        let record = stored.record;
-        if stored.claim_id.as_deref() == Some(claim_id) && record.status == TaskStatus::Running {
-            metrics::task_claimed(task_id, stored.created_ms, record.attempts);
-            return Ok(Claim::Won {
-                attempt: record.attempts,
-                lease_until,
-            });
-        }
-        if record.status != TaskStatus::Queued {
-            return Ok(Claim::Held {
-                status: record.status,
-                attempts: record.attempts,
-            });
-        }
-        // Still queued: if /async has marked it enqueued since the claim was
-        // refused, it is claimable now (leaving it as "held" would leave it
-        // queued with its event spent); if not yet, give /async a moment.
-        if !stored.enqueued {
-            tokio::time::sleep(NOT_ENQUEUED_PAUSE).await;
-        }
     }
-    Err(TaskError::NotEnqueued(task_id.to_owned()))
 }

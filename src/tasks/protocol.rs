@@ -1,0 +1,736 @@
+//! The task protocol: every decision of `POST /async`, its `Idempotency-Key`,
+//! a delivery of the task event, the lease, the finish, the cancel and the
+//! failure record, as one pure state machine. No I/O here: given the record
+//! as read, the clock, the caller's own state and what its last call came to,
+//! it says what to do next. The drivers ([`super::http`],
+//! [`super::idempotency`], [`super::worker`], [`super::destination`]) do the
+//! calls; `tests/model.rs` runs these same functions against a model of
+//! DynamoDB and Lambda and checks every interleaving within its bounds.
+//!
+//! Each write is conditional. The conditions live in [`cond`], each as the
+//! DynamoDB expression the store sends and as the predicate the model
+//! evaluates; `tests/conditions.rs` checks that the two agree on dynalite.
+//!
+//! What the protocol assumes of the world (the README's "The task protocol"
+//! gives AWS's documentation for each):
+//! - DynamoDB conditional writes on one item are linearizable; a write may land
+//!   and its answer be lost; a strongly consistent read sees every write that
+//!   landed before it.
+//! - Lambda delivers an accepted event at least once, retries a failed
+//!   invocation (at most `TASK_MAX_RETRY_ATTEMPTS` times), ends an invocation
+//!   at its deadline, gives up at the maximum event age, then sends a record to
+//!   the on-failure destination, itself delivered at least once.
+//! - Clocks of the function's processes differ by less than [`CLOCK_SKEW_MS`],
+//!   which is smaller than any lease tick.
+
+use super::lease::Lease;
+use super::record::TaskStatus;
+
+/// How far apart two processes' clocks may be (Lambda's hosts keep time with
+/// Amazon Time Sync, within about a millisecond; this leaves room).
+pub const CLOCK_SKEW_MS: u64 = 25;
+/// How long `Retry-After` tells a poller to wait after a failed attempt,
+/// per attempt: Lambda retries about 1 minute after the first failure and
+/// about 2 minutes after the second.
+pub const RETRY_PAUSE_MS: u64 = 60_000;
+/// How long a delivery that waits for something (the enqueued mark, another
+/// attempt's outcome) sleeps between reads at most.
+pub const POLL_MS: u64 = 200;
+
+/// A task record as read, or as the model holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TaskView {
+    pub status: TaskStatus,
+    /// Lambda accepted the task event (`/async` saw its `Invoke` succeed):
+    /// only then may a delivery claim the task.
+    pub enqueued: bool,
+    /// The claim that last took the task.
+    pub claim_id: Option<String>,
+    /// Until when (epoch ms) the claim's attempt holds the task.
+    pub lease_until: Option<u64>,
+    /// Attempts that started the work.
+    pub attempts: u32,
+    /// When the request that created the task can no longer mark it
+    /// enqueued (its invocation's deadline), epoch ms.
+    pub answer_by: u64,
+    /// When `/async` created it, epoch ms.
+    pub created_ms: u64,
+    /// When Lambda's retry of a failed attempt is due, epoch ms.
+    pub retry_at: Option<u64>,
+}
+
+impl TaskView {
+    /// The status a reader is shown: a task that has not ended although its
+    /// event can no longer be delivered (`undeliverable_before_ms`) reads
+    /// `failed` (the backstop).
+    pub fn shown_status(&self, undeliverable_before_ms: u64) -> TaskStatus {
+        if self.is_past_backstop(undeliverable_before_ms) {
+            TaskStatus::Failed
+        } else {
+            self.status
+        }
+    }
+
+    /// Whether the backstop ends this task: it has not ended, and it was
+    /// created before `undeliverable_before_ms`.
+    pub fn is_past_backstop(&self, undeliverable_before_ms: u64) -> bool {
+        !self.status.has_ended()
+            && self.created_ms != 0
+            && self.created_ms < undeliverable_before_ms
+    }
+
+    /// Seconds a poller should wait (`Retry-After`), `None` once ended.
+    pub fn retry_after_s(&self, now_ms: u64, undeliverable_before_ms: u64) -> Option<u64> {
+        if self.shown_status(undeliverable_before_ms).has_ended() {
+            return None;
+        }
+        let wait_ms = match (self.status, self.retry_at) {
+            (TaskStatus::Queued, Some(retry_at)) => retry_at.saturating_sub(now_ms),
+            _ => 0,
+        };
+        Some(wait_ms.div_ceil(1000).max(1))
+    }
+}
+
+/// The conditions of the protocol's writes: each as the expression the store
+/// sends (names `#status`, `#error`; the values named beside it) and as a
+/// predicate over [`TaskView`].
+pub mod cond {
+    use super::{TaskStatus, TaskView};
+
+    /// The claim: an enqueued task, still deliverable (created at or after
+    /// `:cutoff`), `queued`, or `running` under a lease that has run out by
+    /// the claimer's clock (`:now_ms`).
+    pub const CLAIM: &str = "enqueued = :true AND NOT created_ms < :cutoff AND (#status = :queued OR (#status = :running AND lease_until < :now_ms))";
+    pub fn claim(v: &TaskView, now_ms: u64, cutoff_ms: u64) -> bool {
+        v.enqueued
+            && !v.is_past_backstop(cutoff_ms)
+            && (v.status == TaskStatus::Queued
+                || (v.status == TaskStatus::Running && v.lease_until.is_some_and(|l| l < now_ms)))
+    }
+
+    /// Renewal, finish and release: the task is still this claim's.
+    pub const OWNED: &str = "#status = :running AND claim_id = :claim";
+    pub fn owned(v: &TaskView, claim_id: &str) -> bool {
+        v.status == TaskStatus::Running && v.claim_id.as_deref() == Some(claim_id)
+    }
+
+    /// The enqueued mark: the task is still `queued` (not failed by its
+    /// request, nor abandoned, nor canceled).
+    pub const MARK_ENQUEUED: &str = "#status = :queued";
+    pub fn mark_enqueued(v: &TaskView) -> bool {
+        v.status == TaskStatus::Queued
+    }
+
+    /// `/async` fails a task whose event may not have left, and a keyed
+    /// retry takes over an unmarked task (extends `answer_by`): the task is
+    /// `queued` and not enqueued, so no delivery can have claimed it.
+    pub const UNMARKED: &str = "#status = :queued AND enqueued = :false";
+    pub fn unmarked(v: &TaskView) -> bool {
+        v.status == TaskStatus::Queued && !v.enqueued
+    }
+
+    /// A delivery abandons an unmarked task whose request can no longer mark
+    /// it: `answer_by` has passed by the delivery's clock, less the skew.
+    pub const ABANDON: &str = "#status = :queued AND enqueued = :false AND answer_by < :now_ms";
+    pub fn abandon(v: &TaskView, now_ms: u64) -> bool {
+        unmarked(v) && v.answer_by < now_ms
+    }
+
+    /// DELETE: a task that has not ended, and not past the backstop.
+    pub const CANCEL: &str =
+        "(#status = :running OR #status = :queued) AND NOT created_ms < :cutoff";
+    pub fn cancel(v: &TaskView, cutoff_ms: u64) -> bool {
+        !v.status.has_ended() && !v.is_past_backstop(cutoff_ms)
+    }
+
+    /// Lambda's failure record: a task that has not ended.
+    pub const GIVE_UP: &str = "#status IN (:queued, :running)";
+    pub fn give_up(v: &TaskView) -> bool {
+        !v.status.has_ended()
+    }
+}
+
+/// What a conditional write came to, as its caller saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Wrote {
+    /// It landed (the answer said so).
+    Done,
+    /// The condition failed: nothing was written.
+    Refused,
+    /// No answer: it may or may not have landed.
+    Unknown,
+}
+
+// --- POST /async --------------------------------------------------------------------------
+
+/// What `/async` does next, or answers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Start {
+    /// Send the task event (`Invoke`, `InvocationType=Event`).
+    Invoke,
+    /// Mark the task enqueued (condition [`cond::MARK_ENQUEUED`]).
+    MarkEnqueued,
+    /// Fail the unmarked task (condition [`cond::UNMARKED`]).
+    MarkNotEnqueued,
+    /// Read the record to settle what an unanswered write did.
+    Settle,
+    /// 202: the task is enqueued, or it cannot be told whether it can run.
+    Accepted,
+    /// 503 (or 500 when no retry cures it): the task can never run.
+    Refused,
+}
+
+/// After the queued record is written (or found, written by an earlier try):
+/// send the event.
+pub fn after_put() -> Start {
+    Start::Invoke
+}
+
+/// After the `Invoke`: `accepted` when Lambda answered it. Any failure may
+/// have been a try that landed, so the task is failed before a 5xx is said.
+pub fn after_invoke(accepted: bool) -> Start {
+    if accepted {
+        Start::MarkEnqueued
+    } else {
+        Start::MarkNotEnqueued
+    }
+}
+
+/// After the enqueued mark. Refused: the task is no longer `queued` (a
+/// keyed retry's request, or a delivery, failed it): settle by reading.
+pub fn after_mark_enqueued(wrote: Wrote) -> Start {
+    match wrote {
+        Wrote::Done => Start::Accepted,
+        Wrote::Refused => Start::Settle,
+        Wrote::Unknown => Start::MarkNotEnqueued,
+    }
+}
+
+/// After failing the unmarked task: only a write known to have landed (or a
+/// read that shows it) makes the 5xx safe.
+pub fn after_mark_not_enqueued(wrote: Wrote) -> Start {
+    match wrote {
+        Wrote::Done => Start::Refused,
+        Wrote::Refused | Wrote::Unknown => Start::Settle,
+    }
+}
+
+/// The settling read: `None` when it failed or found no record.
+pub fn after_settle(view: Option<&TaskView>) -> Start {
+    match view {
+        // Never marked and no longer queued: failed by this request (an
+        // answer lost) or another, canceled; no delivery can claim it.
+        Some(v) if !v.enqueued && v.status != TaskStatus::Queued => Start::Refused,
+        // Marked: it runs. Unmarked and queued, or unreadable: it cannot be
+        // told, and a 503 task must never run.
+        _ => Start::Accepted,
+    }
+}
+
+// --- Idempotency-Key ----------------------------------------------------------------------
+
+/// Where a key's first request got to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    InProgress,
+    Answered,
+    Released,
+}
+
+/// A key record as read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeyView {
+    pub state: KeyState,
+    /// The normalised request the key was first sent with.
+    pub request: String,
+    /// The reservation that holds it.
+    pub reservation: String,
+    /// The key's task: fixed when the key is reserved, kept by a takeover.
+    pub task_id: String,
+    /// Until when (epoch ms) an in-progress reservation holds.
+    pub hold_until: u64,
+}
+
+/// What a request with a key does after its reservation was refused and
+/// the key record read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyNext {
+    /// The reservation is this request's (its write landed, the answer
+    /// lost): carry on with the key's task.
+    Ours { task_id: String },
+    /// Reserve again: the key was released or is gone.
+    Reserve,
+    /// Take over a reservation whose request outlived its hold, keeping its
+    /// task (condition: the reservation is still `reservation`, its hold
+    /// over).
+    TakeOver {
+        reservation: String,
+        task_id: String,
+    },
+    /// Answer the first request's 202 again.
+    Replay { task_id: String },
+    /// 422: the key was sent with another request.
+    Reused,
+    /// 409: the first request is still being handled.
+    InProgress,
+}
+
+/// `view`: the key record, `None` if gone; `request`: this request.
+pub fn after_key_read(view: Option<&KeyView>, request: &str, mine: &str, now_ms: u64) -> KeyNext {
+    let Some(key) = view else {
+        return KeyNext::Reserve;
+    };
+    if key.reservation == mine {
+        return KeyNext::Ours {
+            task_id: key.task_id.clone(),
+        };
+    }
+    if key.state == KeyState::Released {
+        return KeyNext::Reserve;
+    }
+    if key.request != request {
+        return KeyNext::Reused;
+    }
+    match key.state {
+        KeyState::Answered => KeyNext::Replay {
+            task_id: key.task_id.clone(),
+        },
+        KeyState::InProgress if key.hold_until < now_ms => KeyNext::TakeOver {
+            reservation: key.reservation.clone(),
+            task_id: key.task_id.clone(),
+        },
+        _ => KeyNext::InProgress,
+    }
+}
+
+/// What a request that took over a key's task does with it, once it has
+/// written the queued record again (refused when it exists) and read it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Adopt {
+    /// Enqueued already: answer 202 with it.
+    Accepted,
+    /// Still unmarked: extend `answer_by` (condition [`cond::UNMARKED`]),
+    /// then send its event again and mark it, as a first request does.
+    Resume,
+    /// It can never run (failed or canceled before it was enqueued): the key
+    /// gets a new task.
+    NewTask,
+    /// Not known: answer 202 with it (a 503 task must never run).
+    Unknown,
+}
+
+/// `view`: the key's task as read (`Err` when the read failed).
+pub fn adopt(view: Result<Option<&TaskView>, ()>) -> Adopt {
+    match view {
+        Ok(Some(v)) if v.enqueued => Adopt::Accepted,
+        Ok(Some(v)) if v.status == TaskStatus::Queued => Adopt::Resume,
+        Ok(Some(_)) => Adopt::NewTask,
+        // The queued write was refused or failed and there is no record:
+        // nothing can claim a task with no record, so a new one is safe.
+        Ok(None) => Adopt::NewTask,
+        Err(()) => Adopt::Unknown,
+    }
+}
+
+// --- a delivery of the task event ---------------------------------------------------------
+
+/// Why a delivery ends in a function error, so that Lambda delivers again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GiveBack {
+    /// `/async` has not marked the task enqueued within this invocation.
+    NotEnqueued,
+    /// Another attempt held the task for all of this invocation's time.
+    HeldElsewhere,
+    /// The claim landed too late to start the work.
+    LeaseTooShort,
+}
+
+/// What a delivery does next with the task as read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Claim it (condition [`cond::CLAIM`]).
+    Claim,
+    /// The record holds this delivery's claim (its answer was lost).
+    Owned { lease_until: u64 },
+    /// Read again at `until_ms`: the enqueued mark, or another attempt's
+    /// outcome or lapse, is awaited.
+    Wait { until_ms: u64 },
+    /// Fail the unmarked task whose request can no longer mark it
+    /// (condition [`cond::ABANDON`]), then read again.
+    Abandon,
+    /// The task has ended (or was never ours to run): succeed, doing nothing.
+    Ended,
+    /// No such task.
+    Unknown,
+    /// End with a function error: Lambda delivers the event again.
+    GiveBack(GiveBack),
+}
+
+/// A delivery's own circumstances.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Attempt {
+    /// This delivery's claim id.
+    pub claim_id: String,
+    pub lease: Lease,
+    /// Records created before this (epoch ms) are past the backstop.
+    pub cutoff_ms: u64,
+}
+
+impl Attempt {
+    /// What to do with the task as read at `now_ms`.
+    pub fn next(&self, view: Option<&TaskView>, now_ms: u64) -> Delivery {
+        let Some(v) = view else {
+            return Delivery::Unknown;
+        };
+        if cond::owned(v, &self.claim_id) {
+            return Delivery::Owned {
+                lease_until: v.lease_until.unwrap_or(0),
+            };
+        }
+        if v.status.has_ended() || v.is_past_backstop(self.cutoff_ms) {
+            return Delivery::Ended;
+        }
+        if cond::claim(v, now_ms, self.cutoff_ms) {
+            return Delivery::Claim;
+        }
+        if cond::abandon(v, now_ms.saturating_sub(CLOCK_SKEW_MS)) {
+            return Delivery::Abandon;
+        }
+        // Unmarked (its request may still mark it), or held by another
+        // attempt's live lease: wait for that, while this invocation has time
+        // to give the event back before its deadline.
+        let awaited = if v.enqueued {
+            v.lease_until.unwrap_or(0) + 1
+        } else {
+            v.answer_by + CLOCK_SKEW_MS + 1
+        };
+        let until_ms = awaited.min(now_ms + POLL_MS).max(now_ms + 1);
+        if until_ms + 2 * self.lease.tick_ms() < self.lease.deadline_ms {
+            Delivery::Wait { until_ms }
+        } else if v.enqueued {
+            Delivery::GiveBack(GiveBack::HeldElsewhere)
+        } else {
+            Delivery::GiveBack(GiveBack::NotEnqueued)
+        }
+    }
+
+    /// After the claim write sent at `sent_ms`: Done means this attempt holds
+    /// the task until `lease.until(sent_ms)`; otherwise the record is read
+    /// and [`Self::next`] decides (it knows a claim that landed unanswered).
+    pub fn claimed_until(&self, sent_ms: u64) -> u64 {
+        self.lease.until(sent_ms)
+    }
+
+    /// Whether the work may start now under a lease until `lease_until`:
+    /// only with two renewal intervals of it left.
+    pub fn may_start(&self, now_ms: u64, lease_until: u64) -> bool {
+        now_ms + 2 * self.lease.tick_ms() <= lease_until
+    }
+}
+
+/// While the work runs: when to wake, and what to do then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Watch {
+    /// Renew until `until_ms`; give the renewal at most `timeout_ms`, so that
+    /// its answer (or its absence) is known before the stop point.
+    Renew { until_ms: u64, timeout_ms: u64 },
+    /// Stop the work now: the lease (or the invocation) is about to end.
+    Stop,
+}
+
+impl Attempt {
+    /// The stop point of a lease until `lease_until`: one renewal interval
+    /// before it ends, or before the invocation's deadline.
+    pub fn stop_at(&self, lease_until: u64) -> u64 {
+        lease_until
+            .min(self.lease.deadline_ms)
+            .saturating_sub(self.lease.tick_ms())
+    }
+
+    /// When the watcher next wakes: a tick from its last renewal, and never
+    /// past the stop point.
+    pub fn wake_at(&self, now_ms: u64, lease_until: u64) -> u64 {
+        (now_ms + self.lease.tick_ms()).min(self.stop_at(lease_until))
+    }
+
+    /// What the watcher does on waking at `now_ms`.
+    pub fn on_wake(&self, now_ms: u64, lease_until: u64) -> Watch {
+        let stop_at = self.stop_at(lease_until);
+        if now_ms >= stop_at {
+            return Watch::Stop;
+        }
+        Watch::Renew {
+            until_ms: self.lease.until(now_ms),
+            timeout_ms: stop_at - now_ms,
+        }
+    }
+
+    /// The lease after a renewal sent at `sent_ms` landed (`Done`); any
+    /// other outcome keeps the old one (a refusal stops the work: the task is
+    /// no longer this attempt's).
+    pub fn renewed(&self, lease_until: u64, sent_ms: u64) -> u64 {
+        lease_until.max(self.lease.until(sent_ms))
+    }
+}
+
+// --- the end of an attempt ----------------------------------------------------------------
+
+/// How the work of an attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WorkEnd {
+    Succeeded,
+    /// It failed; `retryable`: a retry could help.
+    Failed {
+        retryable: bool,
+    },
+    /// It panicked: a retry could help.
+    Panicked,
+}
+
+/// What the finish writes (condition [`cond::OWNED`]) and how the
+/// invocation ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// `succeeded`, with the result; the invocation succeeds.
+    Succeeded,
+    /// `queued` again with the error, `retry_at`; the invocation fails so
+    /// that Lambda retries it.
+    RetryLater { retry_at: u64 },
+    /// `failed` for good; `function_error`: the invocation fails (Lambda's
+    /// retries are spent, so its destination record follows), else it
+    /// succeeds (the work failed for good: no retry can help).
+    Failed { function_error: bool },
+}
+
+/// The verdict on attempt number `attempt` (1 for the first) ending at
+/// `now_ms`, with Lambda retrying a failed event `max_retries` times.
+pub fn verdict(end: &WorkEnd, attempt: u32, max_retries: u32, now_ms: u64) -> Verdict {
+    match end {
+        WorkEnd::Succeeded => Verdict::Succeeded,
+        WorkEnd::Failed { retryable: false } => Verdict::Failed {
+            function_error: false,
+        },
+        WorkEnd::Failed { retryable: true } | WorkEnd::Panicked if attempt <= max_retries => {
+            Verdict::RetryLater {
+                retry_at: now_ms + RETRY_PAUSE_MS * u64::from(attempt.max(1)),
+            }
+        }
+        WorkEnd::Failed { retryable: true } | WorkEnd::Panicked => Verdict::Failed {
+            function_error: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(status: TaskStatus) -> TaskView {
+        TaskView {
+            status,
+            enqueued: true,
+            claim_id: None,
+            lease_until: None,
+            attempts: 0,
+            answer_by: 10_000,
+            created_ms: 1_000,
+            retry_at: None,
+        }
+    }
+
+    fn attempt(deadline_ms: u64) -> Attempt {
+        Attempt {
+            claim_id: "me".to_owned(),
+            lease: Lease::new(0, deadline_ms),
+            cutoff_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_503_is_said_only_when_the_task_can_never_be_claimed() {
+        assert_eq!(after_invoke(false), Start::MarkNotEnqueued);
+        assert_eq!(after_mark_not_enqueued(Wrote::Done), Start::Refused);
+        assert_eq!(after_mark_not_enqueued(Wrote::Unknown), Start::Settle);
+        assert_eq!(after_mark_enqueued(Wrote::Unknown), Start::MarkNotEnqueued);
+        let mut failed = view(TaskStatus::Failed);
+        failed.enqueued = false;
+        assert_eq!(after_settle(Some(&failed)), Start::Refused);
+        assert_eq!(
+            after_settle(Some(&view(TaskStatus::Queued))),
+            Start::Accepted
+        );
+        assert_eq!(after_settle(None), Start::Accepted, "unknown: 202");
+    }
+
+    #[test]
+    fn a_key_keeps_its_task_when_a_retry_takes_it_over() {
+        let key = KeyView {
+            state: KeyState::InProgress,
+            request: "r".to_owned(),
+            reservation: "first".to_owned(),
+            task_id: "t1".to_owned(),
+            hold_until: 100,
+        };
+        assert_eq!(
+            after_key_read(Some(&key), "r", "me", 50),
+            KeyNext::InProgress
+        );
+        assert_eq!(
+            after_key_read(Some(&key), "r", "me", 101),
+            KeyNext::TakeOver {
+                reservation: "first".to_owned(),
+                task_id: "t1".to_owned()
+            }
+        );
+        assert_eq!(
+            after_key_read(Some(&key), "other", "me", 101),
+            KeyNext::Reused
+        );
+        assert_eq!(
+            after_key_read(Some(&key), "r", "first", 50),
+            KeyNext::Ours {
+                task_id: "t1".to_owned()
+            }
+        );
+        let released = KeyView {
+            state: KeyState::Released,
+            ..key
+        };
+        assert_eq!(
+            after_key_read(Some(&released), "other", "me", 0),
+            KeyNext::Reserve
+        );
+    }
+
+    #[test]
+    fn an_adopted_task_runs_once_or_is_replaced_only_when_it_can_never_run() {
+        assert_eq!(adopt(Ok(Some(&view(TaskStatus::Running)))), Adopt::Accepted);
+        let mut unmarked = view(TaskStatus::Queued);
+        unmarked.enqueued = false;
+        assert_eq!(adopt(Ok(Some(&unmarked))), Adopt::Resume);
+        unmarked.status = TaskStatus::Failed;
+        assert_eq!(adopt(Ok(Some(&unmarked))), Adopt::NewTask);
+        assert_eq!(adopt(Err(())), Adopt::Unknown);
+    }
+
+    #[test]
+    fn a_delivery_waits_for_a_live_lease_and_takes_over_a_lapsed_one() {
+        let me = attempt(90_000);
+        let mut held = view(TaskStatus::Running);
+        held.claim_id = Some("other".to_owned());
+        held.lease_until = Some(5_000);
+        assert_eq!(
+            me.next(Some(&held), 4_000),
+            Delivery::Wait { until_ms: 4_200 }
+        );
+        assert_eq!(
+            me.next(Some(&held), 4_900),
+            Delivery::Wait { until_ms: 5_001 }
+        );
+        assert_eq!(me.next(Some(&held), 5_001), Delivery::Claim);
+        assert_eq!(
+            attempt(4_500).next(Some(&held), 4_000),
+            Delivery::GiveBack(GiveBack::HeldElsewhere)
+        );
+        held.claim_id = Some("me".to_owned());
+        assert_eq!(
+            me.next(Some(&held), 4_000),
+            Delivery::Owned { lease_until: 5_000 }
+        );
+    }
+
+    #[test]
+    fn an_unmarked_task_is_awaited_until_its_request_can_no_longer_mark_it() {
+        let me = attempt(90_000);
+        let mut unmarked = view(TaskStatus::Queued);
+        unmarked.enqueued = false;
+        assert_eq!(
+            me.next(Some(&unmarked), 9_000),
+            Delivery::Wait { until_ms: 9_200 }
+        );
+        assert_eq!(
+            me.next(Some(&unmarked), 10_000 + CLOCK_SKEW_MS),
+            Delivery::Wait {
+                until_ms: 10_000 + CLOCK_SKEW_MS + 1
+            }
+        );
+        assert_eq!(
+            me.next(Some(&unmarked), 10_001 + CLOCK_SKEW_MS),
+            Delivery::Abandon
+        );
+        for ended in [
+            TaskStatus::Succeeded,
+            TaskStatus::Failed,
+            TaskStatus::Canceled,
+        ] {
+            assert_eq!(me.next(Some(&view(ended)), 0), Delivery::Ended);
+        }
+    }
+
+    #[test]
+    fn the_work_starts_with_two_ticks_left_and_stops_with_one() {
+        let me = attempt(90_000);
+        assert_eq!(me.lease.tick_ms(), 500);
+        assert!(me.may_start(2_000, 3_000));
+        assert!(!me.may_start(2_001, 3_000));
+        assert_eq!(me.stop_at(3_000), 2_500);
+        assert_eq!(me.wake_at(1_000, 3_000), 1_500);
+        assert_eq!(me.wake_at(2_200, 3_000), 2_500, "never past the stop point");
+        assert_eq!(
+            me.on_wake(2_200, 3_000),
+            Watch::Renew {
+                until_ms: 5_200,
+                timeout_ms: 300
+            }
+        );
+        assert_eq!(me.on_wake(2_500, 3_000), Watch::Stop);
+        assert_eq!(me.stop_at(100_000), 89_500, "the deadline bounds it too");
+    }
+
+    #[test]
+    fn failed_is_final_only_when_no_retry_will_come() {
+        let retryable = WorkEnd::Failed { retryable: true };
+        assert_eq!(
+            verdict(&retryable, 1, 2, 0),
+            Verdict::RetryLater { retry_at: 60_000 }
+        );
+        assert_eq!(
+            verdict(&WorkEnd::Panicked, 2, 2, 0),
+            Verdict::RetryLater { retry_at: 120_000 }
+        );
+        assert_eq!(
+            verdict(&retryable, 3, 2, 0),
+            Verdict::Failed {
+                function_error: true
+            }
+        );
+        assert_eq!(
+            verdict(&retryable, 1, 0, 0),
+            Verdict::Failed {
+                function_error: true
+            }
+        );
+        assert_eq!(
+            verdict(&WorkEnd::Failed { retryable: false }, 1, 2, 0),
+            Verdict::Failed {
+                function_error: false
+            }
+        );
+    }
+
+    #[test]
+    fn retry_after_waits_for_lambdas_retry_and_ends_with_the_task() {
+        let mut waiting = view(TaskStatus::Queued);
+        waiting.retry_at = Some(61_000);
+        assert_eq!(waiting.retry_after_s(1_000, 0), Some(60));
+        assert_eq!(waiting.retry_after_s(61_500, 0), Some(1));
+        assert_eq!(view(TaskStatus::Running).retry_after_s(0, 0), Some(1));
+        assert_eq!(view(TaskStatus::Succeeded).retry_after_s(0, 0), None);
+        assert_eq!(
+            view(TaskStatus::Running).retry_after_s(0, 2_000),
+            None,
+            "past the backstop"
+        );
+    }
+}
