@@ -1,9 +1,13 @@
 //! The function's configuration: read once from the environment at init.
 //!
-//! A missing required variable stops init with a message that names it, so a
-//! mis-deployed function fails loudly instead of answering 500 on every request.
+//! A missing required variable, or one outside its range, stops init with a
+//! message that names it, so a mis-deployed function fails loudly instead of
+//! answering 500 on every request.
 
 use std::env;
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
@@ -25,9 +29,13 @@ pub struct Config {
     /// (`METRICS_NAMESPACE`, default `AsyncApi`).
     pub metrics_namespace: String,
     /// How long Lambda may hold a task event before it gives up on it
-    /// (`TASK_EVENT_MAX_AGE_SECONDS`, default 3600: the template sets it from
-    /// the same parameter as the `EventInvokeConfig`).
+    /// (`TASK_EVENT_MAX_AGE_SECONDS`, 1 to 21600, default 3600: the template
+    /// sets it from the same parameter as the `EventInvokeConfig`).
     pub task_event_max_age: Duration,
+    /// How many times Lambda retries a task event that failed
+    /// (`TASK_MAX_RETRY_ATTEMPTS`, 0 to 2, default 2: the template sets it from
+    /// the same parameter as the `EventInvokeConfig`).
+    pub task_max_retry_attempts: u32,
 }
 
 /// A variable is missing or unusable.
@@ -48,8 +56,46 @@ impl Config {
             function_name: required("AWS_LAMBDA_FUNCTION_NAME")?,
             cors_allowed_origins: origins("CORS_ALLOWED_ORIGINS")?,
             metrics_namespace: namespace("METRICS_NAMESPACE")?,
-            task_event_max_age: seconds("TASK_EVENT_MAX_AGE_SECONDS", 3600)?,
+            task_event_max_age: task_event_max_age(
+                optional(TASK_EVENT_MAX_AGE_SECONDS)?.as_deref(),
+            )?,
+            task_max_retry_attempts: task_max_retry_attempts(
+                optional(TASK_MAX_RETRY_ATTEMPTS)?.as_deref(),
+            )?,
         })
+    }
+}
+
+const TASK_EVENT_MAX_AGE_SECONDS: &str = "TASK_EVENT_MAX_AGE_SECONDS";
+const TASK_MAX_RETRY_ATTEMPTS: &str = "TASK_MAX_RETRY_ATTEMPTS";
+
+/// `TASK_EVENT_MAX_AGE_SECONDS`'s value: 1 to 21600 seconds (Lambda's own
+/// `MaximumEventAgeInSeconds` goes up to 21600), 3600 when unset or empty.
+fn task_event_max_age(value: Option<&str>) -> Result<Duration, ConfigError> {
+    whole_number(
+        TASK_EVENT_MAX_AGE_SECONDS,
+        value,
+        "a whole number of seconds",
+        1..=21_600,
+        3600,
+    )
+    .map(Duration::from_secs)
+}
+
+/// `TASK_MAX_RETRY_ATTEMPTS`'s value: 0 to 2 (Lambda's own range for
+/// `MaximumRetryAttempts`), 2 when unset or empty.
+fn task_max_retry_attempts(value: Option<&str>) -> Result<u32, ConfigError> {
+    whole_number(TASK_MAX_RETRY_ATTEMPTS, value, "a whole number", 0..=2, 2)
+}
+
+/// The variable's value; `None` when unset.
+fn optional(name: &'static str) -> Result<Option<String>, ConfigError> {
+    match env::var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(env::VarError::NotUnicode(_)) => {
+            Err(ConfigError::Invalid(name, "not valid Unicode".to_owned()))
+        }
     }
 }
 
@@ -92,14 +138,118 @@ fn namespace(name: &'static str) -> Result<String, ConfigError> {
     Ok(value.to_owned())
 }
 
-/// A whole number of seconds, `default` when unset.
-fn seconds(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-    match env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value
-            .trim()
-            .parse()
-            .map(Duration::from_secs)
-            .map_err(|_| ConfigError::Invalid(name, "not a whole number of seconds".to_owned())),
-        _ => Ok(Duration::from_secs(default)),
+/// A whole number (`what`) within `range`, `default` when unset or empty.
+fn whole_number<T>(
+    name: &'static str,
+    value: Option<&str>,
+    what: &str,
+    range: RangeInclusive<T>,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Display,
+{
+    let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
+        return Ok(default);
+    };
+    let number = value
+        .parse::<T>()
+        .ok()
+        .filter(|number| range.contains(number));
+    number.ok_or_else(|| {
+        ConfigError::Invalid(
+            name,
+            format!(
+                "{value:?} is not {what} from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message init stops with.
+    fn message(result: Result<impl std::fmt::Debug, ConfigError>) -> String {
+        match result {
+            Err(err @ ConfigError::Invalid(..)) => err.to_string(),
+            other => panic!("expected ConfigError::Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn task_event_max_age_is_3600_seconds_when_unset_or_empty() {
+        assert_eq!(task_event_max_age(None).unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            task_event_max_age(Some("")).unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            task_event_max_age(Some("  ")).unwrap(),
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn task_event_max_age_takes_1_to_21600_whole_seconds() {
+        for (value, seconds) in [("1", 1), ("60", 60), (" 900 ", 900), ("21600", 21_600)] {
+            assert_eq!(
+                task_event_max_age(Some(value)).unwrap(),
+                Duration::from_secs(seconds),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn task_event_max_age_outside_1_to_21600_or_not_whole_stops_init_naming_the_variable_and_range()
+    {
+        for value in [
+            "0",
+            "21601",
+            "-1",
+            "1.5",
+            "1e3",
+            "an hour",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(
+                message(task_event_max_age(Some(value))),
+                format!(
+                    "environment variable TASK_EVENT_MAX_AGE_SECONDS is not valid: \
+                     {value:?} is not a whole number of seconds from 1 to 21600"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn task_max_retry_attempts_is_2_when_unset_or_empty() {
+        assert_eq!(task_max_retry_attempts(None).unwrap(), 2);
+        assert_eq!(task_max_retry_attempts(Some("")).unwrap(), 2);
+    }
+
+    #[test]
+    fn task_max_retry_attempts_takes_0_1_or_2() {
+        assert_eq!(task_max_retry_attempts(Some("0")).unwrap(), 0);
+        assert_eq!(task_max_retry_attempts(Some("1")).unwrap(), 1);
+        assert_eq!(task_max_retry_attempts(Some(" 2 ")).unwrap(), 2);
+    }
+
+    #[test]
+    fn task_max_retry_attempts_outside_0_to_2_or_not_whole_stops_init_naming_the_variable_and_range()
+     {
+        for value in ["3", "-1", "1.0", "two", "4294967296"] {
+            assert_eq!(
+                message(task_max_retry_attempts(Some(value))),
+                format!(
+                    "environment variable TASK_MAX_RETRY_ATTEMPTS is not valid: \
+                     {value:?} is not a whole number from 0 to 2"
+                )
+            );
+        }
     }
 }

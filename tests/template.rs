@@ -897,6 +897,23 @@ fn lambda_s_maximum_event_age_and_the_function_s_backstop_come_from_one_paramete
 }
 
 #[test]
+fn lambda_s_retry_attempts_and_the_function_s_setting_come_from_one_parameter_of_0_to_2() {
+    let template = parse(TEMPLATE);
+    let function = function_properties(&template);
+    let retries = &function["EventInvokeConfig"]["MaximumRetryAttempts"];
+    assert_eq!(retries, &json!({"Ref": "TaskMaxRetryAttempts"}));
+    assert_eq!(
+        &function["Environment"]["Variables"]["TASK_MAX_RETRY_ATTEMPTS"],
+        retries
+    );
+    let parameter = parameter_of(&template, retries);
+    assert_eq!(parameter["Type"], "Number");
+    assert_eq!(parameter["Default"], json!(2));
+    // Lambda's own range for MaximumRetryAttempts.
+    assert_eq!(parameter["AllowedValues"], json!([0, 1, 2]));
+}
+
+#[test]
 fn a_parameter_caps_the_function_s_concurrency_and_does_by_default() {
     let template = parse(TEMPLATE);
     let function = function_properties(&template);

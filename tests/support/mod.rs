@@ -291,6 +291,7 @@ fn state_for(
             cors_allowed_origins,
             metrics_namespace: "AsyncApi".to_owned(),
             task_event_max_age: std::time::Duration::from_secs(3600),
+            task_max_retry_attempts: 2,
         },
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             dynamodb_config(&sdk)
