@@ -4,7 +4,10 @@
 //! The request context alone tells the kinds apart: lambda_http gives an HTTP
 //! event (API Gateway, Function URL, ALB) its own context, and any other event
 //! (the `pass_through` feature) a `PassThrough` one. So an HTTP request, on any
-//! path and with any body, can never run a task. A new event source is a new
+//! path and with any body, can never run a task. A non-HTTP payload that is no
+//! JSON object is no event at all, decided before anything parses it: serde
+//! reads a struct from a JSON array too, field by field (`[[]]` would be an
+//! empty SQS batch, `["<uuid>", 1]` a task event). A new event source is a new
 //! `Event` variant, the line of `Event::of` that recognises it, and its arm of
 //! the `match` in [`Function::handle`].
 
@@ -28,18 +31,40 @@ enum Event {
     /// The failure queue's SQS event: Lambda's records of task events it gave
     /// up on (a non-HTTP event with a `Records` list).
     FailureRecords,
-    /// Any other non-HTTP event: the function's own task event.
+    /// Any other non-HTTP JSON object: the function's own task event.
     Task,
+    /// A non-HTTP payload that is no JSON object (an array, a string, a
+    /// number, a boolean or null): none of the events above; says what it is.
+    Unrecognized(&'static str),
 }
 
 impl Event {
     fn of(request: &Request) -> Self {
         match request.request_context_ref() {
-            Some(RequestContext::PassThrough) if destination::is_sqs_event(request.body()) => {
-                Self::FailureRecords
-            }
-            Some(RequestContext::PassThrough) => Self::Task,
+            Some(RequestContext::PassThrough) => Self::of_payload(request.body()),
             _ => Self::Http,
+        }
+    }
+
+    /// A non-HTTP event's kind, from its payload.
+    fn of_payload(payload: &[u8]) -> Self {
+        let first = payload
+            .iter()
+            .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));
+        match first {
+            Some(b'{') if destination::is_sqs_event(payload) => Self::FailureRecords,
+            Some(b'{') => Self::Task,
+            Some(b'[') => Self::Unrecognized("the event is a JSON array, not a JSON object"),
+            Some(b'"') => Self::Unrecognized("the event is a JSON string, not a JSON object"),
+            Some(b'-' | b'0'..=b'9') => {
+                Self::Unrecognized("the event is a JSON number, not a JSON object")
+            }
+            Some(b't' | b'f') => {
+                Self::Unrecognized("the event is a JSON boolean, not a JSON object")
+            }
+            Some(b'n') => Self::Unrecognized("the event is null, not a JSON object"),
+            Some(_) => Self::Unrecognized("the event is not JSON"),
+            None => Self::Unrecognized("the event is empty, not a JSON object"),
         }
     }
 }
@@ -92,6 +117,7 @@ impl Function {
                 let outcome = worker::run(&self.state, event, deadline_ms).await?;
                 Ok(http_event::into_lambda_response(axum::Json(outcome).into_response()).await)
             }
+            Event::Unrecognized(what) => Err(FunctionError::NotAnEvent(what.to_owned())),
         }
     }
 }

@@ -507,6 +507,83 @@ async fn an_event_that_is_neither_http_nor_a_task_is_an_unrecognized_event_error
     assert!(api.invoke_calls().is_empty(), "no self-invocation");
 }
 
+/// What the function says of an event that is valid JSON but no object, by
+/// the kind of JSON it is.
+fn not_an_object_error(kind: &str) -> String {
+    let prefix = HELLO_WORLD_ERROR
+        .split_once("SQS event: ")
+        .expect("the message names what was expected")
+        .0;
+    format!("{prefix}SQS event: the event is {kind}, not a JSON object")
+}
+
+#[tokio::test]
+async fn a_json_array_string_number_or_null_event_is_an_unrecognized_event_error_and_writes_nothing()
+ {
+    let api = RuntimeApi::start().await;
+    let fixture = Fixture::new(&api.url()).await;
+    let _function = FunctionCommand::new(&api, &fixture).spawn();
+    // A queued task, as `/async` records it: an array that a serde struct would
+    // read as its task event would run it.
+    let now = "2025-11-26T08:15:31Z";
+    let expires_at = support::now_millis() / 1000 + 7 * 24 * 60 * 60;
+    fixture
+        .put_items(
+            &fixture.tasks_table,
+            vec![HashMap::from([
+                (
+                    "task_id".to_owned(),
+                    AttributeValue::S(SAMPLE_TASK_ID.to_owned()),
+                ),
+                ("status".to_owned(), AttributeValue::S("queued".to_owned())),
+                ("created_at".to_owned(), AttributeValue::S(now.to_owned())),
+                ("updated_at".to_owned(), AttributeValue::S(now.to_owned())),
+                ("attempts".to_owned(), AttributeValue::N("0".to_owned())),
+                ("enqueued".to_owned(), AttributeValue::Bool(true)),
+                (
+                    "expires_at".to_owned(),
+                    AttributeValue::N(expires_at.to_string()),
+                ),
+            ])],
+        )
+        .await;
+    let recorded = fixture.task_item(SAMPLE_TASK_ID).await.expect("the record");
+
+    let task_object = json!({"task_id": SAMPLE_TASK_ID, "delay_ms": 1}).to_string();
+    let cases = [
+        // serde reads a struct from a JSON sequence: an empty SQS batch...
+        ("[[]]".to_owned(), "a JSON array"),
+        ("[]".to_owned(), "a JSON array"),
+        // ...or the task event's fields in order.
+        (format!("[{task_object}]"), "a JSON array"),
+        (format!("[\"{SAMPLE_TASK_ID}\", 1]"), "a JSON array"),
+        (" \n[[]]".to_owned(), "a JSON array"),
+        ("\"x\"".to_owned(), "a JSON string"),
+        ("1".to_owned(), "a JSON number"),
+        ("-1.5".to_owned(), "a JSON number"),
+        ("true".to_owned(), "a JSON boolean"),
+        ("null".to_owned(), "null"),
+    ];
+    for (event, kind) in cases {
+        assert_eq!(
+            api.invoke(event.clone()).await,
+            Outcome::Error {
+                error_type: "UnrecognizedEvent".to_owned(),
+                message: not_an_object_error(kind),
+            },
+            "{event}"
+        );
+        assert_eq!(
+            fixture.task_item(SAMPLE_TASK_ID).await.as_ref(),
+            Some(&recorded),
+            "{event} changed the task record"
+        );
+        assert_eq!(fixture.count(&fixture.tasks_table).await, 1, "{event}");
+    }
+    assert!(api.invoke_calls().is_empty(), "no self-invocation");
+    assert!(api.init_errors().is_empty());
+}
+
 #[tokio::test]
 async fn a_missing_users_table_stops_init_with_a_nonzero_exit_that_names_it() {
     let api = RuntimeApi::start().await;
