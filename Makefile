@@ -122,12 +122,18 @@ delete: $(VENV_STAMP) ## sam delete
 
 # --- fuzz ------------------------------------------------------------------------------------
 
-# The property tests of tests/fuzz.rs, longer than CI's 256 cases per property. Each property
-# prints how many cases it ran (also in target/tmp/fuzz-*.txt).
+# The property tests of tests/fuzz.rs, longer than CI's 256 cases per property, and exploring:
+# `make test` runs them from a fixed seed, this from a random one (FUZZ_RANDOM=1). The seed is
+# printed first (FUZZ_SEED=N); FUZZ_SEED replays a run (empty: a random one). A failing case's
+# seed is saved in tests/fuzz-regressions/ and runs first from then on, in `make test` too:
+# commit it, and add its shrunk input to the property's regressions in tests/fuzz.rs. Each
+# property prints how many cases it ran (also in target/tmp/fuzz-*.txt).
 FUZZ_CASES ?= 10000
+FUZZ_SEED ?=
 .PHONY: fuzz
-fuzz: $(NODE_STAMP) ## the property tests with FUZZ_CASES (10000) cases each
-	PROPTEST_CASES=$(FUZZ_CASES) cargo test --test fuzz -- --nocapture
+fuzz: $(NODE_STAMP) ## the property tests from a random seed, FUZZ_CASES (10000) cases each
+	FUZZ_RANDOM=1 FUZZ_SEED=$(FUZZ_SEED) PROPTEST_CASES=$(FUZZ_CASES) \
+		cargo test --test fuzz -- --nocapture
 
 # --- chaos -----------------------------------------------------------------------------------
 

@@ -20,6 +20,16 @@
 //! 256 cases per property by default; `PROPTEST_CASES=N` (or `make fuzz`) runs
 //! more. Each property prints what it ran and writes it to
 //! `target/tmp/fuzz-<property>.txt`.
+//!
+//! Every run is reproducible: the properties draw their cases from one seed,
+//! printed first (`FUZZ_SEED=…`). `make test` runs them from the fixed
+//! [`SEED`], so that a green run is the same run on every machine and never
+//! green by luck; `FUZZ_RANDOM=1` (`make fuzz`) draws a random seed to explore;
+//! `FUZZ_SEED=N` replays a run. What once failed stays a regression case, run
+//! before the random cases of every run: the seed of each failing case
+//! (proptest saves it in `tests/fuzz-regressions/<property>.txt`: commit it),
+//! and the shrunk input itself, in the property's list of regressions (a saved
+//! seed only draws the same input while the strategies stay the same).
 
 mod support;
 
@@ -38,7 +48,9 @@ use lambda_http::{Body, RequestExt};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{
+    Config, FileFailurePersistence, RngAlgorithm, RngSeed, TestCaseError, TestRunner,
+};
 use serde_json::{Value, json};
 use support::fake_lambda::FakeLambda;
 use support::{Fixture, events, now_millis};
@@ -52,12 +64,34 @@ const BOUND: Duration = Duration::from_secs(20);
 const UNRECORDED_TASK: &str = "5a1f0c3e-9d2b-4e6f-8a7c-1b3d5e7f9a2c";
 /// Largest body the API reads.
 const MAX_BODY: usize = 64 * 1024;
+/// The seed of `make test`'s runs. Changing it changes every case drawn.
+const SEED: u64 = 20_251_126;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(DEFAULT_CASES)
+}
+
+/// The seed of this run, one for every property, and where it came from:
+/// `FUZZ_SEED` when set, a random one when `FUZZ_RANDOM=1`, else [`SEED`].
+fn seed() -> (u64, &'static str) {
+    static SEED_OF_RUN: OnceLock<(u64, &'static str)> = OnceLock::new();
+    *SEED_OF_RUN.get_or_init(|| {
+        let random = std::env::var("FUZZ_RANDOM").is_ok_and(|value| value.trim() == "1");
+        match std::env::var("FUZZ_SEED") {
+            Ok(seed) if !seed.trim().is_empty() => (
+                seed.trim().parse().expect("FUZZ_SEED: a whole number"),
+                "FUZZ_SEED",
+            ),
+            _ if random => (
+                uuid::Uuid::new_v4().as_u64_pair().0 % 1_000_000_000,
+                "random: FUZZ_RANDOM=1",
+            ),
+            _ => (SEED, "fixed"),
+        }
+    })
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -358,11 +392,17 @@ impl Harness {
         before: &Snapshot,
         after: &Snapshot,
     ) -> Result<(), TestCaseError> {
-        let names_a_recorded_task = serde_json::from_str::<TaskEvent>(event)
-            .is_ok_and(|task| task.task_id == self.known_task);
+        let parsed = serde_json::from_str::<Value>(event).ok();
+        // An array, a string, a number, a boolean or null is no event at all
+        // (a serde struct reads an array as its fields, in order).
+        let object = parsed.as_ref().is_some_and(Value::is_object);
+        let names_a_recorded_task = object
+            && serde_json::from_str::<TaskEvent>(event)
+                .is_ok_and(|task| task.task_id == self.known_task);
         prop_assume!(!names_a_recorded_task);
-        let records = serde_json::from_str::<Value>(event)
-            .is_ok_and(|event| event.get("Records").is_some_and(Value::is_array));
+        let records = parsed
+            .as_ref()
+            .is_some_and(|event| event.get("Records").is_some_and(Value::is_array));
         match answer {
             Ok(response) if records => {
                 let body = match response.body() {
@@ -391,6 +431,11 @@ impl Harness {
                     "{:?}",
                     diagnostic
                 );
+                prop_assert!(
+                    object || diagnostic.error_type == "UnrecognizedEvent",
+                    "an event that is no JSON object: {:?}",
+                    diagnostic
+                );
                 *self
                     .stats()
                     .event_errors
@@ -402,37 +447,73 @@ impl Harness {
         }
     }
 
-    /// Runs `strategy` through [`Harness::check`], then checks that no task
-    /// ever left `queued` and prints and records the summary.
-    fn run<S>(&self, strategy: S, to_event: impl Fn(&Self, &S::Value) -> String)
-    where
+    /// Checks each input of `regressions`, then runs `strategy` through
+    /// [`Harness::check`] from the run's seed (the seeds of cases that failed
+    /// before first), then checks that no task ever left `queued` and prints
+    /// and records the summary.
+    fn run<S>(
+        &self,
+        regressions: &[String],
+        strategy: S,
+        to_event: impl Fn(&Self, &S::Value) -> String,
+    ) where
         S: Strategy,
         S::Value: std::fmt::Debug,
     {
+        let (seed, source) = seed();
+        println!(
+            "fuzz {}: FUZZ_SEED={seed} ({source}), {} cases",
+            self.name,
+            cases()
+        );
+        let mut failures = self.check_each(regressions);
+        // Where proptest keeps the seed of every case that failed (it reads
+        // them back and runs them first), one file per property.
+        let saved_seeds: &'static str = Box::leak(
+            format!(
+                "{}/tests/fuzz-regressions/{}.txt",
+                env!("CARGO_MANIFEST_DIR"),
+                self.name
+            )
+            .into_boxed_str(),
+        );
         let config = Config {
             cases: cases(),
-            failure_persistence: None,
+            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(saved_seeds))),
+            rng_algorithm: RngAlgorithm::ChaCha,
+            rng_seed: RngSeed::Fixed(seed),
             ..Config::default()
         };
         let mut runner = TestRunner::new(config);
         let result = runner.run(&strategy, |value| self.check(&to_event(self, &value)));
-        self.report();
         if let Err(err) = result {
-            panic!("{}: {err}", self.name);
+            failures.push(format!("{err}"));
         }
+        self.report();
+        assert!(
+            failures.is_empty(),
+            "{} (FUZZ_SEED={seed}): {}",
+            self.name,
+            failures.join("\n")
+        );
         runtime().block_on(self.assert_no_task_left_queued());
     }
 
-    /// Checks every event of `corpus`, in order.
-    fn run_each(&self, corpus: &[String]) {
-        let failures: Vec<String> = corpus
+    /// Every failure of the events of `corpus`, checked in order.
+    fn check_each(&self, corpus: &[String]) -> Vec<String> {
+        corpus
             .iter()
             .filter_map(|event| {
                 self.check(event)
                     .err()
                     .map(|err| format!("{err}\n  input: {}", excerpt(event)))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Checks every event of `corpus`, in order.
+    fn run_each(&self, corpus: &[String]) {
+        let failures = self.check_each(corpus);
         self.report();
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         runtime().block_on(self.assert_no_task_left_queued());
@@ -480,9 +561,10 @@ impl Harness {
     fn summary(&self) -> String {
         let stats = self.stats();
         let mut out = format!(
-            "fuzz {}: {} cases run; lambda_http refused {}, panicked on {}; \
+            "fuzz {} (FUZZ_SEED={}): {} cases run; lambda_http refused {}, panicked on {}; \
              HTTP answers by status {:?}; non-HTTP event errors {:?}",
             self.name,
+            seed().0,
             stats.cases,
             stats.unparsed,
             stats.lambda_http_panics.len(),
@@ -1195,6 +1277,20 @@ fn apply_text(text: &mut String, mutation: &TextMutation) {
 // The properties
 // ---------------------------------------------------------------------------
 
+/// Inputs the arbitrary-JSON property once failed on, shrunk: JSON that is no
+/// object, which a serde struct reads as a sequence of its fields (`[[]]` was
+/// an empty SQS batch, `["<uuid>", 1]` a task event).
+fn arbitrary_json_regressions() -> Vec<String> {
+    let mut inputs: Vec<String> = ["[[]]", "[]", "\"x\"", "1", "null", "true", " \n[[]]"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    inputs.push(json!([{"task_id": UNRECORDED_TASK, "delay_ms": 1}]).to_string());
+    inputs.push(json!([UNRECORDED_TASK, 1]).to_string());
+    inputs.push(json!([[{"messageId": "m", "body": "{}"}]]).to_string());
+    inputs
+}
+
 #[test]
 fn arbitrary_json_and_text_never_panic_the_function_nor_write() {
     let harness = Harness::new("arbitrary-json");
@@ -1205,7 +1301,9 @@ fn arbitrary_json_and_text_never_panic_the_function_nor_write() {
         1 => (1..2000usize).prop_map(|d| nested(d, "")),
         1 => (1..2000usize).prop_map(|d| format!("{}{}", "{\"a\":".repeat(d), "}".repeat(d))),
     ];
-    harness.run(strategy, |_, event| event.clone());
+    harness.run(&arbitrary_json_regressions(), strategy, |_, event| {
+        event.clone()
+    });
 }
 
 #[test]
@@ -1217,7 +1315,7 @@ fn mutated_and_truncated_real_events_of_every_source_never_5xx_nor_write_when_re
         vec(json_mutation(), 0..4),
         proptest::option::of(text_mutation()),
     );
-    harness.run(strategy, |_, (sample, json_mutations, text)| {
+    harness.run(&[], strategy, |_, (sample, json_mutations, text)| {
         let mut event = match serde_json::from_str::<Value>(sample) {
             Ok(mut value) => {
                 for mutation in json_mutations {
@@ -1240,7 +1338,7 @@ fn hostile_http_requests_of_every_source_never_5xx_never_write_when_rejected_nev
     // Half the bodies are the recorded task's own event, sent over HTTP to any
     // path: that must never run it.
     let strategy = (http_case(), any::<bool>());
-    harness.run(strategy, |harness, (case, carry_task)| {
+    harness.run(&[], strategy, |harness, (case, carry_task)| {
         let mut case = case.clone();
         if *carry_task {
             case.body = Some(harness.known_task_event());
