@@ -128,12 +128,28 @@ sam_docker_up() {
     command -v dockerd >/dev/null || sam_timed "install docker.io" sam_install_packages docker.io
     sam_timed "start dockerd" _sam_start_dockerd
   fi
-  # The host's own address on the default bridge (docker0), which containers reach.
-  SAM_BRIDGE_IP=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' |
-    tr ' ' '\n' | grep -m1 -E '^[0-9]+(\.[0-9]+){3}$' || true)
-  [ -n "$SAM_BRIDGE_IP" ] || sam_die "the bridge network has no IPv4 gateway: containers could not reach this host"
+  # The host's own address on the default bridge (docker0), which containers reach. A dockerd
+  # that has only just started (right after docker.io was installed, say) answers before its
+  # bridge network has its gateway: wait for it, a minute at most.
+  SAM_BRIDGE_IP=
+  local i
+  for ((i = 0; i < 60; i++)); do
+    SAM_BRIDGE_IP=$(_sam_bridge_gateway)
+    [ -n "$SAM_BRIDGE_IP" ] && break
+    sleep 1
+  done
+  [ -n "$SAM_BRIDGE_IP" ] ||
+    sam_die "the bridge network has no IPv4 gateway after 60 s: containers could not reach this host (see $SAM_LOCAL_DIR/dockerd.log if this script started dockerd)"
+  [ "$i" -eq 0 ] || sam_log "the bridge network had its IPv4 gateway after $i s"
   _sam_containers_before=$(docker ps -aq --no-trunc --filter label=sam.cli.container.type | sort)
   sam_on_exit _sam_remove_our_containers
+}
+
+# The IPv4 gateway of dockerd's default bridge network; nothing while it has none (or no bridge
+# network yet).
+_sam_bridge_gateway() {
+  docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null |
+    tr ' ' '\n' | grep -m1 -E '^[0-9]+(\.[0-9]+){3}$' || true
 }
 
 _sam_start_dockerd() {
