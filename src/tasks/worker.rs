@@ -257,6 +257,7 @@ async fn hold(
     // read only when the claim is refused.
     let mut next = Delivery::Claim;
     let mut attempts = 0;
+    let mut claim_failed = None;
     loop {
         match next {
             Delivery::Claim => {
@@ -269,15 +270,21 @@ async fn hold(
                         attempt.cutoff_ms,
                         attempt.claimed_until(sent),
                     )
-                    .await
-                    .map_err(TaskError::Store)?;
-                if let Written::Done(claimed) = claimed {
-                    let number = claimed.view.attempts;
-                    metrics::task_claimed(task_id, claimed.view.created_ms, number);
-                    return Ok(Holding::Ours {
-                        number,
-                        lease_until: attempt.claimed_until(sent),
-                    });
+                    .await;
+                match claimed {
+                    Ok(Written::Done(claimed)) => {
+                        let number = claimed.view.attempts;
+                        metrics::task_claimed(task_id, claimed.view.created_ms, number);
+                        return Ok(Holding::Ours {
+                            number,
+                            lease_until: attempt.claimed_until(sent),
+                        });
+                    }
+                    Ok(Written::Refused) => {}
+                    // It may have landed: the read below tells, and if it
+                    // cannot, the claim is released so that it is not
+                    // counted as an attempt.
+                    Err(reason) => claim_failed = Some(reason),
                 }
             }
             Delivery::Owned { lease_until } => {
@@ -290,7 +297,8 @@ async fn hold(
                 sleep_until(until_ms).await;
             }
             Delivery::Abandon => {
-                if store.abandon(task_id, epoch_millis()).await == Wrote::Done {
+                let now = epoch_millis().saturating_sub(protocol::CLOCK_SKEW_MS);
+                if store.abandon(task_id, now).await == Wrote::Done {
                     tracing::error!("task abandoned: its request ended before it was enqueued");
                     metrics::task_failed(task_id);
                 }
@@ -299,7 +307,16 @@ async fn hold(
             Delivery::Unknown => return Err(TaskError::UnknownTask(task_id.to_owned())),
             Delivery::GiveBack(why) => return Err(TaskError::given_back(why, task_id)),
         }
-        let view = store.view(task_id).await.map_err(TaskError::Store)?;
+        let view = match store.view(task_id).await {
+            Ok(view) => view,
+            Err(reason) => {
+                if claim_failed.is_some() {
+                    store.release(task_id, &attempt.claim_id).await;
+                }
+                return Err(TaskError::Store(claim_failed.unwrap_or(reason)));
+            }
+        };
+        claim_failed = None;
         next = attempt.next(view.as_ref(), epoch_millis());
         let Some(view) = view else { continue };
         attempts = view.attempts;

@@ -275,7 +275,8 @@ fn function_for(
     ))
 }
 
-fn state_for(
+/// The state of a function on `users` and `tasks` through these endpoints.
+pub fn state_for(
     users: &str,
     tasks: &str,
     dynamodb_endpoint: &str,
