@@ -113,6 +113,7 @@ async fn consume_one(store: TaskStore<'_>, body: &str) -> bool {
         match store.give_up(&event.task_id, &reason).await {
             Ok(Written::Done(())) => {
                 tracing::error!(reason, "task failed: Lambda gave up on its event");
+                crate::metrics::task_failed(&event.task_id);
                 true
             }
             Ok(Written::Refused) => {
