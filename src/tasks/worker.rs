@@ -388,7 +388,9 @@ async fn watch_work(
     };
     let mut now = epoch_millis();
     loop {
+        // Biased: a work that has returned is taken before the stop point.
         tokio::select! {
+            biased;
             joined = &mut work => return finished(joined),
             () = sleep_until(attempt.wake_at(now, lease_until)) => {}
         }
@@ -418,6 +420,7 @@ async fn watch_work(
             store.renew_lease(task_id, &attempt.claim_id, until_ms),
         );
         tokio::select! {
+            biased;
             joined = &mut work => return finished(joined),
             renewed = renewal => match renewed {
                 Ok(Wrote::Done) => lease_until = attempt.renewed(lease_until, now),
