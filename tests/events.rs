@@ -330,7 +330,7 @@ async fn assert_task_started_and_succeeded(
                 "task_id": task_id, "status": "succeeded",
                 "created_at": string_attribute(&item, "created_at"),
                 "updated_at": string_attribute(&item, "updated_at"),
-                "attempts": 1, "error": null,
+                "attempts": 1, "error": null, "result": {"waited_ms": delay_ms},
             }),
         ),
         "{file}: GET {status_url} after the task ran"

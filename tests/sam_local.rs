@@ -397,6 +397,7 @@ fn assert_succeeded_once(context: &str, task: &Value, task_id: &str) {
     assert_eq!(task["status"], "succeeded", "{context}: {task}");
     assert_eq!(task["attempts"], 1, "{context}: {task}");
     assert_eq!(task["error"], Value::Null, "{context}: {task}");
+    assert!(task["result"].is_object(), "{context}: {task}");
     let created = task["created_at"].as_str().expect("created_at");
     let updated = task["updated_at"].as_str().expect("updated_at");
     assert!(created <= updated, "{context}: {task}");
