@@ -1,6 +1,8 @@
 //! A stand-in for the Lambda `Invoke` API on loopback: it records every
 //! invocation and answers with the status it was started with. A test may
-//! change that status, and delay the answer, while it runs.
+//! change that status, and delay the answer (of every later call, or of the
+//! next few only: an event Lambda accepted whose answer the client lost),
+//! while it runs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +28,9 @@ struct Behaviour {
     status: StatusCode,
     /// How long after recording a call the fake answers it.
     delay: Duration,
+    /// How many of the next calls are answered `late_delay` after instead.
+    late_calls: usize,
+    late_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -48,6 +53,8 @@ impl FakeLambda {
             behaviour: Arc::new(Mutex::new(Behaviour {
                 status: StatusCode::from_u16(status).expect("status"),
                 delay: Duration::ZERO,
+                late_calls: 0,
+                late_delay: Duration::ZERO,
             })),
             invocations: Arc::default(),
         };
@@ -74,6 +81,15 @@ impl FakeLambda {
     /// accepted, and a client that gives up first loses the answer.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.behaviour.lock().expect("lock").delay = delay;
+    }
+
+    /// Answers the next `calls` calls `delay` after recording them, and later
+    /// ones as before: Lambda accepts each of those events, and a client whose
+    /// attempt timeout is shorter loses the answer (the SDK then tries again).
+    pub fn answer_late(&self, calls: usize, delay: Duration) {
+        let mut behaviour = self.shared.behaviour.lock().expect("lock");
+        behaviour.late_calls = calls;
+        behaviour.late_delay = delay;
     }
 
     /// Every invocation received so far.
@@ -114,7 +130,19 @@ async fn invoke(
             .map(str::to_owned),
         payload,
     });
-    let behaviour = *shared.behaviour.lock().expect("lock");
+    let behaviour = {
+        let mut behaviour = shared.behaviour.lock().expect("lock");
+        let now = *behaviour;
+        if behaviour.late_calls > 0 {
+            behaviour.late_calls -= 1;
+            Behaviour {
+                delay: behaviour.late_delay,
+                ..now
+            }
+        } else {
+            now
+        }
+    };
     tokio::time::sleep(behaviour.delay).await;
     if behaviour.status.is_success() {
         (
