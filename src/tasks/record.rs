@@ -72,9 +72,11 @@ pub struct TaskRecord {
     pub attempts: u32,
     /// Why the task failed once `failed`; while it waits `queued` for
     /// Lambda's retry, how its last attempt failed; `null` otherwise.
+    #[schema(required = true)]
     pub error: Option<String>,
-    /// What the work returned, once `succeeded`; `null` before and otherwise.
-    #[schema(value_type = Option<Object>)]
+    /// What the work returned (any JSON value), once `succeeded`; `null`
+    /// before and otherwise.
+    #[schema(required = true)]
     pub result: Option<serde_json::Value>,
 }
 
