@@ -1,14 +1,19 @@
 //! `POST /async`'s rules beyond the happy path: only JSON bodies start tasks
 //! (415 otherwise), `Location` and `status_url` lead back through the stage or
 //! base path the client called, an `Invoke` whose answer was lost makes a 503
-//! whose task never runs, and a function that does not exist is a 500.
+//! whose task never runs, and a function that does not exist is a 500. And
+//! the task's record until `/async` marks it enqueued: written with the
+//! request's deadline (`answer_by`), awaited by a delivery until then,
+//! abandoned (`failed`) after it.
 
 mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_api::tasks::store::NOT_ENQUEUED;
+use async_api::tasks::TaskStore;
+use async_api::tasks::protocol::Wrote;
+use async_api::tasks::store::{ABANDONED, NOT_ENQUEUED};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::fake_lambda::FakeLambda;
@@ -293,9 +298,15 @@ async fn an_invoke_whose_answer_was_lost_is_503_and_its_delivered_event_never_ru
         .http("GET", &format!("/tasks/{task_id}"), None)
         .await;
     assert_eq!(status.status, 200);
-    assert_eq!(status.body["status"], "failed");
-    assert_eq!(status.body["error"], NOT_ENQUEUED);
-    assert_eq!(status.body["attempts"], 0);
+    assert_eq!(
+        status.body,
+        json!({
+            "task_id": task_id, "status": "failed",
+            "created_at": string(&item, "created_at"),
+            "updated_at": string(&item, "updated_at"),
+            "attempts": 0, "error": NOT_ENQUEUED, "result": null,
+        })
+    );
     assert_eq!(status.header("retry-after"), None);
 }
 
@@ -326,6 +337,7 @@ async fn an_invoke_whose_first_answer_was_lost_but_whose_retry_was_accepted_runs
     let status = fixture.http("GET", &status_url, None).await;
     assert_eq!(status.body["status"], "succeeded");
     assert_eq!(status.body["attempts"], 1);
+    assert_eq!(status.body["result"], json!({"waited_ms": 0}));
 }
 
 #[tokio::test]
@@ -340,4 +352,156 @@ async fn a_function_that_does_not_exist_is_500_not_503_and_the_task_failed() {
     let item = only_task(&fixture).await;
     assert_eq!(string(&item, "status"), "failed");
     assert_eq!(string(&item, "error"), NOT_ENQUEUED);
+}
+
+// ---------------------------------------------------------------------------
+// Until the task is marked enqueued
+// ---------------------------------------------------------------------------
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().expect("a number"),
+        other => panic!("{name} is {other:?}"),
+    }
+}
+
+fn store(fixture: &Fixture) -> TaskStore<'_> {
+    TaskStore {
+        dynamodb: &fixture.dynamodb,
+        table: &fixture.tasks_table,
+    }
+}
+
+/// A task written as `/async` writes it, not marked enqueued yet: its
+/// request can mark it until `answer_by` (epoch ms).
+async fn unmarked_task(fixture: &Fixture, answer_by: u64) -> String {
+    let task_id = uuid::Uuid::new_v4().to_string();
+    store(fixture)
+        .put_queued(&task_id, answer_by)
+        .await
+        .expect("an unmarked task");
+    task_id
+}
+
+#[tokio::test]
+async fn the_record_is_written_with_the_requests_deadline_as_the_time_it_can_be_marked_by() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let deadline = support::now_millis() + 30_000;
+    let event = events::http_api("POST", "/async", None);
+    let reply = support::invoke_with_deadline(&fixture.function, &event, deadline)
+        .await
+        .expect("answer");
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let item = only_task(&fixture).await;
+    assert_eq!(number(&item, "answer_by"), deadline);
+    assert_eq!(item["enqueued"], AttributeValue::Bool(true));
+
+    // `cargo lambda watch` gives every invocation a deadline in 1970: the
+    // request is taken to have Lambda's longest timeout, 15 minutes.
+    let fixture = Fixture::new(&lambda.url).await;
+    let before = support::now_millis();
+    let reply = support::invoke_with_deadline(&fixture.function, &event, 600_000)
+        .await
+        .expect("answer");
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let answer_by = number(&only_task(&fixture).await, "answer_by");
+    let after = support::now_millis();
+    assert!(
+        (before + 900_000..=after + 900_000).contains(&answer_by),
+        "answer_by {answer_by}"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_that_comes_before_its_task_is_marked_waits_for_the_mark_and_runs_it() {
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    let task_id = unmarked_task(&fixture, support::now_millis() + 5_000).await;
+    let function = fixture.function.clone();
+    let event = events::task(&task_id, 0);
+    let delivery = tokio::spawn(async move { support::invoke(&function, &event).await });
+
+    // Lambda can deliver the event before `/async` has its answer: the mark
+    // comes 1.5 s later, well within the request's time.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!delivery.is_finished(), "the delivery waits for the mark");
+    assert_eq!(store(&fixture).mark_enqueued(&task_id).await, Wrote::Done);
+    let outcome = delivery
+        .await
+        .expect("delivery")
+        .expect("the delivery runs the task");
+    assert_eq!(
+        outcome.body,
+        json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": false})
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_whose_own_time_runs_out_before_the_mark_gives_the_event_back_unchanged() {
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    let task_id = unmarked_task(&fixture, support::now_millis() + 60_000).await;
+    let before = fixture.task_item(&task_id).await.expect("record");
+
+    let deadline = support::now_millis() + 1_000;
+    let err =
+        support::invoke_with_deadline(&fixture.function, &events::task(&task_id, 0), deadline)
+            .await
+            .expect_err("a function error, so that Lambda delivers it again");
+    assert!(
+        support::now_millis() < deadline,
+        "given back before its deadline"
+    );
+    let diagnostic = lambda_http::lambda_runtime::Diagnostic::from(err);
+    assert_eq!(
+        (diagnostic.error_type.as_str(), diagnostic.error_message),
+        (
+            "TaskNotEnqueued",
+            format!("task {task_id} is not enqueued yet")
+        )
+    );
+    assert_eq!(fixture.task_item(&task_id).await, Some(before), "unchanged");
+}
+
+#[tokio::test]
+async fn a_delivery_abandons_a_task_its_request_can_no_longer_mark_and_it_ends_failed() {
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    // The request that wrote it died 100 ms ago without marking it.
+    let task_id = unmarked_task(&fixture, support::now_millis() - 100).await;
+    let event = events::task(&task_id, 0);
+
+    // No function error: a retry could not change anything.
+    let outcome = fixture.invoke(&event).await.expect("the delivery succeeds");
+    let item = fixture.task_item(&task_id).await.expect("record");
+    let status = fixture
+        .http("GET", &format!("/tasks/{task_id}"), None)
+        .await;
+    assert_eq!(
+        status.body,
+        json!({
+            "task_id": task_id, "status": "failed",
+            "created_at": string(&item, "created_at"),
+            "updated_at": string(&item, "updated_at"),
+            "attempts": 0, "error": ABANDONED, "result": null,
+        })
+    );
+    assert_eq!(status.header("retry-after"), None);
+
+    // The request's mark, were it to come now, finds the task ended.
+    assert_eq!(
+        store(&fixture).mark_enqueued(&task_id).await,
+        Wrote::Refused
+    );
+    let again = fixture.invoke(&event).await.expect("a duplicate succeeds");
+    assert_eq!(
+        again.body,
+        json!({"task_id": task_id, "status": "failed", "attempts": 0, "duplicate": true})
+    );
+    assert_eq!(fixture.task_item(&task_id).await, Some(item));
+
+    // The first delivery ended the task itself: it is nobody's duplicate.
+    assert_eq!(
+        outcome.body,
+        json!({"task_id": task_id, "status": "failed", "attempts": 0, "duplicate": false}),
+        "the abandoning delivery's outcome"
+    );
 }

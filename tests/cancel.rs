@@ -1,15 +1,17 @@
 //! `DELETE /tasks/{task_id}` and what follows it: a queued task never runs, a
 //! running one stops within a second and its invocation ends without an error,
 //! an ended one is a 409; `GET /tasks/{task_id}`'s `Retry-After` while the
-//! task has not ended; and the backstop that shows a task whose event can no
-//! longer arrive as `failed`.
+//! task has not ended; a task queued for Lambda's retry after a failed
+//! attempt can be canceled too, and the retry then does nothing; and the
+//! backstop that shows a task whose event can no longer arrive, or whose last
+//! attempt died, as `failed`.
 
 mod support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use async_api::tasks::record::NEVER_DELIVERED;
+use async_api::tasks::record::{ATTEMPT_DIED, NEVER_DELIVERED};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::fake_lambda::FakeLambda;
@@ -49,7 +51,8 @@ async fn item(fixture: &Fixture, task_id: &str) -> Item {
     fixture.task_item(task_id).await.expect("the task record")
 }
 
-/// The record as `GET /tasks/{id}` must show it, from the stored item.
+/// The record as `GET /tasks/{id}` must show it, from the stored item (a
+/// task that has not succeeded: `result` null).
 fn shown(item: &Item, status: &str, error: Value) -> Value {
     json!({
         "task_id": string(item, "task_id"),
@@ -58,6 +61,7 @@ fn shown(item: &Item, status: &str, error: Value) -> Value {
         "updated_at": string(item, "updated_at"),
         "attempts": item["attempts"].as_n().expect("attempts").parse::<u32>().expect("number"),
         "error": error,
+        "result": null,
     })
 }
 
@@ -162,12 +166,14 @@ async fn ended_task(fixture: &Fixture, lambda: &FakeLambda, status: &str) -> Str
             fixture.invoke(&event).await.expect("succeeds");
         }
         "failed" => {
+            // Failed for good at once (a failed attempt with a retry to come
+            // would leave it queued).
             let mut failing: Value = serde_json::from_str(&event).expect("event");
-            failing["fail_attempts"] = json!(1);
+            failing["fail_for_good"] = json!(true);
             fixture
                 .invoke(&failing.to_string())
                 .await
-                .expect_err("the attempt fails");
+                .expect("the attempt fails for good, without a function error");
         }
         "canceled" => assert_eq!(delete(fixture, &task_id).await.status, 200),
         other => panic!("{other}"),
@@ -264,6 +270,22 @@ async fn get_task_says_retry_after_1_while_queued_or_running_and_nothing_once_en
     }
 }
 
+/// A `running` record created `age` ago, whose attempt (its first) died
+/// holding a lease that ran out three seconds after the task was created.
+fn running_record(task_id: &str, age: Duration) -> Item {
+    let mut item = queued_record(task_id, age);
+    let created_ms: u64 = item["created_ms"].as_n().expect("ms").parse().expect("ms");
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    item.insert("status".to_owned(), s("running"));
+    item.insert("attempts".to_owned(), AttributeValue::N("1".to_owned()));
+    item.insert("claim_id".to_owned(), s("claim-of-a-dead-attempt"));
+    item.insert(
+        "lease_until".to_owned(),
+        AttributeValue::N((created_ms + 3_000).to_string()),
+    );
+    item
+}
+
 /// A `queued` record as `/async` writes it, created `age` ago, its event
 /// accepted by Lambda.
 fn queued_record(task_id: &str, age: Duration) -> Item {
@@ -331,6 +353,130 @@ async fn a_queued_task_older_than_its_event_can_be_reads_failed_and_cannot_be_ca
     );
     assert_eq!(reply.header("retry-after"), Some("1"));
     assert_eq!(delete(&fixture, fresh_id).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_running_task_older_than_its_event_can_be_reads_failed_its_attempt_died_and_stays_so() {
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    // Older than TASK_EVENT_MAX_AGE_SECONDS (3600) and Lambda's retries (300 s):
+    // no lease can still hold, so its last attempt died without a result.
+    let horizon = Duration::from_secs(3600 + 300);
+    let stale_id = "5a1f0c3e-9d2b-4e6f-8a7c-1b3d5e7f9a2c";
+    let stale = running_record(stale_id, horizon + Duration::from_secs(60));
+    fixture
+        .put_items(&fixture.tasks_table, vec![stale.clone()])
+        .await;
+
+    let reply = get(&fixture, stale_id).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, shown(&stale, "failed", json!(ATTEMPT_DIED)));
+    assert_eq!(reply.header("retry-after"), None, "it has ended");
+    let reply = delete(&fixture, stale_id).await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        error_body(
+            &reply,
+            "conflict",
+            &format!("Task {stale_id} has already ended (failed)")
+        )
+    );
+
+    // Its lease ran out long ago, yet a late delivery does not claim it.
+    let delivered = fixture
+        .invoke(&support::events::task(stale_id, 0))
+        .await
+        .expect("the delivery succeeds");
+    assert_eq!(
+        delivered.body,
+        json!({"task_id": stale_id, "status": "failed", "attempts": 1, "duplicate": true})
+    );
+    assert_eq!(
+        item(&fixture, stale_id).await,
+        stale,
+        "shown failed, stored as is"
+    );
+
+    // One still within its event's reach is shown as it is.
+    let fresh_id = "0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c";
+    let fresh = running_record(fresh_id, horizon - Duration::from_secs(60));
+    fixture
+        .put_items(&fixture.tasks_table, vec![fresh.clone()])
+        .await;
+    let reply = get(&fixture, fresh_id).await;
+    assert_eq!(reply.body, shown(&fresh, "running", Value::Null));
+    assert_eq!(reply.header("retry-after"), Some("1"));
+}
+
+/// A task started through `/async` whose first attempt failed with Lambda's
+/// retry still to come: its id, its (failing) event and the failure's message.
+async fn task_waiting_for_its_retry(
+    fixture: &Fixture,
+    lambda: &FakeLambda,
+) -> (String, String, &'static str) {
+    let (task_id, event) = start(fixture, lambda, 0).await;
+    let mut failing: Value = serde_json::from_str(&event).expect("event");
+    failing["fail_attempts"] = json!(1);
+    let failing = failing.to_string();
+    fixture
+        .invoke(&failing)
+        .await
+        .expect_err("attempt 1 fails, so that Lambda retries it");
+    let message = "simulated failure (fail_attempts = 1)";
+    let waiting = get(fixture, &task_id).await;
+    assert_eq!(waiting.body["status"], "queued");
+    assert_eq!(waiting.body["error"], message);
+    (task_id, failing, message)
+}
+
+#[tokio::test]
+async fn a_task_queued_for_lambdas_retry_can_be_canceled_and_the_retry_then_does_nothing() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let (task_id, failing, _) = task_waiting_for_its_retry(&fixture, &lambda).await;
+
+    let reply = delete(&fixture, &task_id).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("retry-after"), None);
+    let canceled = item(&fixture, &task_id).await;
+    assert_eq!(string(&canceled, "status"), "canceled");
+    assert_eq!(canceled.get("retry_at"), None, "no retry is awaited");
+    for (key, value) in [
+        ("task_id", json!(task_id)),
+        ("status", json!("canceled")),
+        ("attempts", json!(1)),
+        ("result", Value::Null),
+        ("updated_at", json!(string(&canceled, "updated_at"))),
+    ] {
+        assert_eq!(reply.body[key], value, "{key}: {}", reply.body);
+    }
+
+    // Lambda's retry comes: it succeeds, does nothing, and runs no attempt.
+    let retried = fixture.invoke(&failing).await.expect("the retry succeeds");
+    assert_eq!(
+        retried.body,
+        json!({"task_id": task_id, "status": "canceled", "attempts": 1, "duplicate": true})
+    );
+    assert_eq!(item(&fixture, &task_id).await, canceled, "record unchanged");
+    let status = get(&fixture, &task_id).await;
+    assert_eq!(status.body, reply.body);
+    assert_eq!(status.header("retry-after"), None);
+}
+
+#[tokio::test]
+async fn a_task_canceled_while_waiting_for_its_retry_shows_error_null_as_its_schema_says() {
+    // The schema of `error` (TaskRecord, in /openapi.json): how the last
+    // attempt failed while the task waits for Lambda's retry, why it failed
+    // once `failed`, `null` otherwise.
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let (task_id, _, _) = task_waiting_for_its_retry(&fixture, &lambda).await;
+
+    let reply = delete(&fixture, &task_id).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let canceled = item(&fixture, &task_id).await;
+    assert_eq!(reply.body, shown(&canceled, "canceled", Value::Null));
+    assert_eq!(get(&fixture, &task_id).await.body, reply.body);
 }
 
 #[tokio::test]

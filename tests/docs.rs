@@ -7,6 +7,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
+use support::fake_lambda::FakeLambda;
 use support::{Fixture, dead_endpoint, events};
 
 fn documented_operations(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
@@ -282,4 +283,67 @@ async fn a_cors_preflight_from_an_allowed_origin_is_answered() {
         .await
         .expect("answer");
     assert_eq!(other.header("access-control-allow-origin"), None);
+}
+
+/// The names of a JSON object's members.
+fn names(object: &Value) -> BTreeSet<String> {
+    object
+        .as_object()
+        .unwrap_or_else(|| panic!("an object: {object}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_task_schema_names_and_requires_every_key_of_a_task_answer_result_included() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let started = fixture.http("POST", "/async", None).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let status_url = started.body["status_url"].as_str().expect("status_url");
+    let task = fixture.http("GET", status_url, None).await;
+    assert_eq!(task.status, 200, "{}", task.body);
+    let keys = names(&task.body);
+    assert!(keys.contains("result"), "{}", task.body);
+
+    let doc = serde_json::to_value(async_api::openapi()).expect("document");
+    let schema = &doc["components"]["schemas"]["TaskRecord"];
+    assert_eq!(names(&schema["properties"]), keys, "{schema}");
+    // Every key is in every answer (`error` and `result` as null).
+    let required: BTreeSet<String> = schema["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .map(|name| name.as_str().expect("a name").to_owned())
+        .collect();
+    assert_eq!(required, keys, "{schema}");
+    // The work returns any JSON value: no type narrows `result`.
+    let result = &schema["properties"]["result"];
+    assert_eq!(result.get("type"), None, "{result}");
+    assert_eq!(result.get("$ref"), None, "{result}");
+    assert!(
+        result["description"]
+            .as_str()
+            .is_some_and(|text| text.contains("`succeeded`")),
+        "{result}"
+    );
+    for (method, status) in [("get", "200"), ("delete", "200")] {
+        assert_eq!(
+            doc["paths"]["/tasks/{task_id}"][method]["responses"][status]["content"]["application/json"]
+                ["schema"],
+            json!({"$ref": "#/components/schemas/TaskRecord"}),
+            "{method} /tasks/{{task_id}}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tasks_documented_retry_after_is_whole_seconds_of_at_least_1() {
+    // The contract: "Retry-After (seconds, an integer ≥ 1)".
+    let doc = serde_json::to_value(async_api::openapi()).expect("document");
+    let retry_after = &doc["paths"]["/tasks/{task_id}"]["get"]["responses"]["200"]["headers"]["Retry-After"]
+        ["schema"];
+    assert_eq!(retry_after["type"], "integer", "{retry_after}");
+    assert_eq!(retry_after["minimum"], 1, "{retry_after}");
 }

@@ -1,9 +1,10 @@
 //! The on-failure destination's records, as the failure queue's event source
 //! mapping hands them to the function (SQS events built exactly as AWS
 //! documents them, by `support::runtime_api::async_invoke`): the task of each
-//! record becomes `failed` with why Lambda gave up, unless it has ended; a
-//! record of a task that no longer exists is acknowledged; a message that
-//! cannot be read, or not applied, is reported back as a batch item failure.
+//! record becomes `failed` with why Lambda gave up, unless it has ended (a
+//! task `queued` for Lambda's retry after a failed attempt has not); a record
+//! of a task that no longer exists is acknowledged; a message that cannot be
+//! read, or not applied, is reported back as a batch item failure.
 
 mod support;
 
@@ -176,6 +177,7 @@ async fn a_record_fails_its_queued_or_running_task_saying_why_lambda_gave_up() {
                     "updated_at": string(&after, "updated_at"),
                     "attempts": if state == "queued" { 0 } else { 3 },
                     "error": error,
+                    "result": null,
                 }),
                 "{case}"
             );
@@ -184,32 +186,66 @@ async fn a_record_fails_its_queued_or_running_task_saying_why_lambda_gave_up() {
     }
 }
 
+/// `event` with the stand-in work told to fail: `field` = `value`.
+fn failing(event: &str, field: &str, value: Value) -> String {
+    let mut failing: Value = serde_json::from_str(event).expect("event");
+    failing[field] = value;
+    failing.to_string()
+}
+
 #[tokio::test]
 async fn a_record_of_a_task_that_has_ended_leaves_it_unchanged() {
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
     let (succeeded, succeeded_event) = queued_task(&fixture, &lambda).await;
     fixture.invoke(&succeeded_event).await.expect("runs");
+    // Failed for good by its work: no retry comes, and the invocation succeeds.
     let (failed, failed_event) = queued_task(&fixture, &lambda).await;
-    let mut failing: Value = serde_json::from_str(&failed_event).expect("event");
-    failing["fail_attempts"] = json!(1);
     fixture
-        .invoke(&failing.to_string())
+        .invoke(&failing(&failed_event, "fail_for_good", json!(true)))
         .await
-        .expect_err("fails in its work");
+        .expect("fails for good, without a function error");
+    // Failed by its last attempt (the third): the record Lambda then sends
+    // leaves the work's own error.
+    let (exhausted, exhausted_event) = queued_task(&fixture, &lambda).await;
+    let three_failures = failing(&exhausted_event, "fail_attempts", json!(3));
+    for _ in 1..=3 {
+        fixture
+            .invoke(&three_failures)
+            .await
+            .expect_err("each attempt fails in its work");
+    }
     let (canceled, canceled_event) = queued_task(&fixture, &lambda).await;
     let cancel = fixture
         .http("DELETE", &format!("/tasks/{canceled}"), None)
         .await;
     assert_eq!(cancel.status, 200);
 
-    for (task_id, event, status) in [
-        (&succeeded, &succeeded_event, "succeeded"),
-        (&failed, &failed_event, "failed"),
-        (&canceled, &canceled_event, "canceled"),
+    for (task_id, event, status, error) in [
+        (&succeeded, &succeeded_event, "succeeded", None),
+        (
+            &failed,
+            &failed_event,
+            "failed",
+            Some("simulated failure for good (fail_for_good)"),
+        ),
+        (
+            &exhausted,
+            &exhausted_event,
+            "failed",
+            Some("simulated failure (fail_attempts = 3)"),
+        ),
+        (&canceled, &canceled_event, "canceled", None),
     ] {
         let before = item(&fixture, task_id).await;
         assert_eq!(string(&before, "status"), status);
+        assert_eq!(
+            before
+                .get("error")
+                .map(|error| error.as_s().expect("string").as_str()),
+            error,
+            "{status}"
+        );
         for condition in [Condition::RetriesExhausted, Condition::EventAgeExceeded] {
             let message = destination_message(event, condition);
             let reply = deliver(&fixture, &[&message]).await;
@@ -217,6 +253,57 @@ async fn a_record_of_a_task_that_has_ended_leaves_it_unchanged() {
             assert_eq!(item(&fixture, task_id).await, before, "{status}: unchanged");
         }
     }
+}
+
+#[tokio::test]
+async fn a_record_fails_a_task_queued_for_its_retry_and_no_later_delivery_runs_it() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let (task_id, event) = queued_task(&fixture, &lambda).await;
+    let one_failure = failing(&event, "fail_attempts", json!(1));
+    fixture
+        .invoke(&one_failure)
+        .await
+        .expect_err("attempt 1 fails in its work");
+    let waiting = item(&fixture, &task_id).await;
+    assert_eq!(
+        string(&waiting, "status"),
+        "queued",
+        "waiting for the retry"
+    );
+    assert!(waiting.contains_key("retry_at"));
+
+    // Lambda gives up before the retry (the event reached its maximum age):
+    // the task has not ended, so the record ends it.
+    let message = destination_message(&one_failure, Condition::EventAgeExceeded);
+    let reply = deliver(&fixture, &[&message]).await;
+    assert_eq!(reply.body, batch_answer(&[]));
+    let failed = item(&fixture, &task_id).await;
+    assert_eq!(string(&failed, "status"), "failed");
+    assert_eq!(string(&failed, "error"), EVENT_AGE_EXCEEDED);
+    assert_eq!(failed["attempts"], waiting["attempts"]);
+    assert_eq!(failed.get("retry_at"), None, "no retry is awaited");
+    let status = fixture
+        .http("GET", &format!("/tasks/{task_id}"), None)
+        .await;
+    assert_eq!(
+        status.body,
+        json!({
+            "task_id": task_id, "status": "failed",
+            "created_at": string(&failed, "created_at"),
+            "updated_at": string(&failed, "updated_at"),
+            "attempts": 1, "error": EVENT_AGE_EXCEEDED, "result": null,
+        })
+    );
+    assert_eq!(status.header("retry-after"), None);
+
+    // A delivery of its event after all: `failed` is final.
+    let late = fixture.invoke(&one_failure).await.expect("succeeds");
+    assert_eq!(
+        late.body,
+        json!({"task_id": task_id, "status": "failed", "attempts": 1, "duplicate": true})
+    );
+    assert_eq!(item(&fixture, &task_id).await, failed);
 }
 
 #[tokio::test]

@@ -133,6 +133,27 @@ async fn every_http_source_reaches_the_same_routes() {
             .expect("answer");
         assert_eq!(task.status, 200, "{source}");
         assert_eq!(task.body["status"], "queued", "{source}");
+        let keys: Vec<&str> = task
+            .body
+            .as_object()
+            .expect("a JSON object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "attempts",
+                "created_at",
+                "error",
+                "result",
+                "status",
+                "task_id",
+                "updated_at"
+            ],
+            "{source}: every key (sorted), `result` among them"
+        );
+        assert_eq!(task.body["result"], serde_json::Value::Null, "{source}");
 
         let missing = fixture
             .invoke(&event("GET", "/nope", None))

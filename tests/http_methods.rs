@@ -76,6 +76,40 @@ async fn head_answers_gets_status_and_headers_with_no_body_where_get_is_safe() {
 }
 
 #[tokio::test]
+async fn head_on_a_task_waiting_for_lambdas_retry_says_the_gets_retry_after_with_no_body() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let started = fixture
+        .http("POST", "/async", Some(r#"{"delay_ms": 0}"#))
+        .await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let task_id = started.body["task_id"].as_str().expect("task_id");
+    let task_path = format!("/tasks/{task_id}");
+    let failing =
+        serde_json::json!({"task_id": task_id, "delay_ms": 0, "fail_attempts": 1}).to_string();
+    fixture
+        .invoke(&failing)
+        .await
+        .expect_err("attempt 1 fails; Lambda retries it about a minute later");
+
+    let (get_status, get_headers, get_body) = raw(&fixture.function, "GET", &task_path).await;
+    let (status, headers, body) = raw(&fixture.function, "HEAD", &task_path).await;
+    assert_eq!((status, get_status), (200, 200));
+    assert!(!matches!(get_body, Body::Empty));
+    assert!(matches!(body, Body::Empty), "{body:?}");
+    assert_eq!(headers, get_headers, "HEAD: GET's headers");
+    let retry_after: u64 = headers
+        .iter()
+        .find(|(name, _)| name == "retry-after")
+        .map(|(_, value)| value.parse().expect("whole seconds"))
+        .unwrap_or_else(|| panic!("no Retry-After: {headers:?}"));
+    assert!(
+        (59..=60).contains(&retry_after),
+        "Retry-After {retry_after}: when Lambda's retry comes"
+    );
+}
+
+#[tokio::test]
 async fn head_on_an_unknown_task_is_the_gets_404() {
     let fixture = Fixture::new(&dead_endpoint()).await;
     let (status, headers, body) = raw(&fixture.function, "HEAD", TASK_PATH).await;

@@ -249,10 +249,11 @@ async fn a_tasks_life_is_counted_and_timed_in_emf_documents() {
                 &[("TaskQueuedMs", "Milliseconds", json!("ms"))],
                 &[("task_id", &failing)]
             ),
+            // Attempt 1 failed with a retry to come: the task is not failed.
             expected(
                 &[],
                 &[
-                    ("TasksFailed", "Count", json!(1)),
+                    ("TaskAttemptsFailed", "Count", json!(1)),
                     ("TaskRunMs", "Milliseconds", json!("ms"))
                 ],
                 &[("task_id", &failing)]
@@ -283,23 +284,12 @@ async fn a_retried_attempt_counts_its_run_but_not_a_second_queue_wait() {
     assert!(matches!(api.invoke(event).await, Outcome::Response(_)));
 
     let mut documents = stop_and_read(process, since_ms).await;
-    let names: Vec<Vec<&str>> = documents
-        .iter()
-        .map(|document| {
-            document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-                .as_array()
-                .expect("Metrics")
-                .iter()
-                .map(|metric| metric["Name"].as_str().expect("Name"))
-                .collect()
-        })
-        .collect();
     assert_eq!(
-        names,
+        metric_names(&documents),
         vec![
             vec!["ColdStart"],
             vec!["TaskQueuedMs"],
-            vec!["TasksFailed", "TaskRunMs"],
+            vec!["TaskAttemptsFailed", "TaskRunMs"],
             vec!["TasksSucceeded", "TaskRunMs"],
         ]
     );
@@ -318,6 +308,185 @@ async fn a_retried_attempt_counts_its_run_but_not_a_second_queue_wait() {
             ],
             &[("task_id", &task_id)]
         )
+    );
+}
+
+/// The names of the metrics of each document, in order.
+fn metric_names(documents: &[Value]) -> Vec<Vec<&str>> {
+    documents
+        .iter()
+        .map(|document| {
+            document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .expect("Metrics")
+                .iter()
+                .map(|metric| metric["Name"].as_str().expect("Name"))
+                .collect()
+        })
+        .collect()
+}
+
+/// A failed attempt's document: `TaskAttemptsFailed`, with `TasksFailed` when
+/// the task failed for good, and the run's time ("ms").
+fn attempt_failed(task_id: &str, for_good: bool) -> Value {
+    let mut metrics = vec![("TaskAttemptsFailed", "Count", json!(1))];
+    if for_good {
+        metrics.push(("TasksFailed", "Count", json!(1)));
+    }
+    metrics.push(("TaskRunMs", "Milliseconds", json!("ms")));
+    expected(&[], &metrics, &[("task_id", task_id)])
+}
+
+#[tokio::test]
+async fn every_failed_attempt_counts_task_attempts_failed_and_only_the_last_tasks_failed() {
+    let since_ms = epoch_millis();
+    let api = RuntimeApi::start().await;
+    let fixture = Fixture::new(&api.url()).await;
+    let process = json_logging(&api, &fixture).spawn();
+    let task_id = uuid::Uuid::new_v4().to_string();
+    let store = TaskStore {
+        dynamodb: &support::dynamodb_client(support::dynamodb_endpoint()),
+        table: &fixture.tasks_table,
+    };
+    queue_task(&store, &task_id).await;
+
+    // Lambda's three attempts all fail; then a duplicate of the event comes.
+    let event = json!({"task_id": task_id, "delay_ms": 0, "fail_attempts": 3}).to_string();
+    for attempt in 1..=3 {
+        let outcome = api.invoke(event.clone()).await;
+        assert!(
+            matches!(&outcome, Outcome::Error { error_type, .. } if error_type == "TaskFailed"),
+            "attempt {attempt}: {outcome:?}"
+        );
+    }
+    let duplicate = api.invoke(event).await;
+    assert!(matches!(duplicate, Outcome::Response(_)), "{duplicate:?}");
+
+    let mut documents = stop_and_read(process, since_ms).await;
+    let elapsed_ms = epoch_millis() - since_ms;
+    assert_eq!(documents.len(), 6, "{documents:#?}");
+    take_millis(&mut documents[1], "TaskQueuedMs", 0..=elapsed_ms);
+    for document in &mut documents[2..5] {
+        take_millis(document, "TaskRunMs", 0..=elapsed_ms);
+    }
+    assert_eq!(
+        documents,
+        vec![
+            cold_start(),
+            expected(
+                &[],
+                &[("TaskQueuedMs", "Milliseconds", json!("ms"))],
+                &[("task_id", &task_id)]
+            ),
+            attempt_failed(&task_id, false),
+            attempt_failed(&task_id, false),
+            attempt_failed(&task_id, true),
+            task_count("TaskDuplicateDeliveries", &task_id),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn work_that_fails_for_good_counts_tasks_failed_and_task_attempts_failed_once_each() {
+    let since_ms = epoch_millis();
+    let api = RuntimeApi::start().await;
+    let fixture = Fixture::new(&api.url()).await;
+    let process = json_logging(&api, &fixture).spawn();
+    let task_id = uuid::Uuid::new_v4().to_string();
+    let store = TaskStore {
+        dynamodb: &support::dynamodb_client(support::dynamodb_endpoint()),
+        table: &fixture.tasks_table,
+    };
+    queue_task(&store, &task_id).await;
+
+    let outcome = api
+        .invoke(json!({"task_id": task_id, "delay_ms": 0, "fail_for_good": true}).to_string())
+        .await;
+    let Outcome::Response(outcome) = outcome else {
+        panic!("work that fails for good is no function error: {outcome:?}");
+    };
+    assert_eq!(outcome["status"], "failed");
+
+    let mut documents = stop_and_read(process, since_ms).await;
+    let elapsed_ms = epoch_millis() - since_ms;
+    assert_eq!(
+        metric_names(&documents),
+        vec![
+            vec!["ColdStart"],
+            vec!["TaskQueuedMs"],
+            vec!["TaskAttemptsFailed", "TasksFailed", "TaskRunMs"],
+        ]
+    );
+    take_millis(&mut documents[2], "TaskRunMs", 0..=elapsed_ms);
+    assert_eq!(documents[2], attempt_failed(&task_id, true));
+}
+
+/// The failure queue's SQS event for Lambda's record of `event`, given up
+/// on after three failed attempts.
+fn failure_record_event(event: &str) -> String {
+    use support::runtime_api::async_invoke::{
+        self, Account, Answer, Condition, QueueMessage, invocation_record, sqs_event,
+    };
+    let attempts: Vec<Answer> = (1..=3)
+        .map(|_| Answer::unhandled("TaskFailed", "the task failed"))
+        .collect();
+    let account = Account::default();
+    let now = async_invoke::epoch_millis();
+    let record = invocation_record(
+        &account,
+        FUNCTION_NAME,
+        &uuid::Uuid::new_v4().to_string(),
+        Condition::RetriesExhausted,
+        event.as_bytes(),
+        &attempts,
+        now,
+    );
+    let message = QueueMessage::new(&record, FUNCTION_NAME);
+    sqs_event(&account, &message, 1, now, "receipt-handle").to_string()
+}
+
+#[tokio::test]
+async fn a_failure_record_that_fails_its_task_counts_tasks_failed_and_one_of_an_ended_task_nothing()
+{
+    let since_ms = epoch_millis();
+    let api = RuntimeApi::start().await;
+    let fixture = Fixture::new(&api.url()).await;
+    let process = json_logging(&api, &fixture).spawn();
+    let store = TaskStore {
+        dynamodb: &support::dynamodb_client(support::dynamodb_endpoint()),
+        table: &fixture.tasks_table,
+    };
+    // One task still queued (its event never ran), one that has ended.
+    let given_up = uuid::Uuid::new_v4().to_string();
+    queue_task(&store, &given_up).await;
+    let ended = uuid::Uuid::new_v4().to_string();
+    queue_task(&store, &ended).await;
+    store
+        .cancel(&ended, 0)
+        .await
+        .expect("cancel the ended task");
+
+    for task_id in [&given_up, &ended] {
+        let answer = api
+            .invoke(failure_record_event(&events::task(task_id, 0)))
+            .await;
+        assert_eq!(
+            answer,
+            Outcome::Response(json!({"batchItemFailures": []})),
+            "{task_id}"
+        );
+    }
+    let failed = store
+        .read(&given_up)
+        .await
+        .expect("read")
+        .expect("the record");
+    assert_eq!(failed.record.status, TaskStatus::Failed);
+
+    // The task became failed, for good: counted once; the ended one not at all.
+    assert_eq!(
+        stop_and_read(process, since_ms).await,
+        vec![cold_start(), task_count("TasksFailed", &given_up)]
     );
 }
 

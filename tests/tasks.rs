@@ -1,18 +1,87 @@
 //! `/async`, the task event it enqueues, and `GET /tasks/{task_id}`, against a
-//! real local DynamoDB and a loopback stand-in for the Lambda `Invoke` API.
+//! real local DynamoDB and a loopback stand-in for the Lambda `Invoke` API:
+//! how a delivery runs, retries, fails (for now, and for good) and defers to
+//! another delivery of the same task.
 
 mod support;
 
+use std::collections::HashMap;
+
+use async_api::FunctionError;
+use async_api::tasks::TaskStore;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::fake_lambda::FakeLambda;
 use support::{FUNCTION_NAME, Fixture, Reply, dead_endpoint, error_body, events};
 
-fn string(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> String {
+type Item = HashMap<String, AttributeValue>;
+
+fn string(item: &Item, name: &str) -> String {
     match item.get(name) {
         Some(AttributeValue::S(s)) => s.clone(),
         other => panic!("{name} is {other:?}"),
     }
+}
+
+fn number(item: &Item, name: &str) -> u64 {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().expect("a number"),
+        other => panic!("{name} is {other:?}"),
+    }
+}
+
+/// The `errorType` and `errorMessage` Lambda reports for a function error.
+fn diagnostic(err: FunctionError) -> (String, String) {
+    let diagnostic = lambda_http::lambda_runtime::Diagnostic::from(err);
+    (diagnostic.error_type, diagnostic.error_message)
+}
+
+/// The task event of `task_id` whose stand-in work fails its first
+/// `fail_attempts` attempts.
+fn failing_event(task_id: &str, delay_ms: u64, fail_attempts: u32) -> String {
+    json!({"task_id": task_id, "delay_ms": delay_ms, "fail_attempts": fail_attempts}).to_string()
+}
+
+/// A task recorded and enqueued as `/async` leaves it, for a test that
+/// delivers its event itself; its id.
+async fn enqueued_task(fixture: &Fixture) -> String {
+    let task_id = uuid::Uuid::new_v4().to_string();
+    TaskStore {
+        dynamodb: &fixture.dynamodb,
+        table: &fixture.tasks_table,
+    }
+    .put_enqueued(&task_id)
+    .await
+    .expect("a queued, enqueued task record");
+    task_id
+}
+
+async fn get(fixture: &Fixture, task_id: &str) -> Reply {
+    fixture
+        .http("GET", &format!("/tasks/{task_id}"), None)
+        .await
+}
+
+/// What `GET /tasks/{task_id}` must show of the stored `item`, whole.
+fn shown(item: &Item, status: &str, error: Value, result: Value) -> Value {
+    json!({
+        "task_id": string(item, "task_id"),
+        "status": status,
+        "created_at": string(item, "created_at"),
+        "updated_at": string(item, "updated_at"),
+        "attempts": number(item, "attempts"),
+        "error": error,
+        "result": result,
+    })
+}
+
+/// `Retry-After` in whole seconds.
+fn retry_after(reply: &Reply) -> u64 {
+    reply
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {:?}", reply.headers))
+        .parse()
+        .expect("whole seconds")
 }
 
 /// Starts a task and returns the reply and the event it enqueued.
@@ -58,13 +127,13 @@ async fn post_async_records_a_queued_task_and_enqueues_an_event_invocation() {
 
     let item = fixture.task_item(&task_id).await.expect("record written");
     assert_eq!(string(&item, "status"), "queued");
-    let status = fixture
-        .http("GET", &format!("/tasks/{task_id}"), None)
-        .await;
+    let status = get(&fixture, &task_id).await;
     assert_eq!(status.status, 200);
-    assert_eq!(status.body["status"], "queued");
-    assert_eq!(status.body["attempts"], 0);
-    assert_eq!(status.body["error"], Value::Null);
+    assert_eq!(
+        status.body,
+        shown(&item, "queued", Value::Null, Value::Null),
+        "every key, `result` null until the task succeeded"
+    );
     // TTL: a week from now, in epoch seconds.
     let Some(AttributeValue::N(expires_at)) = item.get("expires_at") else {
         panic!("expires_at")
@@ -111,8 +180,10 @@ async fn the_enqueued_event_delivered_back_takes_the_task_to_succeeded() {
     assert_eq!(
         status.body,
         json!({"task_id": task_id, "status": "succeeded", "created_at": created_at,
-               "updated_at": updated_at, "attempts": 1, "error": null})
+               "updated_at": updated_at, "attempts": 1, "error": null,
+               "result": {"waited_ms": 1000}})
     );
+    assert_eq!(status.header("retry-after"), None);
     for stamp in [&created_at, &updated_at] {
         time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
             .expect("RFC 3339");
@@ -176,7 +247,7 @@ async fn assert_only_task_failed_to_enqueue(fixture: &Fixture) {
 }
 
 #[tokio::test]
-async fn the_same_task_event_delivered_twice_at_once_runs_once() {
+async fn the_same_task_event_delivered_twice_at_once_runs_once_and_both_end_with_it_succeeded() {
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
     let (reply, _) = start(&fixture, &lambda, "POST", Some(r#"{"delay_ms": 300}"#)).await;
@@ -186,23 +257,64 @@ async fn the_same_task_event_delivered_twice_at_once_runs_once() {
     let (first, second) = tokio::join!(fixture.invoke(&event), fixture.invoke(&event));
     let mut outcomes = [first.expect("ok").body, second.expect("ok").body];
     outcomes.sort_by_key(|o| o["duplicate"].as_bool());
+    // The second waited for the first attempt's outcome: it reports the
+    // task's final status, never `running`.
     assert_eq!(
         outcomes,
         [
             json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": false}),
-            json!({"task_id": task_id, "status": "running", "attempts": 1, "duplicate": true}),
+            json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": true}),
         ]
     );
-    let status = fixture
-        .http("GET", &format!("/tasks/{task_id}"), None)
-        .await;
+    let status = get(&fixture, task_id).await;
+    let item = fixture.task_item(task_id).await.expect("record");
     assert_eq!(
-        (
-            status.body["status"].as_str(),
-            status.body["attempts"].as_u64()
-        ),
-        (Some("succeeded"), Some(1))
+        status.body,
+        shown(&item, "succeeded", Value::Null, json!({"waited_ms": 300}))
     );
+}
+
+#[tokio::test]
+async fn a_delivery_that_waited_for_an_attempt_that_then_failed_runs_the_next_attempt_itself() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let (reply, _) = start(&fixture, &lambda, "POST", Some(r#"{"delay_ms": 300}"#)).await;
+    let task_id = reply.body["task_id"].as_str().expect("task_id");
+    let event = failing_event(task_id, 300, 1);
+
+    // Two deliveries at once: one claims and fails attempt 1; the other,
+    // waiting on its lease, finds the task queued again and runs attempt 2
+    // at once, without waiting a minute for Lambda's retry.
+    let (first, second) = tokio::join!(fixture.invoke(&event), fixture.invoke(&event));
+    let (failed, succeeded) = match (first, second) {
+        (Err(failed), Ok(succeeded)) | (Ok(succeeded), Err(failed)) => (failed, succeeded),
+        (first, second) => panic!("expected one failure and one success: {first:?}, {second:?}"),
+    };
+    assert_eq!(
+        diagnostic(failed),
+        (
+            "TaskFailed".to_owned(),
+            format!("task {task_id} failed on attempt 1: simulated failure (fail_attempts = 1)")
+        )
+    );
+    assert_eq!(
+        succeeded.body,
+        json!({"task_id": task_id, "status": "succeeded", "attempts": 2, "duplicate": false})
+    );
+    let item = fixture.task_item(task_id).await.expect("record");
+    assert_eq!(
+        get(&fixture, task_id).await.body,
+        shown(&item, "succeeded", Value::Null, json!({"waited_ms": 300}))
+    );
+    assert_eq!(item.get("retry_at"), None, "no retry is awaited");
+
+    // Lambda's retry of the failed invocation comes later: it does nothing.
+    let retry = fixture.invoke(&event).await.expect("the retry succeeds");
+    assert_eq!(
+        retry.body,
+        json!({"task_id": task_id, "status": "succeeded", "attempts": 2, "duplicate": true})
+    );
+    assert_eq!(fixture.task_item(task_id).await.expect("record"), item);
 }
 
 #[tokio::test]
@@ -226,32 +338,59 @@ async fn a_succeeded_task_delivered_again_is_left_alone() {
     );
 }
 
+/// Delivers `event`, whose attempt must fail with `message`, and returns the
+/// epoch milliseconds before and after it.
+async fn deliver_failing(
+    function: &async_api::Function,
+    task_id: &str,
+    event: &str,
+    attempt: u32,
+    message: &str,
+) -> (u64, u64) {
+    let before = support::now_millis();
+    let err = support::invoke(function, event)
+        .await
+        .expect_err("the invocation fails, so that Lambda retries it");
+    let after = support::now_millis();
+    assert_eq!(
+        diagnostic(err),
+        (
+            "TaskFailed".to_owned(),
+            format!("task {task_id} failed on attempt {attempt}: {message}")
+        ),
+        "attempt {attempt}"
+    );
+    (before, after)
+}
+
 #[tokio::test]
-async fn a_failing_task_records_failed_with_its_message_and_returns_an_error() {
+async fn a_failed_attempt_leaves_the_task_queued_with_its_error_until_lambdas_retry_succeeds() {
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
     let (reply, _) = start(&fixture, &lambda, "POST", Some(r#"{"delay_ms": 0}"#)).await;
     let task_id = reply.body["task_id"].as_str().expect("task_id");
-    let event = json!({"task_id": task_id, "delay_ms": 0, "fail_attempts": 1}).to_string();
+    let event = failing_event(task_id, 0, 1);
+    let message = "simulated failure (fail_attempts = 1)";
 
-    let err = fixture
-        .invoke(&event)
-        .await
-        .expect_err("the invocation fails");
-    let diagnostic = lambda_http::lambda_runtime::Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "TaskFailed");
-    assert_eq!(
-        diagnostic.error_message,
-        format!("task {task_id} failed on attempt 1: simulated failure (fail_attempts = 1)")
+    let (before, after) = deliver_failing(&fixture.function, task_id, &event, 1, message).await;
+    // Not `failed`: Lambda will retry the event, about a minute later.
+    let item = fixture.task_item(task_id).await.expect("record");
+    let retry_at = number(&item, "retry_at");
+    assert!(
+        (before + 60_000..=after + 60_000).contains(&retry_at),
+        "retry_at {retry_at}: a minute after the failure ({before}..{after})"
     );
-    let status = fixture
-        .http("GET", &format!("/tasks/{task_id}"), None)
-        .await;
-    assert_eq!(status.body["status"], "failed");
-    assert_eq!(status.body["attempts"], 1);
+    assert_eq!(item.get("lease_until"), None);
+    let status = get(&fixture, task_id).await;
+    assert_eq!(status.status, 200);
     assert_eq!(
-        status.body["error"],
-        "simulated failure (fail_attempts = 1)"
+        status.body,
+        shown(&item, "queued", json!(message), Value::Null)
+    );
+    let wait = retry_after(&status);
+    assert!(
+        (59..=60).contains(&wait),
+        "Retry-After {wait}: no sooner than Lambda's retry"
     );
 
     // Lambda's retry delivers the same event again: the second attempt succeeds.
@@ -260,16 +399,186 @@ async fn a_failing_task_records_failed_with_its_message_and_returns_an_error() {
         retry.body,
         json!({"task_id": task_id, "status": "succeeded", "attempts": 2, "duplicate": false})
     );
-    let status = fixture
-        .http("GET", &format!("/tasks/{task_id}"), None)
-        .await;
+    let item = fixture.task_item(task_id).await.expect("record");
+    assert_eq!(item.get("retry_at"), None);
+    let status = get(&fixture, task_id).await;
     assert_eq!(
+        status.body,
+        shown(&item, "succeeded", Value::Null, json!({"waited_ms": 0})),
+        "the error of attempt 1 is gone, the result is there"
+    );
+    assert_eq!(status.header("retry-after"), None);
+}
+
+#[tokio::test]
+async fn the_third_failed_attempt_fails_the_task_for_good_and_a_fourth_delivery_does_nothing() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let task_id = enqueued_task(&fixture).await;
+    let event = failing_event(&task_id, 0, 3);
+    let message = "simulated failure (fail_attempts = 3)";
+
+    // Attempts 1 and 2: queued for Lambda's retries, a minute and two later.
+    for attempt in 1..=2_u32 {
+        let (before, after) =
+            deliver_failing(&fixture.function, &task_id, &event, attempt, message).await;
+        let item = fixture.task_item(&task_id).await.expect("record");
+        let pause = 60_000 * u64::from(attempt);
+        let retry_at = number(&item, "retry_at");
+        assert!(
+            (before + pause..=after + pause).contains(&retry_at),
+            "attempt {attempt}: retry_at {retry_at}"
+        );
+        let status = get(&fixture, &task_id).await;
+        assert_eq!(
+            status.body,
+            shown(&item, "queued", json!(message), Value::Null),
+            "attempt {attempt}"
+        );
+        let wait = retry_after(&status);
+        assert!(
+            (pause / 1000 - 1..=pause / 1000).contains(&wait),
+            "attempt {attempt}: Retry-After {wait}"
+        );
+    }
+
+    // Attempt 3, Lambda's last: the task is failed for good, and the
+    // invocation still fails (its failure record follows).
+    deliver_failing(&fixture.function, &task_id, &event, 3, message).await;
+    let failed = fixture.task_item(&task_id).await.expect("record");
+    assert_eq!(failed.get("retry_at"), None);
+    let status = get(&fixture, &task_id).await;
+    assert_eq!(
+        status.body,
+        shown(&failed, "failed", json!(message), Value::Null)
+    );
+    assert_eq!(number(&failed, "attempts"), 3);
+    assert_eq!(status.header("retry-after"), None, "it has ended");
+
+    // A fourth delivery (a duplicate of the event): it succeeds and does nothing.
+    let again = fixture
+        .invoke(&event)
+        .await
+        .expect("the duplicate succeeds");
+    assert_eq!(
+        again.body,
+        json!({"task_id": task_id, "status": "failed", "attempts": 3, "duplicate": true})
+    );
+    assert_eq!(
+        fixture.task_item(&task_id).await.expect("record"),
+        failed,
+        "failed is final"
+    );
+}
+
+#[tokio::test]
+async fn with_task_max_retry_attempts_0_the_first_failed_attempt_is_final() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    // TASK_MAX_RETRY_ATTEMPTS=0: Lambda never retries a failed event.
+    let function = fixture.function_with_config(&lambda.url, |config| {
+        config.task_max_retry_attempts = 0;
+    });
+    let task_id = enqueued_task(&fixture).await;
+    let event = failing_event(&task_id, 0, 1);
+    let message = "simulated failure (fail_attempts = 1)";
+
+    deliver_failing(&function, &task_id, &event, 1, message).await;
+    let failed = fixture.task_item(&task_id).await.expect("record");
+    let status = get(&fixture, &task_id).await;
+    assert_eq!(
+        status.body,
+        shown(&failed, "failed", json!(message), Value::Null)
+    );
+    assert_eq!(number(&failed, "attempts"), 1);
+    assert_eq!(status.header("retry-after"), None);
+
+    let again = support::invoke(&function, &event)
+        .await
+        .expect("a duplicate succeeds");
+    assert_eq!(
+        again.body,
+        json!({"task_id": task_id, "status": "failed", "attempts": 1, "duplicate": true})
+    );
+    assert_eq!(fixture.task_item(&task_id).await.expect("record"), failed);
+}
+
+#[tokio::test]
+async fn work_that_fails_for_good_ends_the_task_failed_at_once_without_a_function_error() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let task_id = enqueued_task(&fixture).await;
+    let event = json!({"task_id": task_id, "delay_ms": 0, "fail_for_good": true}).to_string();
+
+    // No function error: Lambda must not retry what no retry can cure.
+    let outcome = fixture
+        .invoke(&event)
+        .await
+        .expect("the invocation succeeds");
+    assert_eq!(
+        outcome.body,
+        json!({"task_id": task_id, "status": "failed", "attempts": 1, "duplicate": false})
+    );
+    let failed = fixture.task_item(&task_id).await.expect("record");
+    assert_eq!(failed.get("retry_at"), None);
+    let status = get(&fixture, &task_id).await;
+    assert_eq!(
+        status.body,
+        shown(
+            &failed,
+            "failed",
+            json!("simulated failure for good (fail_for_good)"),
+            Value::Null
+        )
+    );
+    assert_eq!(status.header("retry-after"), None);
+
+    let again = fixture.invoke(&event).await.expect("a duplicate succeeds");
+    assert_eq!(
+        again.body,
+        json!({"task_id": task_id, "status": "failed", "attempts": 1, "duplicate": true})
+    );
+    assert_eq!(fixture.task_item(&task_id).await.expect("record"), failed);
+}
+
+#[tokio::test]
+async fn a_claim_too_late_to_start_the_work_is_released_uncounted_and_the_next_attempt_is_1() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let task_id = enqueued_task(&fixture).await;
+    let event = events::task(&task_id, 0);
+
+    // An invocation 100 ms from its deadline: its claim's lease can never
+    // hold two renewal intervals (50 ms each), so the work must not start.
+    let deadline = support::now_millis() + 100;
+    let err = support::invoke_with_deadline(&fixture.function, &event, deadline)
+        .await
+        .expect_err("the event is given back to Lambda");
+    assert_eq!(
+        diagnostic(err),
         (
-            status.body["status"].clone(),
-            status.body["attempts"].clone(),
-            status.body["error"].clone()
-        ),
-        (json!("succeeded"), json!(2), Value::Null)
+            "TaskLeaseTooShort".to_owned(),
+            format!("task {task_id}: the claim landed too late to start the work")
+        )
+    );
+    let released = fixture.task_item(&task_id).await.expect("record");
+    assert_eq!(string(&released, "status"), "queued");
+    assert_eq!(
+        number(&released, "attempts"),
+        0,
+        "no attempt started the work"
+    );
+    assert_eq!(released.get("lease_until"), None);
+    assert_eq!(
+        get(&fixture, &task_id).await.body,
+        shown(&released, "queued", Value::Null, Value::Null)
+    );
+
+    // Lambda's retry claims it at once and runs attempt 1.
+    let retry = fixture.invoke(&event).await.expect("the retry succeeds");
+    assert_eq!(
+        retry.body,
+        json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": false})
     );
 }
 

@@ -141,6 +141,24 @@ impl Fixture {
         ))
     }
 
+    /// The same tables and `Invoke` endpoint, with the configuration changed
+    /// by `configure` (as the environment would set it at init).
+    pub fn function_with_config(
+        &self,
+        lambda_endpoint: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> Function {
+        let mut state = state_for(
+            &self.users_table,
+            &self.tasks_table,
+            dynamodb_endpoint(),
+            lambda_endpoint,
+            vec![lambda_http::http::HeaderValue::from_static(CORS_ORIGIN)],
+        );
+        configure(&mut state.config);
+        Function::new(state)
+    }
+
     /// Writes `count` users `user-00000`… with a name and an email.
     pub async fn seed_users(&self, count: usize) {
         let items: Vec<HashMap<String, AttributeValue>> = (0..count)
