@@ -171,7 +171,7 @@ pub struct PayloadTooLargeResponse(pub ErrorBody);
 #[derive(ToResponse)]
 #[response(
     description = "An Idempotency-Key whose first request is still being handled (retry after `Retry-After`), or a task that has already ended",
-    headers(("Retry-After" = u32, description = "Seconds to wait before retrying (an Idempotency-Key in use)"))
+    headers(("Retry-After" = inline(RetryAfterSeconds), description = "Seconds to wait before retrying (an Idempotency-Key in use)"))
 )]
 #[response(example = json!({"error": {"code": "conflict", "message": "Task 0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c has already ended (succeeded)", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct ConflictResponse(pub ErrorBody);
@@ -192,7 +192,7 @@ pub struct IdempotencyKeyReusedResponse(pub ErrorBody);
 #[derive(ToResponse)]
 #[response(
     description = "DynamoDB or Lambda is unreachable, throttled or missing a table: retry later",
-    headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))
+    headers(("Retry-After" = inline(RetryAfterSeconds), description = "Seconds to wait before retrying"))
 )]
 #[response(example = json!({"error": {"code": "service_unavailable", "message": "Service temporarily unavailable, retry later", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct UnavailableResponse(pub ErrorBody);
@@ -283,3 +283,17 @@ impl From<PathRejection> for ApiError {
         Self::BadRequest(format!("Invalid path: {}", rejection.body_text()))
     }
 }
+
+/// `Retry-After` as the API sends it: whole seconds, at least 1.
+pub struct RetryAfterSeconds;
+
+impl utoipa::PartialSchema for RetryAfterSeconds {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RetryAfterSeconds {}

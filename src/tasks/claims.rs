@@ -78,28 +78,48 @@ impl TaskStore<'_> {
         wrote(task_id, "UpdateItem task (lease)", renewed)
     }
 
-    /// Claim `claim_id` did not start the work (its lease was too short): the
-    /// task is `queued` again and the attempt uncounted ([`cond::OWNED`]; a
-    /// retried write finds the task no longer running and changes nothing).
-    pub async fn release(self, task_id: &str, claim_id: &str) -> Wrote {
+    /// Claim `claim_id` did not start the work: its attempt is uncounted
+    /// (`released_claims` remembers it, so a retried write changes nothing)
+    /// and, while the task is still this claim's, it is `queued` again
+    /// ([`cond::RELEASE`]). `counted`: the claim is known to have landed, so
+    /// its count is taken back even if the task is no longer its own
+    /// (canceled, given up on, or taken over meanwhile: [`cond::UNCOUNT`]).
+    pub async fn release(self, task_id: &str, claim_id: &str, counted: bool) -> Wrote {
         let released = self
             .dynamodb
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression(
-                "SET #status = :queued, attempts = attempts - :one, updated_at = :now REMOVE lease_until",
+                "SET #status = :queued, attempts = attempts - :one, updated_at = :now ADD released_claims :claims REMOVE lease_until",
             )
-            .condition_expression(cond::OWNED)
+            .condition_expression(cond::RELEASE)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
+            .expression_attribute_values(":claims", AttributeValue::Ss(vec![claim_id.to_owned()]))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
             .send()
             .await;
-        wrote(task_id, "UpdateItem task (release)", released)
+        let released = wrote(task_id, "UpdateItem task (release)", released);
+        if released != Wrote::Refused || !counted {
+            return released;
+        }
+        let uncounted = self
+            .dynamodb
+            .update_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression("SET attempts = attempts - :one ADD released_claims :claims")
+            .condition_expression(cond::UNCOUNT)
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
+            .expression_attribute_values(":claims", AttributeValue::Ss(vec![claim_id.to_owned()]))
+            .send()
+            .await;
+        wrote(task_id, "UpdateItem task (uncount)", uncounted)
     }
 
     /// Records how claim `claim_id`'s attempt ended ([`cond::OWNED`]), and

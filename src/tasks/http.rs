@@ -369,7 +369,7 @@ async fn invoke(state: &AppState, task_id: &str, delay_ms: u64) -> Result<(), Ap
         pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses(
         (status = 200, description = "The task", body = TaskRecord,
-            headers(("Retry-After" = u32, description = "While the task is `queued` or `running`: seconds until a poller should look again"))),
+            headers(("Retry-After" = inline(crate::error::RetryAfterSeconds), description = "While the task is `queued` or `running`: seconds until a poller should look again"))),
         (status = 400, response = BadRequestResponse),
         (status = 404, response = NotFoundResponse),
         (status = 500, response = InternalResponse),

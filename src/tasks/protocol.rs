@@ -57,6 +57,8 @@ pub struct TaskView {
     pub created_ms: u64,
     /// When Lambda's retry of a failed attempt is due, epoch ms.
     pub retry_at: Option<u64>,
+    /// Claims released uncounted: they never started the work.
+    pub released_claims: Vec<String>,
 }
 
 impl TaskView {
@@ -113,6 +115,21 @@ pub mod cond {
     pub const OWNED: &str = "#status = :running AND claim_id = :claim";
     pub fn owned(v: &TaskView, claim_id: &str) -> bool {
         v.status == TaskStatus::Running && v.claim_id.as_deref() == Some(claim_id)
+    }
+
+    /// A claim that did not start the work goes back: still this claim's,
+    /// and not released before (a retried write finds itself released).
+    pub const RELEASE: &str =
+        "#status = :running AND claim_id = :claim AND NOT contains(released_claims, :claim)";
+    pub fn release(v: &TaskView, claim_id: &str) -> bool {
+        owned(v, claim_id) && uncount(v, claim_id)
+    }
+
+    /// A claim known to have landed, that did not start the work and is no
+    /// longer the task's, takes its count back: once.
+    pub const UNCOUNT: &str = "NOT contains(released_claims, :claim)";
+    pub fn uncount(v: &TaskView, claim_id: &str) -> bool {
+        !v.released_claims.iter().any(|c| c == claim_id)
     }
 
     /// The enqueued mark: the task is still `queued` (not failed by its
@@ -645,6 +662,7 @@ mod tests {
             answer_by: 10_000,
             created_ms: 1_000,
             retry_at: None,
+            released_claims: Vec::new(),
         }
     }
 

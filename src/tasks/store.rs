@@ -70,6 +70,14 @@ impl StoredTask {
             answer_by: number("answer_by").unwrap_or(0),
             created_ms: number("created_ms").unwrap_or(0),
             retry_at: number("retry_at"),
+            released_claims: match item.get("released_claims") {
+                Some(AttributeValue::Ss(claims)) => {
+                    let mut claims = claims.clone();
+                    claims.sort();
+                    claims
+                }
+                _ => Vec::new(),
+            },
         };
         Ok(Self { record, view })
     }
@@ -286,10 +294,11 @@ impl<'a> TaskStore<'a> {
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression(
-                "SET #status = :canceled, updated_at = :now REMOVE lease_until, retry_at",
+                "SET #status = :canceled, updated_at = :now REMOVE lease_until, retry_at, #error",
             )
             .condition_expression(cond::CANCEL)
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
             .expression_attribute_values(":canceled", TaskStatus::Canceled.attribute())
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":queued", TaskStatus::Queued.attribute())

@@ -112,9 +112,19 @@ pub async fn run(
 enum Holding {
     /// This delivery's claim: attempt number `number`, leased until
     /// `lease_until`.
-    Ours { number: u32, lease_until: u64 },
+    Ours {
+        number: u32,
+        lease_until: u64,
+        created_ms: u64,
+    },
     /// The task has ended: nothing to do.
-    Ended { status: TaskStatus, attempts: u32 },
+    /// `abandoned`: by this delivery's own write (its request died before
+    /// marking it).
+    Ended {
+        status: TaskStatus,
+        attempts: u32,
+        abandoned: bool,
+    },
 }
 
 async fn deliver(
@@ -124,26 +134,37 @@ async fn deliver(
 ) -> Result<TaskOutcome, TaskError> {
     let store = TaskStore::of(state);
     let task_id = event.task_id.clone();
-    let (number, lease_until) = match hold(store, attempt, &task_id).await? {
+    let (number, lease_until, created_ms) = match hold(store, attempt, &task_id).await? {
         Holding::Ours {
             number,
             lease_until,
-        } => (number, lease_until),
-        Holding::Ended { status, attempts } => {
-            tracing::info!(
-                status = status.as_str(),
-                "duplicate delivery: the task has ended"
-            );
-            metrics::duplicate_delivery(&task_id);
+            created_ms,
+        } => (number, lease_until, created_ms),
+        Holding::Ended {
+            status,
+            attempts,
+            abandoned,
+        } => {
+            if !abandoned {
+                tracing::info!(
+                    status = status.as_str(),
+                    "duplicate delivery: the task has ended"
+                );
+                metrics::duplicate_delivery(&task_id);
+            }
             return Ok(TaskOutcome {
                 task_id,
                 status: Some(status),
                 attempts,
-                duplicate: true,
+                duplicate: !abandoned,
             });
         }
     };
-    let lease_until = start_lease(store, attempt, &task_id, lease_until).await?;
+    let lease_until = match start_lease(store, attempt, &task_id, lease_until).await? {
+        Written::Done(lease_until) => lease_until,
+        Written::Refused => return Ok(ended_elsewhere(store, task_id, number).await),
+    };
+    metrics::task_claimed(&task_id, created_ms, number);
     tracing::info!(attempt = number, delay_ms = event.delay_ms, "task started");
 
     let started = Instant::now();
@@ -256,8 +277,9 @@ async fn hold(
     // A task event usually finds its task enqueued and free: claim first,
     // read only when the claim is refused.
     let mut next = Delivery::Claim;
-    let mut attempts = 0;
+    let (mut attempts, mut created_ms) = (0, 0);
     let mut claim_failed = None;
+    let mut abandoned = false;
     loop {
         match next {
             Delivery::Claim => {
@@ -273,11 +295,10 @@ async fn hold(
                     .await;
                 match claimed {
                     Ok(Written::Done(claimed)) => {
-                        let number = claimed.view.attempts;
-                        metrics::task_claimed(task_id, claimed.view.created_ms, number);
                         return Ok(Holding::Ours {
-                            number,
+                            number: claimed.view.attempts,
                             lease_until: attempt.claimed_until(sent),
+                            created_ms: claimed.view.created_ms,
                         });
                     }
                     Ok(Written::Refused) => {}
@@ -291,6 +312,7 @@ async fn hold(
                 return Ok(Holding::Ours {
                     number: attempts,
                     lease_until,
+                    created_ms,
                 });
             }
             Delivery::Wait { until_ms } => {
@@ -301,6 +323,7 @@ async fn hold(
                 if store.abandon(task_id, now).await == Wrote::Done {
                     tracing::error!("task abandoned: its request ended before it was enqueued");
                     metrics::task_failed(task_id);
+                    abandoned = true;
                 }
             }
             Delivery::Ended => {}
@@ -311,7 +334,7 @@ async fn hold(
             Ok(view) => view,
             Err(reason) => {
                 if claim_failed.is_some() {
-                    store.release(task_id, &attempt.claim_id).await;
+                    store.release(task_id, &attempt.claim_id, false).await;
                 }
                 return Err(TaskError::Store(claim_failed.unwrap_or(reason)));
             }
@@ -319,11 +342,12 @@ async fn hold(
         claim_failed = None;
         next = attempt.next(view.as_ref(), epoch_millis());
         let Some(view) = view else { continue };
-        attempts = view.attempts;
+        (attempts, created_ms) = (view.attempts, view.created_ms);
         if next == Delivery::Ended {
             return Ok(Holding::Ended {
                 status: view.shown_status(attempt.cutoff_ms),
                 attempts,
+                abandoned,
             });
         }
     }
@@ -331,15 +355,17 @@ async fn hold(
 
 /// The lease the work starts under: the claim's, if two renewal intervals of
 /// it are left; else a renewal's, if it lands in time. Otherwise the claim is
-/// released uncounted and the event given back to Lambda.
+/// released uncounted and the event given back to Lambda. `Refused`: the task
+/// is no longer this claim's (canceled, given up on, or taken over): nothing
+/// to do.
 async fn start_lease(
     store: TaskStore<'_>,
     attempt: &Attempt,
     task_id: &str,
     lease_until: u64,
-) -> Result<u64, TaskError> {
+) -> Result<Written<u64>, TaskError> {
     if attempt.may_start(epoch_millis(), lease_until) {
-        return Ok(lease_until);
+        return Ok(Written::Done(lease_until));
     }
     let sent = epoch_millis();
     let renewal = store
@@ -347,12 +373,17 @@ async fn start_lease(
         .await;
     let renewed = attempt.renewed(lease_until, sent);
     match renewal {
-        Wrote::Done if attempt.may_start(epoch_millis(), renewed) => return Ok(renewed),
-        // Canceled or given up on meanwhile: nothing to release.
-        Wrote::Refused => return Err(TaskError::given_back(GiveBack::LeaseTooShort, task_id)),
+        Wrote::Done if attempt.may_start(epoch_millis(), renewed) => {
+            return Ok(Written::Done(renewed));
+        }
+        Wrote::Refused => {
+            // Not this claim's any more: its count is released all the same.
+            store.release(task_id, &attempt.claim_id, true).await;
+            return Ok(Written::Refused);
+        }
         Wrote::Done | Wrote::Unknown => {}
     }
-    if store.release(task_id, &attempt.claim_id).await != Wrote::Done {
+    if store.release(task_id, &attempt.claim_id, true).await != Wrote::Done {
         tracing::warn!("claim not released: its lease lapses, and it stays counted");
     }
     Err(TaskError::given_back(GiveBack::LeaseTooShort, task_id))
