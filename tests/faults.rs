@@ -1,13 +1,20 @@
 //! Failing dependencies: DynamoDB and the Lambda `Invoke` API throttling,
 //! failing, hanging, absent or missing a table. Every route answers 503 with
 //! `Retry-After` and the contract's error body, names no internal, and answers
-//! within a bound well inside API Gateway's 30 s; `/async` never leaves a task
-//! `queued` when its event could not be enqueued; a task event that cannot
-//! reach its store fails as a function error.
+//! within a bound well inside API Gateway's 30 s, also when an
+//! `Idempotency-Key` cannot be written or read; `/async` never leaves a task
+//! `queued` when its event could not be enqueued, and a task whose caller was
+//! told 503 never runs, though Lambda delivers the events it accepted; a task
+//! event that cannot reach its store fails as a function error.
 //!
 //! The misbehaving dependencies are small servers on loopback that speak just
-//! enough of each protocol; "table missing" uses the real local DynamoDB.
+//! enough of each protocol, the fake Lambda of `support/fake_lambda.rs`, and
+//! the fault proxy of `support/fault_proxy.rs` in front of the real local
+//! DynamoDB ("table missing" uses that DynamoDB too). The property of a keyed
+//! `/async` under every write fault is in tests/async_write_faults.rs.
 
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 mod support;
 
 use std::collections::HashMap;
@@ -24,6 +31,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use fault_proxy::{Fault, FaultProxy};
+use serde_json::json;
 use support::fake_lambda::FakeLambda;
 use support::{Fixture, Reply, dead_endpoint, error_body, events};
 use tokio::io::AsyncReadExt;
@@ -383,6 +392,120 @@ async fn every_route_answers_503_when_the_tables_do_not_exist() {
 }
 
 // ---------------------------------------------------------------------------
+// Idempotency-Key faults: a key that cannot be written or read
+// ---------------------------------------------------------------------------
+
+const KEYED_BODY: &str = r#"{"delay_ms": 0}"#;
+
+/// `POST /async` with `key`, timed.
+async fn keyed_post(function: &Function, key: &str) -> (Reply, Duration) {
+    let event = events::with_headers(
+        &events::http_api("POST", "/async", Some(KEYED_BODY)),
+        &[("idempotency-key", Some(key))],
+    );
+    let started = Instant::now();
+    let reply = support::invoke(function, &event)
+        .await
+        .expect("an HTTP answer");
+    (reply, started.elapsed())
+}
+
+/// DynamoDB failing while the key is reserved (its first write) is the
+/// contract's 503 with `Retry-After`, never a 500, and nothing else is tried.
+#[tokio::test]
+async fn a_keyed_async_answers_503_with_retry_after_when_dynamodb_fails_writing_the_key() {
+    for (case, fault) in [
+        (
+            "key write, DynamoDB throttles",
+            DynamoDbFault::Error(400, "ThrottlingException"),
+        ),
+        (
+            "key write, DynamoDB 500",
+            DynamoDbFault::Error(500, "InternalServerError"),
+        ),
+        (
+            "key write, DynamoDB bare 500",
+            DynamoDbFault::BareStatus(500),
+        ),
+    ] {
+        let dynamodb = FaultyDynamoDb::start(fault).await;
+        let fixture = Fixture::new(&dead_endpoint()).await;
+        let function = fixture.function_with_dynamodb(&dynamodb.url);
+        let (reply, elapsed) = keyed_post(&function, "write-fault").await;
+        assert_unavailable(case, "POST /async keyed", &reply, elapsed);
+        let counts = dynamodb.requests_per_operation();
+        assert_eq!(
+            counts.len(),
+            1,
+            "{case}: only the key's PutItem: {counts:?}"
+        );
+        assert!((1..=3).contains(&counts["PutItem"]), "{case}: {counts:?}");
+    }
+}
+
+/// The key exists (a first request was answered 202), a retry's reservation
+/// is refused, and the read of the key record fails: 503 with `Retry-After`,
+/// never a 500; nothing is written, and the key still replays its task once
+/// DynamoDB answers again.
+#[tokio::test]
+async fn a_keyed_async_answers_503_with_retry_after_when_dynamodb_fails_reading_the_key() {
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let (first, _) = keyed_post(&fixture.function, "read-fault").await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let items = fixture.count(&fixture.tasks_table).await;
+
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(|seen| {
+            if seen.operation == "GetItem" {
+                Fault::Throttle
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let function = fixture.function_with_dynamodb(proxy.url());
+    let (reply, elapsed) = keyed_post(&function, "read-fault").await;
+    assert_unavailable(
+        "key read, DynamoDB throttles",
+        "POST /async keyed",
+        &reply,
+        elapsed,
+    );
+    let calls: Vec<(String, u16)> = proxy
+        .calls()
+        .iter()
+        .map(|c| (c.operation.clone(), c.upstream_status.unwrap_or(0)))
+        .collect();
+    assert_eq!(
+        calls.first(),
+        Some(&("PutItem".to_owned(), 400)),
+        "the reservation was refused: the key exists: {calls:?}"
+    );
+    assert!(
+        calls[1..]
+            .iter()
+            .all(|(operation, _)| operation == "GetItem")
+            && calls.len() >= 2,
+        "then only the key's read, throttled: {calls:?}"
+    );
+    assert_eq!(fixture.count(&fixture.tasks_table).await, items);
+    assert_eq!(lambda.invocations().len(), 1, "nothing enqueued");
+
+    let (replay, _) = keyed_post(&fixture.function, "read-fault").await;
+    assert_eq!(
+        (
+            replay.status,
+            &replay.body["task_id"],
+            replay.header("idempotent-replayed")
+        ),
+        (202, &first.body["task_id"], Some("true"))
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Lambda Invoke faults: the record is written, the enqueue fails
 // ---------------------------------------------------------------------------
 
@@ -410,8 +533,14 @@ fn string(item: &HashMap<String, AttributeValue>, name: &str) -> String {
 }
 
 /// `POST /async` answers 503, and the record it wrote says `failed`, never
-/// `queued`, both in the table and through `GET /tasks/{id}`.
-async fn assert_enqueue_failure_marks_task_failed(case: &str, lambda_url: &str) {
+/// `queued`, both in the table and through `GET /tasks/{id}`; `events`, the
+/// task events Lambda received (and may have accepted), each delivered, leave
+/// it alone: a task whose caller was told 503 never runs.
+async fn assert_enqueue_failure_marks_task_failed(
+    case: &str,
+    lambda_url: &str,
+    events: impl Fn() -> Vec<String>,
+) {
     let fixture = Fixture::new(lambda_url).await;
     let (reply, elapsed) = timed(
         &fixture.function,
@@ -432,20 +561,65 @@ async fn assert_enqueue_failure_marks_task_failed(case: &str, lambda_url: &str) 
         "{case}"
     );
 
+    assert_eq!(
+        item.get("enqueued"),
+        Some(&AttributeValue::Bool(false)),
+        "{case}: never marked enqueued"
+    );
+
     let status = fixture
         .http("GET", &format!("/tasks/{task_id}"), None)
         .await;
     assert_eq!(status.status, 200, "{case}: {}", status.body);
-    assert_eq!(status.body["task_id"], task_id.as_str());
-    assert_eq!(status.body["status"], "failed", "{case}");
-    assert_eq!(status.body["error"], NOT_ENQUEUED, "{case}");
-    assert_eq!(status.body["attempts"], 0, "{case}");
+    assert_eq!(
+        status.body,
+        json!({
+            "task_id": task_id,
+            "status": "failed",
+            "created_at": status.body["created_at"],
+            "updated_at": status.body["updated_at"],
+            "attempts": 0,
+            "error": NOT_ENQUEUED,
+            "result": null,
+        }),
+        "{case}"
+    );
+    assert_eq!(
+        status.header("retry-after"),
+        None,
+        "{case}: failed is final"
+    );
+
+    for event in events() {
+        let delivered = support::invoke(&fixture.function, &event)
+            .await
+            .expect("the delivery succeeds, doing nothing");
+        assert_eq!(
+            delivered.body,
+            json!({"task_id": task_id, "status": "failed", "attempts": 0, "duplicate": true}),
+            "{case}"
+        );
+    }
+    let item = only_task(&fixture).await;
+    assert_eq!(string(&item, "status"), "failed", "{case}: {item:?}");
+}
+
+/// The task events a fake Lambda received.
+fn payloads(lambda: &FakeLambda) -> Vec<String> {
+    lambda
+        .invocations()
+        .iter()
+        .map(|invocation| String::from_utf8(invocation.payload.to_vec()).expect("UTF-8"))
+        .collect()
 }
 
 #[tokio::test]
 async fn async_answers_503_and_marks_the_task_failed_when_lambda_answers_500() {
     let lambda = FakeLambda::start(500).await;
-    assert_enqueue_failure_marks_task_failed("Lambda 500 ServiceException", &lambda.url).await;
+    assert_enqueue_failure_marks_task_failed("Lambda 500 ServiceException", &lambda.url, || {
+        payloads(&lambda)
+    })
+    .await;
     let attempts = lambda.invocations().len();
     eprintln!("fault attempts: Lambda 500: {attempts} Invoke requests");
     assert!((1..=3).contains(&attempts), "{attempts} Invoke requests");
@@ -454,7 +628,8 @@ async fn async_answers_503_and_marks_the_task_failed_when_lambda_answers_500() {
 #[tokio::test]
 async fn async_answers_503_and_marks_the_task_failed_when_lambda_throttles() {
     let lambda = ThrottledLambda::start().await;
-    assert_enqueue_failure_marks_task_failed("Lambda 429 TooManyRequests", &lambda.url).await;
+    assert_enqueue_failure_marks_task_failed("Lambda 429 TooManyRequests", &lambda.url, Vec::new)
+        .await;
     let attempts = lambda.requests.load(Ordering::SeqCst);
     eprintln!("fault attempts: Lambda 429: {attempts} Invoke requests");
     assert!((1..=3).contains(&attempts), "{attempts} Invoke requests");
@@ -462,16 +637,34 @@ async fn async_answers_503_and_marks_the_task_failed_when_lambda_throttles() {
 
 #[tokio::test]
 async fn async_answers_503_and_marks_the_task_failed_when_nothing_listens_for_lambda() {
-    assert_enqueue_failure_marks_task_failed("Lambda refused", &dead_endpoint()).await;
+    assert_enqueue_failure_marks_task_failed("Lambda refused", &dead_endpoint(), Vec::new).await;
 }
 
 #[tokio::test]
 async fn async_answers_503_in_bounded_time_and_marks_the_task_failed_when_lambda_never_answers() {
     let lambda = SilentServer::start().await;
-    assert_enqueue_failure_marks_task_failed("Lambda hangs", &lambda.url).await;
+    assert_enqueue_failure_marks_task_failed("Lambda hangs", &lambda.url, Vec::new).await;
     let connections = lambda.connections.load(Ordering::SeqCst);
     eprintln!("fault attempts: Lambda hangs: {connections} connections");
     assert!((1..=3).contains(&connections), "{connections} connections");
+}
+
+/// Lambda accepts every try of the `Invoke` and the answers never come back
+/// (a timeout after Lambda accepted the event): the caller is told 503, so
+/// the task must never run, though Lambda delivers each of the events it
+/// accepted.
+#[tokio::test]
+async fn async_answers_503_and_the_task_never_runs_when_lambda_accepts_the_event_and_its_answer_is_lost()
+ {
+    let lambda = FakeLambda::start(202).await;
+    lambda.set_delay(Duration::from_secs(3600));
+    assert_enqueue_failure_marks_task_failed("Lambda answer lost", &lambda.url, || {
+        payloads(&lambda)
+    })
+    .await;
+    let attempts = lambda.invocations().len();
+    eprintln!("fault attempts: Lambda answer lost: {attempts} Invoke requests");
+    assert!((1..=3).contains(&attempts), "{attempts} Invoke requests");
 }
 
 // ---------------------------------------------------------------------------

@@ -6,20 +6,37 @@
 //! twice. And whatever happens, neither the logs nor an answer may carry
 //! credentials, a request's body, a stack trace or an SDK error dump.
 //!
+//! The lease's margins are proved at the wire, through the fault proxy of
+//! `support/fault_proxy.rs`: an attempt whose renewal fails stops its work a
+//! renewal interval before its lease ends, and a claim that leaves less than
+//! two never starts it.
+//!
 //! Failing dependencies and least privilege are in tests/faults.rs and
 //! tests/template.rs; a failing task retried to `succeeded` (attempts = 2) is in
 //! tests/tasks.rs.
 
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 mod support;
+#[path = "support/task_logs.rs"]
+mod task_logs;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::Duration;
 
+use async_api::config::Config;
+use async_api::tasks::{TaskError, TaskStore};
+use async_api::{AppState, Function, FunctionError, dynamodb_config, lambda_config};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
+use fault_proxy::{Call, Fault, FaultProxy};
 use serde_json::{Value, json};
 use support::fake_lambda::FakeLambda;
 use support::runtime_api::{FunctionCommand, Outcome, ProcessOutput, RuntimeApi};
@@ -88,6 +105,14 @@ async fn wait_for_status(fixture: &Fixture, task_id: &str, status: &str) {
     panic!("task {task_id} never became {status}");
 }
 
+/// The tests that load the local DynamoDB (hundreds of deliveries) and those
+/// whose leases are a few hundred milliseconds take turns: a renewal slowed
+/// past its stop point by another test's load would prove nothing.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 async fn sleep_until(epoch_ms: u64) {
     let now = now_millis();
     if epoch_ms > now {
@@ -101,6 +126,7 @@ async fn sleep_until(epoch_ms: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_deliveries_of_one_task_event_run_it_exactly_once() {
+    let _turn = one_at_a_time().await;
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
     let (task_id, payload) = start_task(&fixture, &lambda, 300).await;
@@ -127,23 +153,28 @@ async fn fifty_concurrent_deliveries_of_one_task_event_run_it_exactly_once() {
         "exactly one delivery ran the task"
     );
     assert_eq!(duplicates.len(), DUPLICATE_DELIVERIES - 1);
+    // A duplicate that finds the task running waits for that attempt's
+    // outcome: it never ends as a success that leaves the task to another
+    // attempt alone, so every duplicate saw it succeeded.
     for duplicate in duplicates {
-        // A duplicate sees the task running, or done if it came late.
-        let status = duplicate["status"].as_str().expect("status");
-        assert!(matches!(status, "running" | "succeeded"), "{duplicate}");
         assert_eq!(
             duplicate,
-            &json!({"task_id": task_id, "status": status, "attempts": 1, "duplicate": true})
+            &json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": true})
         );
     }
     assert_eq!(
         task_status(&fixture, &task_id).await,
         ("succeeded".to_owned(), 1, Value::Null)
     );
+    let reply = fixture
+        .http("GET", &format!("/tasks/{task_id}"), None)
+        .await;
+    assert_eq!(reply.body["result"], json!({"waited_ms": 300}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_async_calls_each_get_a_task_that_runs_exactly_once() {
+    let _turn = one_at_a_time().await;
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
 
@@ -187,24 +218,46 @@ async fn a_hundred_concurrent_async_calls_each_get_a_task_that_runs_exactly_once
         .collect();
     assert_eq!(enqueued, task_ids);
 
-    // Lambda delivers every event, each twice, all at once.
+    // Lambda delivers every event, each twice, all at once. A delivery that
+    // gives its event back (a claim answered too late to start the work, by
+    // a local DynamoDB busy with two hundred deliveries) is delivered again,
+    // as Lambda retries it, at most twice.
     let mut deliveries = JoinSet::new();
     for payload in payloads.iter().chain(&payloads) {
         let function = fixture.function.clone();
         let payload = payload.clone();
-        deliveries.spawn(async move { invoke(&function, &payload).await });
+        deliveries.spawn(async move {
+            let mut given_back = Vec::new();
+            loop {
+                match invoke(&function, &payload).await {
+                    Err(FunctionError::Task(
+                        err @ (TaskError::LeaseTooShort(_) | TaskError::HeldElsewhere(_)),
+                    )) if given_back.len() < 2 => given_back.push(err.error_type()),
+                    outcome => return (outcome, given_back),
+                }
+            }
+        });
     }
+    let mut given_back = Vec::new();
     let outcomes: Vec<Value> = deliveries
         .join_all()
         .await
         .into_iter()
-        .map(|outcome| outcome.expect("every delivery succeeds").body)
+        .map(|(outcome, back)| {
+            given_back.extend(back);
+            match outcome {
+                Ok(reply) => reply.body,
+                Err(err) => panic!("every delivery succeeds: {err}"),
+            }
+        })
         .collect();
+    eprintln!("deliveries given back and delivered again: {given_back:?}");
     let mut runs: HashMap<String, usize> = HashMap::new();
     for outcome in &outcomes {
+        // The one that ran it, and the one that waited for its outcome.
+        assert_eq!(outcome["status"], "succeeded", "{outcome}");
+        assert_eq!(outcome["attempts"], 1, "{outcome}");
         if outcome["duplicate"] == json!(false) {
-            assert_eq!(outcome["status"], "succeeded", "{outcome}");
-            assert_eq!(outcome["attempts"], 1, "{outcome}");
             *runs
                 .entry(outcome["task_id"].as_str().expect("id").to_owned())
                 .or_default() += 1;
@@ -235,14 +288,30 @@ async fn a_hundred_concurrent_async_calls_each_get_a_task_that_runs_exactly_once
         CONCURRENT_STARTS,
         "nothing lost, nothing extra"
     );
+    // Each with the result of its own work: what its own event asked for.
+    let delays: HashMap<String, Value> = payloads
+        .iter()
+        .map(|payload| {
+            let event: Value = serde_json::from_str(payload).expect("task event");
+            let task_id = event["task_id"].as_str().expect("task id").to_owned();
+            (task_id, event["delay_ms"].clone())
+        })
+        .collect();
     for item in &items {
+        let result: Value = serde_json::from_str(&string(item, "result")).expect("JSON result");
         assert_eq!(
             (
                 string(item, "status"),
                 number(item, "attempts"),
-                item.get("error")
+                item.get("error"),
+                result
             ),
-            ("succeeded".to_owned(), 1, None),
+            (
+                "succeeded".to_owned(),
+                1,
+                None,
+                json!({"waited_ms": delays[&string(item, "task_id")]})
+            ),
             "{item:?}"
         );
     }
@@ -255,14 +324,15 @@ async fn a_hundred_concurrent_async_calls_each_get_a_task_that_runs_exactly_once
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_whose_invocation_died_is_taken_over_once_its_lease_has_passed() {
+    let _turn = one_at_a_time().await;
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
-    let (task_id, payload) = start_task(&fixture, &lambda, 3000).await;
+    let (task_id, payload) = start_task(&fixture, &lambda, 4000).await;
 
-    // The first delivery's invocation has 2 s left: it claims the task, then is
-    // killed at its deadline in the middle of the 3 s task, as Lambda kills a
+    // The first delivery's invocation has 3 s left: it claims the task, then is
+    // killed at its deadline in the middle of the 4 s task, as Lambda kills a
     // timed-out invocation. Its claim's lease ends at that deadline.
-    let lease_ms = 2000;
+    let lease_ms = 3000;
     let deadline = now_millis() + lease_ms;
     let dying = {
         let function = fixture.function.clone();
@@ -277,21 +347,34 @@ async fn a_task_whose_invocation_died_is_taken_over_once_its_lease_has_passed() 
     };
     wait_for_status(&fixture, &task_id, "running").await;
 
-    // Within the lease, another delivery leaves it alone.
-    let early = invoke(&fixture.function, &payload)
-        .await
-        .expect("a duplicate succeeds");
+    // Within the lease, another delivery leaves it alone: it waits for that
+    // attempt's outcome while its own time allows, and with too little time
+    // left (600 ms) it gives the event back to Lambda, so that Lambda
+    // delivers it again, rather than end as a success that leaves the task
+    // to an attempt that may die.
+    let early = invoke_with_deadline(&fixture.function, &payload, now_millis() + 600).await;
+    match early {
+        Err(FunctionError::Task(TaskError::HeldElsewhere(id))) => assert_eq!(id, task_id),
+        other => panic!("expected TaskHeldElsewhere, got {other:?}"),
+    }
+    let item = fixture.task_item(&task_id).await.expect("record");
     assert_eq!(
-        early.body,
-        json!({"task_id": task_id, "status": "running", "attempts": 1, "duplicate": true})
+        (string(&item, "status"), number(&item, "attempts")),
+        ("running".to_owned(), 1),
+        "the early delivery changed nothing"
     );
     // It ends at its deadline, before the task: killed, or stopped by itself
-    // a renewal short of it (then with an error, so that Lambda retries).
+    // a renewal interval short of it (then with an error, so that Lambda
+    // retries), or short of its lease if a renewal came too late.
     match dying.await.expect("join") {
         Err(_killed) => {}
-        Ok(Err(err)) => assert_eq!(
-            err.to_string(),
-            "task store unavailable: the invocation reached its deadline; the work was stopped"
+        Ok(Err(err)) => assert!(
+            [
+                "task store unavailable: the invocation reached its deadline; the work was stopped",
+                "task store unavailable: UpdateItem (lease): not renewed in time",
+            ]
+            .contains(&err.to_string().as_str()),
+            "{err}"
         ),
         Ok(Ok(reply)) => panic!("the first attempt finished: {}", reply.body),
     }
@@ -309,8 +392,8 @@ async fn a_task_whose_invocation_died_is_taken_over_once_its_lease_has_passed() 
         ("running".to_owned(), 1, Value::Null)
     );
 
-    // Once the lease has passed, the next delivery takes the task over.
-    sleep_until(deadline + 50).await;
+    // The next delivery, with time to wait, takes the task over once that
+    // lease has passed.
     let takeover = invoke(&fixture.function, &payload)
         .await
         .expect("the takeover succeeds");
@@ -341,13 +424,15 @@ async fn a_task_whose_invocation_died_is_taken_over_once_its_lease_has_passed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_that_outlives_its_lease_cannot_overwrite_the_attempt_that_took_over() {
+    let _turn = one_at_a_time().await;
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
     let (task_id, payload) = start_task(&fixture, &lambda, 2000).await;
 
-    // Attempt 1 holds a lease of 300 ms but is not killed (Lambda would kill
+    // Attempt 1's invocation has 300 ms (a lease of 150 ms renewed every
+    // 50 ms, never past the deadline) and is not killed (Lambda would kill
     // it; this proves the record is safe even if something outlives its
-    // lease): it stops its own work at its deadline.
+    // lease): it stops its own work a renewal interval before its deadline.
     let deadline = now_millis() + 300;
     let late = {
         let function = fixture.function.clone();
@@ -367,9 +452,15 @@ async fn an_attempt_that_outlives_its_lease_cannot_overwrite_the_attempt_that_to
         .await
         .expect("join")
         .expect_err("attempt 1 is cut short");
-    assert_eq!(
-        late.to_string(),
-        "task store unavailable: the invocation reached its deadline; the work was stopped"
+    // It stopped its own work: a renewal interval before its deadline, or
+    // before its lease when a renewal came too late for its 50 ms interval.
+    assert!(
+        [
+            "task store unavailable: the invocation reached its deadline; the work was stopped",
+            "task store unavailable: UpdateItem (lease): not renewed in time",
+        ]
+        .contains(&late.to_string().as_str()),
+        "{late}"
     );
     let takeover = takeover.await.expect("join").expect("attempt 2 succeeds");
     assert_eq!(
@@ -384,11 +475,12 @@ async fn an_attempt_that_outlives_its_lease_cannot_overwrite_the_attempt_that_to
 
 /// The claim's `UpdateItem` lands but its answer is lost; the SDK retries and
 /// the retry fails the claim's own condition (the task is `running` now). The
-/// delivery must still run the task it claimed; today it reports a duplicate
-/// and returns success, so Lambda never retries, and the task stays `running`
-/// with no invocation behind it.
+/// delivery must still run the task it claimed (the record holds its claim),
+/// as attempt 1: not report a duplicate and succeed, which would leave the
+/// task `running` with no invocation behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_answer_is_lost_still_runs_the_task() {
+    let _turn = one_at_a_time().await;
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
     let (task_id, payload) = start_task(&fixture, &lambda, 0).await;
@@ -406,6 +498,316 @@ async fn a_claim_whose_answer_is_lost_still_runs_the_task() {
             ("succeeded".to_owned(), 1, Value::Null)
         )
     );
+}
+
+// ---------------------------------------------------------------------------
+// The lease's margins, at the wire
+// ---------------------------------------------------------------------------
+
+/// Every log line the function wrote in this process (JSON with its spans,
+/// as in Lambda), for the `task started` lines of the in-process function.
+fn captured() -> &'static Mutex<Vec<String>> {
+    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    LINES.get_or_init(Mutex::default)
+}
+
+/// One log line being written; captured whole when the formatter drops it.
+struct LineWriter(Vec<u8>);
+
+impl std::io::Write for LineWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let mut lines = captured().lock().unwrap_or_else(|e| e.into_inner());
+        lines.extend(text.lines().map(str::to_owned));
+    }
+}
+
+fn capture_logs() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        use lambda_http::tracing::subscriber;
+        let _ = subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(subscriber::EnvFilter::new("async_api=info"))
+            .with_writer(|| LineWriter(Vec::new()))
+            .try_init();
+    });
+}
+
+/// The attempts of `task_id`'s lines that say `message`.
+fn logged(task_id: &str, message: &str) -> Vec<Option<u64>> {
+    let lines = captured().lock().unwrap_or_else(|e| e.into_inner()).clone();
+    task_logs::lines_about(&task_logs::log_lines(&lines), task_id, message)
+        .iter()
+        .map(|line| line.attempt())
+        .collect()
+}
+
+/// The function on the fixture's tables, DynamoDB at `dynamodb`, with
+/// `attempts` SDK attempts of `attempt_timeout` each.
+fn function_with_sdk(
+    fixture: &Fixture,
+    dynamodb: &str,
+    attempt_timeout: Duration,
+    attempts: u32,
+) -> Function {
+    let sdk = support::sdk_config();
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .operation_attempt_timeout(attempt_timeout)
+        .operation_timeout(attempt_timeout * (attempts + 1))
+        .build();
+    let retries = RetryConfig::standard()
+        .with_max_attempts(attempts)
+        .with_initial_backoff(Duration::from_millis(20));
+    Function::new(AppState {
+        config: Config {
+            users_table: fixture.users_table.clone(),
+            tasks_table: fixture.tasks_table.clone(),
+            function_name: support::FUNCTION_NAME.to_owned(),
+            cors_allowed_origins: Vec::new(),
+            metrics_namespace: "AsyncApi".to_owned(),
+            task_event_max_age: Duration::from_secs(3600),
+            task_max_retry_attempts: 2,
+        },
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            dynamodb_config(&sdk)
+                .endpoint_url(dynamodb)
+                .timeout_config(timeouts.clone())
+                .retry_config(retries.clone())
+                .build(),
+        ),
+        lambda: aws_sdk_lambda::Client::from_conf(
+            lambda_config(&sdk)
+                .endpoint_url(dead_endpoint())
+                .timeout_config(timeouts)
+                .retry_config(retries)
+                .build(),
+        ),
+    })
+}
+
+/// A task as `/async` leaves it once Lambda has its event; the event.
+async fn enqueued_task(fixture: &Fixture, delay_ms: u64) -> (String, String) {
+    let task_id = uuid::Uuid::new_v4().to_string();
+    TaskStore {
+        dynamodb: &fixture.dynamodb,
+        table: &fixture.tasks_table,
+    }
+    .put_enqueued(&task_id)
+    .await
+    .expect("a queued, enqueued task");
+    let event = events::task(&task_id, delay_ms);
+    (task_id, event)
+}
+
+/// A renewal of the lease (src/tasks/claims.rs), and nothing else.
+const RENEWAL: &str = "SET lease_until = :lease";
+/// The claim's update.
+const CLAIM: &str = "attempts = attempts + :one";
+/// The release of a claim that did not start the work.
+const RELEASE: &str = "attempts = attempts - :one";
+/// How late past its due time a timer may fire and a line be written here
+/// (two shared cores, a debug build): well under the 500 ms renewal interval
+/// the margins are counted in.
+const SCHEDULING_TOLERANCE_MS: u64 = 100;
+
+fn is(call: &Call, update: &str) -> bool {
+    call.update.as_deref().is_some_and(|u| u.contains(update))
+}
+
+/// The lease value a claim or renewal asked for.
+fn lease_of(call: &Call) -> u64 {
+    call.values[":lease"]["N"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .expect("a lease")
+}
+
+/// A 15 s invocation holds a 1.5 s lease renewed every 500 ms. Its first two
+/// renewals are answered; the third lands but its answer is lost, and the
+/// SDK (one attempt of 440 ms here) gives up on it 60 ms before the stop
+/// point: the attempt must stop its work at the stop point, one renewal
+/// interval before the lease it knows of ends, not sleep another interval
+/// past it. A delivery that waits for the task takes it over only after
+/// that, and runs it to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_renewal_fails_just_before_the_stop_point_stops_its_work_a_renewal_interval_before_its_lease_ends()
+ {
+    let _turn = one_at_a_time().await;
+    capture_logs();
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    let (task_id, event) = enqueued_task(&fixture, 5_000).await;
+    let renewals = AtomicUsize::new(0);
+    let renewals_of = task_id.clone();
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(move |seen| {
+            let renews = seen.operation == "UpdateItem"
+                && seen.body["UpdateExpression"] == RENEWAL
+                && seen.body["Key"]["task_id"]["S"] == renewals_of.as_str();
+            // The task's third renewal, the first attempt's; every other passes.
+            if renews && renewals.fetch_add(1, Ordering::SeqCst) == 2 {
+                Fault::LoseAnswer
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let tick_ms = 500;
+    let function = function_with_sdk(&fixture, proxy.url(), Duration::from_millis(440), 1);
+    let deadline = now_millis() + 15_000;
+    let first = invoke_with_deadline(&function, &event, deadline).await;
+    let stopped_at = now_millis();
+    match first {
+        Err(FunctionError::Task(TaskError::Store(message))) => {
+            assert_eq!(message, "UpdateItem (lease): not renewed in time")
+        }
+        other => panic!("expected the work stopped for its lease, got {other:?}"),
+    }
+
+    let calls = proxy.calls();
+    let renewals: Vec<&Call> = calls.iter().filter(|c| is(c, RENEWAL)).collect();
+    assert_eq!(
+        renewals.iter().map(|c| c.fault).collect::<Vec<_>>(),
+        [Fault::Pass, Fault::Pass, Fault::LoseAnswer],
+        "no renewal after the failed one: {renewals:#?}"
+    );
+    // The lease the attempt knows it holds: its last renewal that was answered.
+    let lease_until = lease_of(renewals[1]);
+    let stop_point = lease_until - tick_ms;
+    let failed = renewals[2];
+    eprintln!(
+        "renewal sent {} ms before the stop point, the SDK gave up on it 440 ms later; the work stopped {} ms after the stop point",
+        stop_point as i64 - failed.at_ms as i64,
+        stopped_at as i64 - stop_point as i64
+    );
+    assert!(
+        stopped_at <= stop_point + SCHEDULING_TOLERANCE_MS,
+        "stopped at {stopped_at}, {} ms past the stop point {stop_point} (lease until {lease_until})",
+        stopped_at - stop_point
+    );
+    assert!(
+        calls.iter().all(|c| c.at_ms <= stopped_at),
+        "nothing after the stop"
+    );
+    assert_eq!(logged(&task_id, "task started"), [Some(1)]);
+    assert_eq!(
+        logged(&task_id, "work stopped: the lease could not be kept"),
+        [Some(1)]
+    );
+    // The lost renewal landed: the record holds the task a little longer
+    // than the attempt knew. Nobody else may start before that lease ends.
+    let item = fixture.task_item(&task_id).await.expect("record");
+    assert_eq!(
+        (string(&item, "status"), number(&item, "attempts")),
+        ("running".to_owned(), 1)
+    );
+    let recorded_lease = number(&item, "lease_until");
+    assert_eq!(recorded_lease, lease_of(failed));
+
+    let takeover = invoke(&function, &event)
+        .await
+        .expect("the takeover succeeds");
+    assert_eq!(
+        takeover.body,
+        json!({"task_id": task_id, "status": "succeeded", "attempts": 2, "duplicate": false})
+    );
+    assert_eq!(logged(&task_id, "task started"), [Some(1), Some(2)]);
+    let claims: Vec<Call> = proxy
+        .calls()
+        .into_iter()
+        .filter(|c| is(c, CLAIM) && c.landed())
+        .collect();
+    assert_eq!(claims.len(), 2, "{claims:#?}");
+    assert!(
+        claims[1].at_ms > recorded_lease && recorded_lease > stopped_at,
+        "attempt 2 claimed at {} after the lease of {recorded_lease}, attempt 1 stopped at {stopped_at}",
+        claims[1].at_ms
+    );
+}
+
+/// A claim whose answer comes 700 ms late leaves less than two renewal
+/// intervals (2 x 500 ms) of its 1.5 s lease, and the renewal that would
+/// lengthen it is throttled through the SDK's tries: the attempt must not
+/// start the work, must release its claim (the task `queued` again, its
+/// attempt uncounted) and give the event back to Lambda with
+/// TaskLeaseTooShort. Lambda's next delivery then runs it as attempt 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_answered_too_late_to_leave_two_renewal_intervals_never_starts_the_work_releases_the_task_uncounted_and_gives_the_event_back()
+ {
+    let _turn = one_at_a_time().await;
+    capture_logs();
+    let fixture = Fixture::new(&dead_endpoint()).await;
+    let (task_id, event) = enqueued_task(&fixture, 50).await;
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(|seen| {
+            let update = seen.body["UpdateExpression"].as_str().unwrap_or_default();
+            if update.contains(CLAIM) {
+                Fault::SlowAnswer(Duration::from_millis(700))
+            } else if update == RENEWAL {
+                Fault::Throttle
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let function = fixture.function_with_dynamodb(proxy.url());
+    let outcome = invoke_with_deadline(&function, &event, now_millis() + 15_000).await;
+    match outcome {
+        Err(FunctionError::Task(err @ TaskError::LeaseTooShort(_))) => {
+            assert_eq!(err.error_type(), "TaskLeaseTooShort");
+            assert_eq!(
+                err.to_string(),
+                format!("task {task_id}: the claim landed too late to start the work")
+            );
+        }
+        other => panic!("expected TaskLeaseTooShort, got {other:?}"),
+    }
+    let calls = proxy.calls();
+    let claim = calls.iter().find(|c| is(c, CLAIM)).expect("a claim");
+    assert!(claim.landed());
+    assert!(
+        calls
+            .iter()
+            .any(|c| is(c, RENEWAL) && c.fault == Fault::Throttle),
+        "a renewal was tried: {calls:#?}"
+    );
+    let release = calls.iter().find(|c| is(c, RELEASE)).expect("a release");
+    assert!(release.landed());
+    assert!(
+        logged(&task_id, "task started").is_empty(),
+        "the work never started"
+    );
+    assert_eq!(
+        task_status(&fixture, &task_id).await,
+        ("queued".to_owned(), 0, Value::Null)
+    );
+    let item = fixture.task_item(&task_id).await.expect("record");
+    assert_eq!(item.get("lease_until"), None, "no lease held");
+
+    // Lambda delivers it again: attempt 1.
+    let again = invoke(&fixture.function, &event).await.expect("it runs");
+    assert_eq!(
+        again.body,
+        json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": false})
+    );
+    assert_eq!(logged(&task_id, "task started"), [Some(1)]);
 }
 
 // ---------------------------------------------------------------------------
@@ -563,6 +965,7 @@ fn binary_with_marker_credentials(api: &RuntimeApi, fixture: &Fixture) -> Functi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_and_answers_never_show_credentials_client_data_or_error_dumps() {
+    let _turn = one_at_a_time().await;
     let healthy_api = RuntimeApi::start().await;
     let fixture = Fixture::new(&healthy_api.url()).await;
     fixture.seed_users(3).await;
