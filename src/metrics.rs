@@ -210,6 +210,12 @@ pub fn duplicate_delivery(task_id: &str) {
     );
 }
 
+/// `TasksRateLimited` = 1: a task start refused with 429, its caller past
+/// `TASKS_PER_MINUTE_PER_CALLER`.
+pub fn task_rate_limited() {
+    emit(&[count("TasksRateLimited")], &[], &[]);
+}
+
 /// `TasksCanceled` = 1: a cancel landed on a task that had not ended.
 pub fn task_canceled(task_id: &str) {
     emit(&[count("TasksCanceled")], &[], &[("task_id", task_id)]);

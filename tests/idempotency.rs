@@ -15,7 +15,7 @@ use support::{Fixture, Reply, error_body, events};
 
 /// Where the function keeps a key's record (in the tasks table).
 fn key_record_id(key: &str) -> String {
-    format!("idempotency-key#{key}")
+    format!("idempotency-key#anonymous#{key}")
 }
 
 /// Every item of the tasks table, by id: task records and key records.
