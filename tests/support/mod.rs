@@ -4,6 +4,7 @@
 //! Lambda `Invoke` API on loopback.
 #![allow(dead_code)]
 
+pub mod callers;
 pub mod events;
 pub mod fake_lambda;
 pub mod runtime_api;
