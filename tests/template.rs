@@ -145,6 +145,8 @@ fn sub_string(value: &Value) -> Option<&str> {
 enum Target {
     UsersTable,
     TasksTable,
+    /// The tasks table's index by owner (`GET /tasks`).
+    TasksOwnerIndex,
     ThisFunction,
     FailureQueue,
     /// `Resource: "*"`: only for actions of a service without resource-level
@@ -176,6 +178,7 @@ const NEEDED: &[(&str, Target, Caller)] = &[
     ("dynamodb:getitem", Target::TasksTable, Caller::Code),
     ("dynamodb:putitem", Target::TasksTable, Caller::Code),
     ("dynamodb:updateitem", Target::TasksTable, Caller::Code),
+    ("dynamodb:query", Target::TasksOwnerIndex, Caller::Code),
     ("lambda:invokefunction", Target::ThisFunction, Caller::Code),
     (
         "sqs:receivemessage",
@@ -299,6 +302,14 @@ impl Scope {
                 .and_then(|rest| rest.strip_suffix(".Arn}"))
             {
                 return table_or_queue(id);
+            }
+            // The tasks table's one index, by its name in src/tasks/store.rs.
+            if let Some(id) = sub
+                .strip_prefix("${")
+                .and_then(|rest| rest.strip_suffix(".Arn}/index/by-owner"))
+                && Some(id) == self.tasks_table.as_deref()
+            {
+                return Ok(Target::TasksOwnerIndex);
             }
             const ACCOUNT: &str =
                 "arn:${AWS::Partition}:{service}:${AWS::Region}:${AWS::AccountId}:";
@@ -518,6 +529,8 @@ fn the_function_policies_grant_every_call_the_code_and_the_queue_mapping_make() 
         (".transact_get_items()", "dynamodb:gettransactitems"),
         (".transact_write_items()", "dynamodb:writetransactitems"),
         (".describe_table()", "dynamodb:describetable"),
+        // A Query of the tasks table names its index.
+        (".index_name(", "dynamodb:query"),
         (".invoke()", "lambda:invokefunction"),
         (".invoke_async()", "lambda:invokeasync"),
         (".invoke_with_response_stream()", "lambda:invokefunction"),
@@ -637,9 +650,26 @@ fn the_tables_have_the_keys_of_the_contract() {
             json!([{"AttributeName": key, "KeyType": "HASH"}]),
             "{table}"
         );
+        let mut attributes = vec![json!({"AttributeName": key, "AttributeType": "S"})];
+        if key == "task_id" {
+            // GET /tasks: the index by owner and creation time, all attributes projected.
+            attributes.push(json!({"AttributeName": "owner", "AttributeType": "S"}));
+            attributes.push(json!({"AttributeName": "created_ms", "AttributeType": "N"}));
+            assert_eq!(
+                properties["GlobalSecondaryIndexes"],
+                json!([{
+                    "IndexName": async_api::tasks::store::OWNER_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "owner", "KeyType": "HASH"},
+                        {"AttributeName": "created_ms", "KeyType": "RANGE"}
+                    ],
+                    "Projection": {"ProjectionType": "ALL"}
+                }])
+            );
+        }
         assert_eq!(
             properties["AttributeDefinitions"],
-            json!([{"AttributeName": key, "AttributeType": "S"}]),
+            json!(attributes),
             "{table}"
         );
     }
