@@ -198,7 +198,6 @@ async fn start(
     let started = if adopted {
         adopt(
             state,
-            &keys,
             &key,
             &reservation,
             task_id,
@@ -257,7 +256,6 @@ impl From<ApiError> for Unstarted {
 /// request that died or outlived its hold, as [`protocol::adopt`] says.
 async fn adopt(
     state: &AppState,
-    keys: &KeyStore<'_>,
     key: &str,
     reservation: &str,
     task_id: String,
@@ -280,7 +278,8 @@ async fn adopt(
         }
         Adopt::NewTask => {
             let new_task = Uuid::new_v4().to_string();
-            keys.replace_task(key, reservation, &new_task)
+            KeyStore(store)
+                .replace_task(key, reservation, &new_task)
                 .await
                 .map_err(Unstarted::Unknown)?;
             put_queued(store, &new_task, answer_by, owner).await?;
