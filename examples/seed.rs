@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-    ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType, TimeToLiveSpecification,
+    WriteRequest,
 };
 
 /// The sample users: (name, email handle); ids are u01, u02, …
@@ -105,17 +106,63 @@ async fn ensure_table(
     table: &str,
     key: &str,
 ) -> Result<bool, Box<dyn std::error::Error>> {
-    if client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_ok()
-    {
+    if let Ok(existing) = client.describe_table().table_name(table).send().await {
+        let indexed = existing
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|index| index.index_name() == Some(async_api::tasks::store::OWNER_INDEX));
+        if key == "task_id" && !indexed {
+            eprintln!(
+                "table {table} has no index {}: GET /tasks needs it; delete the table (or restart `make dev`) to have it made",
+                async_api::tasks::store::OWNER_INDEX
+            );
+        }
         return Ok(false);
     }
-    client
-        .create_table()
+    let create = client.create_table();
+    // The tasks table's index by owner, which GET /tasks queries (template.yaml makes the same).
+    let create = if key == "task_id" {
+        create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("owner")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("created_ms")
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()?,
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(async_api::tasks::store::OWNER_INDEX)
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("owner")
+                            .key_type(KeyType::Hash)
+                            .build()?,
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("created_ms")
+                            .key_type(KeyType::Range)
+                            .build()?,
+                    )
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()?,
+            )
+    } else {
+        create
+    };
+    create
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(

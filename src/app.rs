@@ -21,6 +21,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::caller::Caller;
 use crate::docs;
 use crate::error::ApiError;
 use crate::metrics;
@@ -36,6 +37,7 @@ fn routes() -> OpenApiRouter<AppState> {
             tasks::http::start_default_task,
             tasks::http::start_task
         ))
+        .routes(routes!(tasks::list::list_tasks))
         .routes(routes!(tasks::http::get_task, tasks::http::cancel_task))
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::docs_page))
@@ -55,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         "{}".to_owned()
     });
     let cors_configured = !state.config.cors_allowed_origins.is_empty();
+    let require_caller = state.config.require_caller;
     let api = router
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::NotFound(format!("No route for {method} {}", uri.path()))
@@ -73,9 +76,37 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::mark_route))
         .with_state(state);
     // Around the whole router: the `Allow` of a 405 is set by the router itself.
-    Router::new()
+    let app = Router::new()
         .fallback_service(api)
-        .layer(axum::middleware::from_fn(head_only_where_get_is_safe))
+        .layer(axum::middleware::from_fn(head_only_where_get_is_safe));
+    if require_caller {
+        // Outermost: an unknown path is a 401 before it is a 404.
+        app.layer(axum::middleware::from_fn(caller_required))
+    } else {
+        app
+    }
+}
+
+/// What `REQUIRE_CALLER=true` leaves open to anonymous requests: the API's
+/// own description, and CORS preflights (a browser sends no credentials in
+/// one).
+const OPEN_PATHS: &[&str] = &["/docs", "/openapi.json"];
+
+/// `REQUIRE_CALLER=true`: an anonymous request is a 401 on every path but
+/// [`OPEN_PATHS`] and CORS preflights, so that a route or Function URL left
+/// open by mistake is closed by the function itself.
+async fn caller_required(caller: Caller, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let preflight = request.method() == Method::OPTIONS
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if caller.is_anonymous() && !preflight && !OPEN_PATHS.contains(&request.uri().path()) {
+        return ApiError::Unauthorized(
+            "This API needs a verified caller: send a token its authorizer accepts".to_owned(),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Browsers on the configured origins may call the API (and get a preflight
@@ -94,6 +125,7 @@ fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([
             header::CONTENT_TYPE,
+            header::AUTHORIZATION,
             HeaderName::from_static(tasks::idempotency::HEADER),
         ])
         .expose_headers([

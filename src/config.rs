@@ -36,6 +36,13 @@ pub struct Config {
     /// (`TASK_MAX_RETRY_ATTEMPTS`, 0 to 2, default 2: the template sets it from
     /// the same parameter as the `EventInvokeConfig`).
     pub task_max_retry_attempts: u32,
+    /// Whether every route but `/docs`, `/openapi.json` and CORS preflights
+    /// needs a verified identity (`REQUIRE_CALLER`, `true` or `false`, default
+    /// `false`; the template sets it when an authorizer is configured).
+    pub require_caller: bool,
+    /// How many tasks one caller may start per UTC clock minute
+    /// (`TASKS_PER_MINUTE_PER_CALLER`, 0 to 100000, default 60; 0: no limit).
+    pub tasks_per_minute_per_caller: u32,
 }
 
 /// A variable is missing or unusable.
@@ -62,12 +69,44 @@ impl Config {
             task_max_retry_attempts: task_max_retry_attempts(
                 optional(TASK_MAX_RETRY_ATTEMPTS)?.as_deref(),
             )?,
+            require_caller: require_caller(optional(REQUIRE_CALLER)?.as_deref())?,
+            tasks_per_minute_per_caller: tasks_per_minute_per_caller(
+                optional(TASKS_PER_MINUTE_PER_CALLER)?.as_deref(),
+            )?,
         })
     }
 }
 
 const TASK_EVENT_MAX_AGE_SECONDS: &str = "TASK_EVENT_MAX_AGE_SECONDS";
 const TASK_MAX_RETRY_ATTEMPTS: &str = "TASK_MAX_RETRY_ATTEMPTS";
+const REQUIRE_CALLER: &str = "REQUIRE_CALLER";
+const TASKS_PER_MINUTE_PER_CALLER: &str = "TASKS_PER_MINUTE_PER_CALLER";
+
+/// `REQUIRE_CALLER`'s value: `true` or `false` (any case), `false` when unset
+/// or empty. Anything else stops init: a typo must not leave the API open.
+fn require_caller(value: Option<&str>) -> Result<bool, ConfigError> {
+    match value.map(str::trim).unwrap_or_default() {
+        "" => Ok(false),
+        value if value.eq_ignore_ascii_case("true") => Ok(true),
+        value if value.eq_ignore_ascii_case("false") => Ok(false),
+        value => Err(ConfigError::Invalid(
+            REQUIRE_CALLER,
+            format!("{value:?} is not true or false"),
+        )),
+    }
+}
+
+/// `TASKS_PER_MINUTE_PER_CALLER`'s value: 0 (no limit) to 100000, 60 when
+/// unset or empty.
+fn tasks_per_minute_per_caller(value: Option<&str>) -> Result<u32, ConfigError> {
+    whole_number(
+        TASKS_PER_MINUTE_PER_CALLER,
+        value,
+        "a whole number",
+        0..=100_000,
+        60,
+    )
+}
 
 /// `TASK_EVENT_MAX_AGE_SECONDS`'s value: 1 to 21600 seconds (Lambda's own
 /// `MaximumEventAgeInSeconds` goes up to 21600), 3600 when unset or empty.
@@ -248,6 +287,43 @@ mod tests {
                 format!(
                     "environment variable TASK_MAX_RETRY_ATTEMPTS is not valid: \
                      {value:?} is not a whole number from 0 to 2"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn require_caller_is_true_or_false_and_off_when_unset() {
+        assert!(!require_caller(None).unwrap());
+        assert!(!require_caller(Some("")).unwrap());
+        assert!(require_caller(Some("true")).unwrap());
+        assert!(require_caller(Some(" TRUE ")).unwrap());
+        assert!(!require_caller(Some("false")).unwrap());
+        for value in ["1", "yes", "on", "treu"] {
+            assert_eq!(
+                message(require_caller(Some(value))),
+                format!(
+                    "environment variable REQUIRE_CALLER is not valid: {value:?} is not true or false"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn tasks_per_minute_per_caller_is_60_by_default_0_to_100000_and_0_means_no_limit() {
+        assert_eq!(tasks_per_minute_per_caller(None).unwrap(), 60);
+        assert_eq!(tasks_per_minute_per_caller(Some("")).unwrap(), 60);
+        assert_eq!(tasks_per_minute_per_caller(Some("0")).unwrap(), 0);
+        assert_eq!(
+            tasks_per_minute_per_caller(Some("100000")).unwrap(),
+            100_000
+        );
+        for value in ["-1", "100001", "1.5", "sixty"] {
+            assert_eq!(
+                message(tasks_per_minute_per_caller(Some(value))),
+                format!(
+                    "environment variable TASKS_PER_MINUTE_PER_CALLER is not valid: \
+                     {value:?} is not a whole number from 0 to 100000"
                 )
             );
         }

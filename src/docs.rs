@@ -14,7 +14,8 @@ use utoipa::OpenApi;
 use crate::error::{
     ApiError, BadRequestResponse, ConflictResponse, ErrorBody, ErrorCode, ErrorDetail,
     IdempotencyKeyReusedResponse, InternalResponse, NotFoundResponse, PayloadTooLargeResponse,
-    UnavailableResponse, UnsupportedMediaTypeResponse,
+    TooManyRequestsResponse, UnauthorizedResponse, UnavailableResponse,
+    UnsupportedMediaTypeResponse,
 };
 
 /// The document's fixed parts; the paths come from the router (see [`crate::app`]).
@@ -29,15 +30,19 @@ use crate::error::{
         schemas(ErrorBody, ErrorDetail, ErrorCode),
         responses(
             BadRequestResponse,
+            UnauthorizedResponse,
             NotFoundResponse,
             ConflictResponse,
             PayloadTooLargeResponse,
             UnsupportedMediaTypeResponse,
             IdempotencyKeyReusedResponse,
+            TooManyRequestsResponse,
             UnavailableResponse,
             InternalResponse
         ),
     ),
+    modifiers(&BearerJwt),
+    security((), ("bearer" = [])),
     tags(
         (name = "users", description = "The users table"),
         (name = "tasks", description = "Background tasks: start one, follow it, cancel it"),
@@ -45,6 +50,31 @@ use crate::error::{
     )
 )]
 pub struct ApiDoc;
+
+/// The security scheme: a bearer JWT, which API Gateway's JWT authorizer
+/// verifies when the template is given an issuer (the function itself reads
+/// only what the authorizer verified). Every operation takes it or none (a
+/// public deployment); the docs page's Authorize button sends it.
+struct BearerJwt;
+
+impl utoipa::Modify for BearerJwt {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT from the issuer the deployment trusts (template parameters JwtIssuer and JwtAudience); without one the caller is anonymous",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The generated document, serialized once at init.
 #[derive(Clone)]

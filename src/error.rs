@@ -32,6 +32,10 @@ pub enum ApiError {
     /// The request itself is wrong: a parameter, the cursor, the task id or the body.
     #[error("{0}")]
     BadRequest(String),
+    /// The request carries no verified identity where one is needed
+    /// (`REQUIRE_CALLER`, `GET /tasks`).
+    #[error("{0}")]
+    Unauthorized(String),
     /// No such route or no such task.
     #[error("{0}")]
     NotFound(String),
@@ -56,6 +60,11 @@ pub enum ApiError {
     /// An `Idempotency-Key` sent again with another body.
     #[error("This Idempotency-Key was used with another request body")]
     IdempotencyKeyReused,
+    /// The caller started as many tasks this minute as it may
+    /// (`TASKS_PER_MINUTE_PER_CALLER`): retry after `retry_after_s` seconds,
+    /// the next minute.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_s: u64 },
     /// A dependency (DynamoDB, Lambda) is unreachable, throttled or missing a
     /// table. The string is for the logs only.
     #[error("Service temporarily unavailable, retry later")]
@@ -92,6 +101,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Self::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
@@ -106,6 +116,9 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorCode::IdempotencyKeyReused,
             ),
+            Self::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests)
+            }
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ServiceUnavailable,
@@ -137,12 +150,14 @@ pub struct ErrorDetail {
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
+    Unauthorized,
     NotFound,
     MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
     IdempotencyKeyReused,
+    TooManyRequests,
     ServiceUnavailable,
     Internal,
 }
@@ -154,6 +169,24 @@ pub enum ErrorCode {
 )]
 #[response(example = json!({"error": {"code": "bad_request", "message": "limit must be an integer from 1 to 1000", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
 pub struct BadRequestResponse(pub ErrorBody);
+
+/// 401: no verified identity.
+#[derive(ToResponse)]
+#[response(
+    description = "The request carries no verified identity (a token the API's authorizer accepted): `REQUIRE_CALLER` is on, or the route lists the caller's own tasks",
+    headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+)]
+#[response(example = json!({"error": {"code": "unauthorized", "message": "This API needs a verified caller: send a token its authorizer accepts", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
+pub struct UnauthorizedResponse(pub ErrorBody);
+
+/// 429: the caller's tasks per minute are used up.
+#[derive(ToResponse)]
+#[response(
+    description = "The caller started as many tasks this minute as `TASKS_PER_MINUTE_PER_CALLER` allows; nothing was started",
+    headers(("Retry-After" = u32, description = "Seconds to the next UTC minute, when the caller may start tasks again"))
+)]
+#[response(example = json!({"error": {"code": "too_many_requests", "message": "At most 60 tasks per minute per caller: retry in 12 s", "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"}}))]
+pub struct TooManyRequestsResponse(pub ErrorBody);
 
 /// 404: no such task.
 #[derive(ToResponse)]
@@ -260,6 +293,17 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if matches!(self, Self::Unauthorized(_)) {
+            // RFC 9110: a 401 names the scheme it takes.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after_s, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE
             || matches!(self, Self::Conflict { retry: true, .. })
         {

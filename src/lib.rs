@@ -13,6 +13,7 @@
 //!   - [`tasks`]: the task event, run by [`tasks::worker`].
 //! - Routes, by domain: [`users`] (`GET /users`), [`tasks::http`] (`/async`,
 //!   `/tasks/{task_id}`), [`docs`] (`/openapi.json`, `/docs`).
+//! - [`caller`]: who is calling, as API Gateway verified it.
 //! - [`item_json`]: a DynamoDB item as plain JSON; [`error`]: `ApiError`, the
 //!   JSON errors of the contract.
 //! - [`metrics`]: the CloudWatch metrics (EMF lines on stdout); [`trace`]: each
@@ -24,6 +25,7 @@
 //! `tasks::work::perform`.
 
 pub mod app;
+pub mod caller;
 pub mod config;
 pub mod dispatch;
 pub mod docs;

@@ -8,10 +8,14 @@
 //! fixed) and `StatusClass`. A task's documents carry its `task_id` as a plain
 //! property (not a dimension): searchable in Logs Insights, free in CloudWatch.
 //!
-//! The documents are printed as they are only with Lambda's JSON log format
-//! (`AWS_LAMBDA_LOG_FORMAT=JSON`, which the template sets). With text logs
-//! (`cargo lambda watch`) each one is a DEBUG log line instead, so the log a
-//! person reads stays readable (`AWS_LAMBDA_LOG_LEVEL=debug` shows them).
+//! The documents are printed whatever the log format
+//! (`AWS_LAMBDA_LOG_FORMAT`): CloudWatch Logs extracts EMF from any log event
+//! that is such a JSON document, Text or JSON, so a deployer who switches the
+//! function to Text logs keeps every metric and alarm. Only under `cargo lambda
+//! watch` (`make dev`), told apart by the absence of `AWS_LAMBDA_LOG_GROUP_NAME`
+//! (which Lambda and `sam local` set, and watch does not), each one is a DEBUG
+//! log line instead, so the log a person reads stays readable
+//! (`AWS_LAMBDA_LOG_LEVEL=debug` shows them).
 //!
 //! A small module rather than an EMF crate: the crates emit through the
 //! `metrics` facade, a process-wide registry flushed per invocation, which
@@ -41,20 +45,28 @@ static COLD: AtomicBool = AtomicBool::new(true);
 struct Sink {
     namespace: String,
     service: String,
-    /// EMF JSON on stdout (Lambda's JSON log format); else DEBUG log lines.
+    /// EMF JSON on stdout (in Lambda, whatever its log format); else DEBUG
+    /// log lines (`cargo lambda watch`).
     emf: bool,
 }
 
 /// Emits this process's metrics from now on, with `config`'s namespace and
 /// function name. The first call wins.
 pub fn init(config: &Config) {
-    let log_format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
     let _ = SINK.set(Sink {
         namespace: config.metrics_namespace.clone(),
         service: config.function_name.clone(),
-        // The same test lambda_http's subscriber makes to choose JSON logs.
-        emf: log_format.eq_ignore_ascii_case("json"),
+        emf: !under_cargo_lambda_watch(),
     });
+}
+
+/// True under `cargo lambda watch`, which sets the Runtime API's variables
+/// but not the log group's: Lambda sets `AWS_LAMBDA_LOG_GROUP_NAME` for every
+/// function (SnapStart aside, which custom runtimes do not have), and so does
+/// `sam local`. The log format decides nothing: a Text-logging function in
+/// Lambda still writes EMF, or its metrics and alarms would go silent.
+fn under_cargo_lambda_watch() -> bool {
+    std::env::var_os("AWS_LAMBDA_LOG_GROUP_NAME").is_none_or(|group| group.is_empty())
 }
 
 /// The unit CloudWatch stores a metric in.
@@ -208,6 +220,12 @@ pub fn duplicate_delivery(task_id: &str) {
         &[],
         &[("task_id", task_id)],
     );
+}
+
+/// `TasksRateLimited` = 1: a task start refused with 429, its caller past
+/// `TASKS_PER_MINUTE_PER_CALLER`.
+pub fn task_rate_limited() {
+    emit(&[count("TasksRateLimited")], &[], &[]);
 }
 
 /// `TasksCanceled` = 1: a cancel landed on a task that had not ended.

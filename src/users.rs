@@ -16,7 +16,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::{ApiError, BadRequestResponse, InternalResponse, UnavailableResponse};
+use crate::error::{
+    ApiError, BadRequestResponse, InternalResponse, UnauthorizedResponse, UnavailableResponse,
+};
 use crate::http_event::ResponseBudget;
 use crate::item_json::ItemJson;
 use crate::state::AppState;
@@ -74,6 +76,7 @@ pub struct User {
     responses(
         (status = 200, description = "One page of users; follow `next_cursor` for the rest", body = UsersPage),
         (status = 400, response = BadRequestResponse),
+        (status = 401, response = UnauthorizedResponse),
         (status = 500, response = InternalResponse),
         (status = 503, response = UnavailableResponse),
     )

@@ -50,6 +50,7 @@ async fn openapi_json_is_an_openapi_3_1_document_of_exactly_the_contracts_routes
         BTreeMap::from([
             ("/users".to_owned(), set(&["GET"])),
             ("/async".to_owned(), set(&["GET", "POST"])),
+            ("/tasks".to_owned(), set(&["GET"])),
             ("/tasks/{task_id}".to_owned(), set(&["GET", "DELETE"])),
             ("/openapi.json".to_owned(), set(&["GET"])),
             ("/docs".to_owned(), set(&["GET"])),
@@ -88,7 +89,6 @@ async fn every_documented_operation_is_served_and_every_other_method_is_not() {
     for path in [
         "/",
         "/user",
-        "/tasks",
         "/tasks/",
         "/events",
         "/docs/swagger-ui.css",
@@ -146,15 +146,19 @@ async fn the_document_states_every_bound_status_and_header() {
             .collect::<BTreeSet<_>>()
     };
     let set = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(statuses(users), set(&["200", "400", "500", "503"]));
+    assert_eq!(statuses(users), set(&["200", "400", "401", "500", "503"]));
     for (method, codes) in [
         (
             "get",
-            set(&["202", "400", "409", "413", "422", "500", "503"]),
+            set(&[
+                "202", "400", "401", "409", "413", "422", "429", "500", "503",
+            ]),
         ),
         (
             "post",
-            set(&["202", "400", "409", "413", "415", "422", "500", "503"]),
+            set(&[
+                "202", "400", "401", "409", "413", "415", "422", "429", "500", "503",
+            ]),
         ),
     ] {
         let op = &doc["paths"]["/async"][method];
@@ -186,7 +190,7 @@ async fn the_document_states_every_bound_status_and_header() {
     );
     assert_eq!(
         statuses(&doc["paths"]["/tasks/{task_id}"]["get"]),
-        set(&["200", "400", "404", "500", "503"])
+        set(&["200", "400", "401", "404", "500", "503"])
     );
     assert!(
         doc["paths"]["/tasks/{task_id}"]["get"]["responses"]["200"]["headers"]["Retry-After"]
@@ -194,7 +198,48 @@ async fn the_document_states_every_bound_status_and_header() {
     );
     assert_eq!(
         statuses(&doc["paths"]["/tasks/{task_id}"]["delete"]),
-        set(&["200", "400", "404", "409", "500", "503"])
+        set(&["200", "400", "401", "404", "409", "500", "503"])
+    );
+    // GET /tasks: its query, its statuses, and the bearer scheme it needs.
+    let list = &doc["paths"]["/tasks"]["get"];
+    assert_eq!(statuses(list), set(&["200", "400", "401", "500", "503"]));
+    let param = |name: &str| {
+        list["parameters"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .clone()
+    };
+    assert_eq!(
+        (
+            &param("limit")["schema"]["minimum"],
+            &param("limit")["schema"]["maximum"]
+        ),
+        (&json!(1), &json!(100))
+    );
+    assert_eq!(param("limit")["schema"]["default"], 20);
+    assert_eq!(param("cursor")["in"], "query");
+    assert_eq!(param("status")["in"], "query");
+    assert_eq!(list["security"], json!([{"bearer": []}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": "A JWT from the issuer the deployment trusts (template parameters JwtIssuer and JwtAudience); without one the caller is anonymous"})
+    );
+    assert_eq!(
+        doc["security"],
+        json!([{}, {"bearer": []}]),
+        "a token is optional elsewhere"
+    );
+    assert!(
+        doc["components"]["responses"]["TooManyRequestsResponse"]["headers"]["Retry-After"]
+            .is_object()
+    );
+    assert!(
+        doc["components"]["responses"]["UnauthorizedResponse"]["headers"]["WWW-Authenticate"]
+            .is_object()
     );
     assert!(
         doc["components"]["responses"]["ConflictResponse"]["headers"]["Retry-After"].is_object()
@@ -210,12 +255,14 @@ async fn the_document_states_every_bound_status_and_header() {
         doc["components"]["schemas"]["ErrorCode"]["enum"],
         json!([
             "bad_request",
+            "unauthorized",
             "not_found",
             "method_not_allowed",
             "conflict",
             "payload_too_large",
             "unsupported_media_type",
             "idempotency_key_reused",
+            "too_many_requests",
             "service_unavailable",
             "internal"
         ])

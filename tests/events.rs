@@ -41,6 +41,8 @@ enum Expected {
     UsersPage,
     /// 202 with a new task, whose self-invoked event then runs it to `succeeded`.
     TaskStarted { delay_ms: u64 },
+    /// 200 with exactly this JSON body.
+    Ok { body: &'static str },
     /// 404 with the contract's error body.
     NotFound { message: &'static str },
     /// A function error, and nothing written.
@@ -97,6 +99,22 @@ const EXPECTATIONS: &[(&str, Source, Expected)] = &[
         Expected::TaskStarted { delay_ms: 50 },
     ),
     ("rest-get-users.json", Source::RestApi, Expected::UsersPage),
+    // Each identity shape of the Callers table, listing its own tasks: the
+    // samples start only anonymous tasks, so each list is empty (and no
+    // event is refused 401 as an anonymous caller's would be).
+    ("http-iam-list-tasks.json", Source::PayloadV2, EMPTY_LIST),
+    ("http-jwt-list-tasks.json", Source::PayloadV2, EMPTY_LIST),
+    (
+        "http-lambda-authorizer-list-tasks.json",
+        Source::PayloadV2,
+        EMPTY_LIST,
+    ),
+    ("rest-cognito-list-tasks.json", Source::RestApi, EMPTY_LIST),
+    (
+        "rest-lambda-authorizer-list-tasks.json",
+        Source::RestApi,
+        EMPTY_LIST,
+    ),
     // Lambda's record of the sample task's event: no such task is recorded, so
     // the record is acknowledged (and writes nothing).
     (
@@ -115,6 +133,11 @@ const EXPECTATIONS: &[(&str, Source, Expected)] = &[
         },
     ),
 ];
+
+/// `GET /tasks` of a caller with no task.
+const EMPTY_LIST: Expected = Expected::Ok {
+    body: r#"{"tasks":[],"next_cursor":null}"#,
+};
 
 /// The task `events/task.json` names.
 const SAMPLE_TASK_ID: &str = "5a1f0c3e-9d2b-4e6f-8a7c-1b3d5e7f9a2c";
@@ -384,6 +407,15 @@ async fn every_sample_event_through_the_binary_gets_the_answer_its_source_expect
                     &api, &fixture, &file, source, &outcome, delay_ms,
                 )
                 .await;
+            }
+            Expected::Ok { body } => {
+                let (document, length) = http_document(&outcome);
+                let body: Value = serde_json::from_str(body).expect("JSON");
+                assert_eq!(
+                    document,
+                    expected_document(source, 200, &json_headers(length), body),
+                    "{file}"
+                );
             }
             Expected::NotFound { message } => {
                 let (document, length) = http_document(&outcome);

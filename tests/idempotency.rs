@@ -26,7 +26,7 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Where the function keeps a key's record (in the tasks table).
 fn key_record_id(key: &str) -> String {
-    format!("idempotency-key#{key}")
+    format!("idempotency-key#anonymous#{key}")
 }
 
 /// Every item of the tasks table, by id: task records and key records.

@@ -1,7 +1,7 @@
 //! What the function tells CloudWatch and X-Ray, through the real binary as
 //! Lambda runs it (`support::runtime_api`): the embedded metric format (EMF)
-//! documents it prints on stdout with Lambda's JSON log format, each checked
-//! whole, and the X-Ray trace header its `Invoke` carries, with the emulator
+//! documents it prints on stdout in Lambda whatever the log format (DEBUG
+//! lines under `cargo lambda watch` instead), each checked whole, and the X-Ray trace header its `Invoke` carries, with the emulator
 //! giving each invocation a trace id of its own as Lambda does.
 
 mod support;
@@ -692,12 +692,51 @@ async fn a_namespace_cloudwatch_would_refuse_stops_init_and_says_why() {
 }
 
 #[tokio::test]
-async fn with_text_logs_the_metrics_are_readable_debug_lines_not_json() {
+async fn with_text_logs_in_lambda_the_emf_documents_are_still_printed() {
+    // A deployer who sets `LogFormat: Text` keeps the metrics and the alarms.
+    let since_ms = epoch_millis();
+    let api = RuntimeApi::start().await;
+    let fixture = Fixture::new(&api.url()).await;
+    let process = FunctionCommand::new(&api, &fixture)
+        .env("AWS_LAMBDA_LOG_FORMAT", "Text")
+        .spawn();
+    let outcome = api.invoke(events::http_api("GET", "/nope", None)).await;
+    assert_eq!(status_of(&outcome), 404);
+    assert_eq!(
+        stop_and_read(process, since_ms).await,
+        vec![cold_start(), requests("unmatched", "4xx")]
+    );
+
+    // And with no log format at all (Text is Lambda's default).
+    let since_ms = epoch_millis();
+    let process = FunctionCommand::new(&api, &fixture)
+        .without_env("AWS_LAMBDA_LOG_FORMAT")
+        .spawn();
+    let outcome = api.invoke(events::http_api("GET", "/nope", None)).await;
+    assert_eq!(status_of(&outcome), 404);
+    assert_eq!(
+        stop_and_read(process, since_ms).await,
+        vec![cold_start(), requests("unmatched", "4xx")]
+    );
+}
+
+/// The binary as `cargo lambda watch` runs it: the Runtime API's variables,
+/// no log group, no log format.
+fn under_watch(api: &RuntimeApi, fixture: &Fixture) -> FunctionCommand {
+    FunctionCommand::new(api, fixture)
+        .without_env("AWS_LAMBDA_LOG_GROUP_NAME")
+        .without_env("AWS_LAMBDA_LOG_STREAM_NAME")
+        .without_env("AWS_LAMBDA_INITIALIZATION_TYPE")
+        .without_env("AWS_LAMBDA_LOG_FORMAT")
+}
+
+#[tokio::test]
+async fn under_cargo_lambda_watch_the_metrics_are_readable_debug_lines_not_json() {
     let api = RuntimeApi::start().await;
     let fixture = Fixture::new(&api.url()).await;
 
     // At the default level (INFO), nothing of the metrics shows.
-    let process = FunctionCommand::new(&api, &fixture).spawn();
+    let process = under_watch(&api, &fixture).spawn();
     let outcome = api.invoke(events::http_api("GET", "/nope", None)).await;
     assert_eq!(status_of(&outcome), 404);
     let output = process.stop().await;
@@ -710,7 +749,7 @@ async fn with_text_logs_the_metrics_are_readable_debug_lines_not_json() {
     );
 
     // At DEBUG, one line per document, in words.
-    let process = FunctionCommand::new(&api, &fixture)
+    let process = under_watch(&api, &fixture)
         .env("AWS_LAMBDA_LOG_LEVEL", "debug")
         .spawn();
     let outcome = api.invoke(events::http_api("GET", "/nope", None)).await;

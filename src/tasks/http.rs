@@ -18,12 +18,15 @@ use uuid::Uuid;
 use super::idempotency::{self, Answer, KeyStore, Reservation};
 use super::lease::real_deadline;
 use super::protocol::{self, Adopt, Start};
+use super::rate_limit::StartLimit;
 use super::start_request::{StartTask, delay_from_body, is_json};
 use super::store::{TaskStore, Written, epoch_millis};
 use super::{DEFAULT_DELAY_MS, TaskEvent, TaskRecord, is_task_id, undeliverable_before_ms};
+use crate::caller::Caller;
 use crate::error::{
     ApiError, BadRequestResponse, ConflictResponse, IdempotencyKeyReusedResponse, InternalResponse,
-    NotFoundResponse, PayloadTooLargeResponse, UnavailableResponse, UnsupportedMediaTypeResponse,
+    NotFoundResponse, PayloadTooLargeResponse, TooManyRequestsResponse, UnauthorizedResponse,
+    UnavailableResponse, UnsupportedMediaTypeResponse,
 };
 use crate::http_event::BasePath;
 use crate::metrics;
@@ -53,16 +56,19 @@ pub struct TaskStarted {
             headers(("Location" = String, description = "The task's status URL: the same reference as `status_url`"),
                 ("Idempotent-Replayed" = String, description = "`true` when this is the first answer to this Idempotency-Key, replayed"))),
         (status = 400, response = BadRequestResponse),
+        (status = 401, response = UnauthorizedResponse),
         (status = 409, response = ConflictResponse),
         (status = 413, response = PayloadTooLargeResponse),
         (status = 415, response = UnsupportedMediaTypeResponse),
         (status = 422, response = IdempotencyKeyReusedResponse),
+        (status = 429, response = TooManyRequestsResponse),
         (status = 500, response = InternalResponse),
         (status = 503, response = UnavailableResponse),
     )
 )]
 pub async fn start_task(
     State(state): State<AppState>,
+    caller: Caller,
     base: Option<axum::Extension<BasePath>>,
     context: Option<axum::Extension<lambda_http::Context>>,
     headers: HeaderMap,
@@ -75,7 +81,16 @@ pub async fn start_task(
     }
     let key = idempotency::key_of(&headers).map_err(ApiError::BadRequest)?;
     let delay_ms = delay_from_body(&body).map_err(ApiError::BadRequest)?;
-    start(&state, base_of(base), key, delay_ms, answer_by(context)).await
+    let key = key.map(|key| idempotency::scoped(&caller, &key));
+    start(
+        &state,
+        &caller,
+        base_of(base),
+        key,
+        delay_ms,
+        answer_by(context),
+    )
+    .await
 }
 
 /// `GET /async`: the same as `POST /async` with the defaults, for callers of
@@ -91,22 +106,35 @@ pub async fn start_task(
             headers(("Location" = String, description = "The task's status URL: the same reference as `status_url`"),
                 ("Idempotent-Replayed" = String, description = "`true` when this is the first answer to this Idempotency-Key, replayed"))),
         (status = 400, response = BadRequestResponse),
+        (status = 401, response = UnauthorizedResponse),
         (status = 409, response = ConflictResponse),
         (status = 413, response = PayloadTooLargeResponse),
         (status = 422, response = IdempotencyKeyReusedResponse),
+        (status = 429, response = TooManyRequestsResponse),
         (status = 500, response = InternalResponse),
         (status = 503, response = UnavailableResponse),
     )
 )]
 pub async fn start_default_task(
     State(state): State<AppState>,
+    caller: Caller,
     base: Option<axum::Extension<BasePath>>,
     context: Option<axum::Extension<lambda_http::Context>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let key = idempotency::key_of(&headers).map_err(ApiError::BadRequest)?;
+    let key = idempotency::key_of(&headers)
+        .map_err(ApiError::BadRequest)?
+        .map(|key| idempotency::scoped(&caller, &key));
     let answer_by = answer_by(context);
-    start(&state, base_of(base), key, DEFAULT_DELAY_MS, answer_by).await
+    start(
+        &state,
+        &caller,
+        base_of(base),
+        key,
+        DEFAULT_DELAY_MS,
+        answer_by,
+    )
+    .await
 }
 
 /// When this request's invocation ends (its deadline, epoch ms): after it, the
@@ -121,20 +149,30 @@ fn base_of(base: Option<axum::Extension<BasePath>>) -> String {
         .unwrap_or_default()
 }
 
-/// Starts a task, or answers for the key's first request. `answer_by`: when
-/// this request's invocation ends (epoch ms), after which it can no longer
-/// mark its task enqueued.
+/// Starts a task for `caller`, or answers for the key's first request (`key`:
+/// the caller's key, [`idempotency::scoped`]). `answer_by`: when this
+/// request's invocation ends (epoch ms), after which it can no longer mark
+/// its task enqueued. Only a task about to be written counts toward the
+/// caller's limit: not a replay, nor the key's task carried on.
 async fn start(
     state: &AppState,
+    caller: &Caller,
     base: String,
     key: Option<String>,
     delay_ms: u64,
     answer_by: u64,
 ) -> Result<Response, ApiError> {
     let task_id = Uuid::new_v4().to_string();
+    let owner = caller.owner_key();
+    let owner = owner.as_deref();
+    let limit = StartLimit {
+        store: TaskStore::of(state),
+        per_minute: state.config.tasks_per_minute_per_caller,
+    };
     let Some(key) = key else {
         let store = TaskStore::of(state);
-        put_queued(store, &task_id, answer_by).await?;
+        limit.count(caller).await?;
+        put_queued(store, &task_id, answer_by, owner).await?;
         send_event(state, &task_id, delay_ms).await?;
         return Ok(accepted(answer_of(&base, task_id), false));
     };
@@ -160,17 +198,21 @@ async fn start(
     let started = if adopted {
         adopt(
             state,
-            &keys,
             &key,
             &reservation,
             task_id,
             delay_ms,
             answer_by,
+            owner,
         )
         .await
     } else {
         let store = TaskStore::of(state);
-        match put_queued(store, &task_id, answer_by).await {
+        let put = match limit.count(caller).await {
+            Ok(()) => put_queued(store, &task_id, answer_by, owner).await,
+            Err(err) => Err(err),
+        };
+        match put {
             Ok(()) => send_event(state, &task_id, delay_ms)
                 .await
                 .map(|()| task_id)
@@ -214,16 +256,16 @@ impl From<ApiError> for Unstarted {
 /// request that died or outlived its hold, as [`protocol::adopt`] says.
 async fn adopt(
     state: &AppState,
-    keys: &KeyStore<'_>,
     key: &str,
     reservation: &str,
     task_id: String,
     delay_ms: u64,
     answer_by: u64,
+    owner: Option<&str>,
 ) -> Result<String, Unstarted> {
     let store = TaskStore::of(state);
     // The record, if the request before never wrote it.
-    let _ = put_queued(store, &task_id, answer_by).await;
+    let _ = put_queued(store, &task_id, answer_by, owner).await;
     let view = store.view(&task_id).await;
     match protocol::adopt(view.as_ref().map(Option::as_ref).map_err(|_| ())) {
         Adopt::Accepted | Adopt::Unknown => Ok(task_id),
@@ -236,10 +278,11 @@ async fn adopt(
         }
         Adopt::NewTask => {
             let new_task = Uuid::new_v4().to_string();
-            keys.replace_task(key, reservation, &new_task)
+            KeyStore(store)
+                .replace_task(key, reservation, &new_task)
                 .await
                 .map_err(Unstarted::Unknown)?;
-            put_queued(store, &new_task, answer_by).await?;
+            put_queued(store, &new_task, answer_by, owner).await?;
             send_event(state, &new_task, delay_ms).await?;
             Ok(new_task)
         }
@@ -278,8 +321,13 @@ fn accepted(answer: Answer, replayed: bool) -> Response {
 /// Writes the `queued` record of a new task. The id is fresh (or the key's,
 /// unwritten), so a refusal is this request's own write landing on an
 /// earlier try whose answer was lost: the record is there.
-async fn put_queued(store: TaskStore<'_>, task_id: &str, answer_by: u64) -> Result<(), ApiError> {
-    match store.put_queued(task_id, answer_by).await {
+async fn put_queued(
+    store: TaskStore<'_>,
+    task_id: &str,
+    answer_by: u64,
+    owner: Option<&str>,
+) -> Result<(), ApiError> {
+    match store.put_queued_for(task_id, answer_by, owner).await {
         Ok(_) => Ok(()),
         Err(err)
             if err
@@ -371,6 +419,7 @@ async fn invoke(state: &AppState, task_id: &str, delay_ms: u64) -> Result<(), Ap
         (status = 200, description = "The task", body = TaskRecord,
             headers(("Retry-After" = inline(crate::error::RetryAfterSeconds), description = "While the task is `queued` or `running`: seconds until a poller should look again"))),
         (status = 400, response = BadRequestResponse),
+        (status = 401, response = UnauthorizedResponse),
         (status = 404, response = NotFoundResponse),
         (status = 500, response = InternalResponse),
         (status = 503, response = UnavailableResponse),
@@ -378,6 +427,7 @@ async fn invoke(state: &AppState, task_id: &str, delay_ms: u64) -> Result<(), Ap
 )]
 pub async fn get_task(
     State(state): State<AppState>,
+    caller: Caller,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let task_id = task_id_of(task_id)?;
@@ -385,6 +435,7 @@ pub async fn get_task(
         .read(&task_id)
         .await
         .map_err(|err| err.into_api_error("GetItem task"))?
+        .filter(|stored| caller.may_reach(stored.owner.as_deref()))
         .ok_or_else(|| ApiError::NotFound(format!("No task {task_id}")))?;
     let now = epoch_millis();
     Ok(shown(
@@ -402,6 +453,7 @@ pub async fn get_task(
     responses(
         (status = 200, description = "The task, now `canceled`: a queued task never runs, a running one stops within a second", body = TaskRecord),
         (status = 400, response = BadRequestResponse),
+        (status = 401, response = UnauthorizedResponse),
         (status = 404, response = NotFoundResponse),
         (status = 409, response = ConflictResponse),
         (status = 500, response = InternalResponse),
@@ -410,6 +462,7 @@ pub async fn get_task(
 )]
 pub async fn cancel_task(
     State(state): State<AppState>,
+    caller: Caller,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let task_id = task_id_of(task_id)?;
@@ -417,7 +470,7 @@ pub async fn cancel_task(
     let now = epoch_millis();
     let cutoff = undeliverable_before_ms(&state, now);
     match store
-        .cancel(&task_id, cutoff)
+        .cancel(&task_id, cutoff, &caller)
         .await
         .map_err(|err| err.into_api_error("UpdateItem task (cancel)"))?
     {
@@ -431,6 +484,8 @@ pub async fn cancel_task(
                 .read(&task_id)
                 .await
                 .map_err(|err| err.into_api_error("GetItem task"))?
+                // Another caller's task: the same 404 as an unknown id.
+                .filter(|stored| caller.may_reach(stored.owner.as_deref()))
                 .ok_or_else(|| ApiError::NotFound(format!("No task {task_id}")))?;
             let (record, _) = stored.shown(now, cutoff);
             Err(ApiError::Conflict {

@@ -2,8 +2,8 @@
 //! that retries after a lost answer gets the first answer again, not a second
 //! task.
 //!
-//! Each key is a record in the tasks table under `idempotency-key#<key>`,
-//! which no task id (a UUID) can take, and expires through the same TTL a day
+//! Keys are the caller's own ([`scoped`]): each is a record in the tasks table
+//! under `idempotency-key#<caller>#<key>`, which no task id (a UUID) can take, and expires through the same TTL a day
 //! later. A request *reserves* its key with a conditional write that also
 //! names the key's task before that task is recorded: one key, one task. The
 //! reservation becomes the answer once the task is enqueued, or is released
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::protocol::{self, KeyNext, KeyState, KeyView};
 use super::store::{TaskStore, epoch_millis, is_condition_failure};
+use crate::caller::Caller;
 use crate::error::{ApiError, sdk_summary};
 
 /// The request header.
@@ -52,6 +53,14 @@ pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, String> {
     } else {
         Err("Idempotency-Key must be 1 to 255 visible ASCII characters".to_owned())
     }
+}
+
+/// `key` as the key records know it: in the space of `caller`
+/// ([`Caller::scope`]: two callers' equal keys are two keys; every anonymous
+/// caller shares one space). A scope ends where it must (`anonymous`, or an
+/// owner key whose identity is JSON), so no key of one scope is another's.
+pub fn scoped(caller: &Caller, key: &str) -> String {
+    format!("{}#{key}", caller.scope())
 }
 
 /// The first answer to a key, as a replay repeats it.

@@ -5,6 +5,8 @@
 //! - [`http`]: the routes (`/async`, `/tasks/{task_id}`) and the enqueue;
 //!   [`start_request`]: the body of `POST /async`; [`idempotency`]: its
 //!   `Idempotency-Key`;
+//! - [`list`]: `GET /tasks`, the caller's own tasks; [`rate_limit`]:
+//!   `TASKS_PER_MINUTE_PER_CALLER`, counted per task start;
 //! - [`event`]: the task event this function sends itself, read and checked;
 //! - [`protocol`]: every decision of the task's life, as a pure state
 //!   machine (the model in `tests/model.rs` checks it);
@@ -23,7 +25,9 @@ pub mod event;
 pub mod http;
 pub mod idempotency;
 pub mod lease;
+pub mod list;
 pub mod protocol;
+pub mod rate_limit;
 pub mod record;
 pub mod start_request;
 pub mod store;

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
@@ -21,6 +22,7 @@ use super::protocol::{TaskView, Wrote, cond};
 use super::record::{TaskRecord, TaskStatus};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 
+use crate::caller::Caller;
 use crate::error::{ApiError, sdk_summary};
 use crate::state::AppState;
 
@@ -31,6 +33,14 @@ pub const NOT_ENQUEUED: &str = "The task could not be enqueued";
 /// The `error` of a task whose request ended before it could say whether
 /// its event left.
 pub const ABANDONED: &str = "The request that started the task ended before the task was enqueued";
+
+/// The attribute that names a task's owner ([`Caller::owner_key`]); an
+/// anonymous task has none. A reserved word in DynamoDB expressions: always
+/// `#owner` there.
+pub const OWNER: &str = "owner";
+/// The global secondary index of the tasks table on (`owner`, `created_ms`),
+/// which `GET /tasks` queries. Sparse: only owned tasks are in it.
+pub const OWNER_INDEX: &str = "by-owner";
 
 /// The tasks table, through the function's DynamoDB client.
 #[derive(Clone, Copy)]
@@ -48,6 +58,8 @@ pub struct StoredTask {
     pub record: TaskRecord,
     /// What [`super::protocol`] decides on.
     pub view: TaskView,
+    /// Who started it ([`Caller::owner_key`]); `None` when anonymous.
+    pub owner: Option<String>,
 }
 
 impl StoredTask {
@@ -79,7 +91,15 @@ impl StoredTask {
                 _ => Vec::new(),
             },
         };
-        Ok(Self { record, view })
+        let owner = match item.get(OWNER) {
+            Some(AttributeValue::S(owner)) => Some(owner.clone()),
+            _ => None,
+        };
+        Ok(Self {
+            record,
+            view,
+            owner,
+        })
     }
 
     /// The record as shown at `now_ms`: the backstop applied, and the
@@ -91,6 +111,22 @@ impl StoredTask {
             .with_backstop(self.view.created_ms, undeliverable_before_ms);
         (record, retry_after)
     }
+}
+
+/// A page of one owner's tasks ([`TaskStore::owned`]).
+pub struct OwnedPage {
+    /// The tasks, newest first.
+    pub tasks: Vec<StoredTask>,
+    /// The [`OWNER_INDEX`] key the next page starts after; `None`: no more.
+    pub next: Option<HashMap<String, AttributeValue>>,
+}
+
+/// A task's key in [`OWNER_INDEX`]: the table's key and the index's.
+fn index_key(item: &HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
+    item.iter()
+        .filter(|(name, _)| matches!(name.as_str(), "task_id" | OWNER | "created_ms"))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// The result of an attempt, as the finish writes it.
@@ -134,11 +170,26 @@ impl<'a> TaskStore<'a> {
         task_id: &str,
         answer_by: u64,
     ) -> Result<PutItemOutput, SdkError<PutItemError>> {
+        self.put_queued_for(task_id, answer_by, None).await
+    }
+
+    /// [`Self::put_queued`] for a task that belongs to `owner`
+    /// ([`Caller::owner_key`]; `None`: anonymous, no `owner` attribute, so
+    /// not in [`OWNER_INDEX`]).
+    pub async fn put_queued_for(
+        self,
+        task_id: &str,
+        answer_by: u64,
+        owner: Option<&str>,
+    ) -> Result<PutItemOutput, SdkError<PutItemError>> {
         let now = now_rfc3339();
         let now_ms = epoch_millis();
         let expires_at = now_ms / 1000 + RECORD_TTL.as_secs();
         self.dynamodb
             .put_item()
+            .set_item(owner.map(|owner| {
+                HashMap::from([(OWNER.to_owned(), AttributeValue::S(owner.to_owned()))])
+            }))
             .table_name(self.table)
             .item("task_id", AttributeValue::S(task_id.to_owned()))
             .item("status", TaskStatus::Queued.attribute())
@@ -281,13 +332,21 @@ impl<'a> TaskStore<'a> {
     }
 
     /// Cancels a task that has not ended ([`cond::CANCEL`]): `queued` or
-    /// `running`, created after `undeliverable_before_ms`. `Refused`: no
-    /// such task, or it has ended.
+    /// `running`, created after `undeliverable_before_ms`, and one `caller`
+    /// may reach ([`Caller::may_reach`], in the same condition: no
+    /// read-then-write race). `Refused`: no such task, another caller's, or
+    /// it has ended.
     pub async fn cancel(
         self,
         task_id: &str,
         undeliverable_before_ms: u64,
+        caller: &Caller,
     ) -> Result<Written<StoredTask>, StoreError<UpdateItemError>> {
+        let owner = caller.owner_key();
+        let reachable = match owner {
+            Some(_) => "(attribute_not_exists(#owner) OR #owner = :owner)",
+            None => "attribute_not_exists(#owner)",
+        };
         let canceled = self
             .dynamodb
             .update_item()
@@ -296,7 +355,11 @@ impl<'a> TaskStore<'a> {
             .update_expression(
                 "SET #status = :canceled, updated_at = :now REMOVE lease_until, retry_at, #error",
             )
-            .condition_expression(cond::CANCEL)
+            .condition_expression(format!("({}) AND {reachable}", cond::CANCEL))
+            .expression_attribute_names("#owner", OWNER)
+            .set_expression_attribute_values(
+                owner.map(|owner| HashMap::from([(":owner".to_owned(), AttributeValue::S(owner))])),
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":canceled", TaskStatus::Canceled.attribute())
@@ -317,6 +380,61 @@ impl<'a> TaskStore<'a> {
             Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
             Err(err) => Err(StoreError::Sdk(Box::new(err))),
         }
+    }
+
+    /// Up to `limit` tasks of `owner` (with `status`, if given), newest
+    /// first, from [`OWNER_INDEX`], starting after `start` (a key of that
+    /// index); with the key to start the next page after, `None` once there
+    /// is no more. A status filter may leave a Query's page short: the next
+    /// Query carries on, a few at most, before the page is answered as it is.
+    pub async fn owned(
+        self,
+        owner: &str,
+        status: Option<TaskStatus>,
+        limit: usize,
+        mut start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<OwnedPage, StoreError<QueryError>> {
+        const QUERIES: usize = 4;
+        let mut tasks = Vec::new();
+        for _ in 0..QUERIES {
+            let mut query = self
+                .dynamodb
+                .query()
+                .table_name(self.table)
+                .index_name(OWNER_INDEX)
+                .key_condition_expression("#owner = :owner")
+                .expression_attribute_names("#owner", OWNER)
+                .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit - tasks.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = status {
+                query = query
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", status.attribute());
+            }
+            let output = query
+                .send()
+                .await
+                .map_err(|err| StoreError::Sdk(Box::new(err)))?;
+            let items = output.items();
+            for (index, item) in items.iter().enumerate() {
+                tasks.push(StoredTask::from_item(item).map_err(StoreError::Record)?);
+                if tasks.len() == limit {
+                    // The page is full: the next starts after this task, read
+                    // or not the rest of this Query's page.
+                    let next = (index + 1 < items.len() || output.last_evaluated_key().is_some())
+                        .then(|| index_key(item));
+                    return Ok(OwnedPage { tasks, next });
+                }
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(OwnedPage { tasks, next: start })
     }
 
     /// Lambda gave up on the task's event (its on-failure destination record):

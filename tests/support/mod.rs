@@ -4,6 +4,7 @@
 //! Lambda `Invoke` API on loopback.
 #![allow(dead_code)]
 
+pub mod callers;
 pub mod events;
 pub mod fake_lambda;
 pub mod runtime_api;
@@ -128,6 +129,24 @@ impl Fixture {
             dynamodb_endpoint,
             &dead_endpoint(),
         )
+    }
+
+    /// The same tables and `Invoke` endpoint, with the configuration changed
+    /// by `change` (e.g. `REQUIRE_CALLER`, `TASKS_PER_MINUTE_PER_CALLER`).
+    pub fn function_with(
+        &self,
+        lambda_endpoint: &str,
+        change: impl FnOnce(&mut Config),
+    ) -> Function {
+        let mut state = state_for(
+            &self.users_table,
+            &self.tasks_table,
+            dynamodb_endpoint(),
+            lambda_endpoint,
+            vec![lambda_http::http::HeaderValue::from_static(CORS_ORIGIN)],
+        );
+        change(&mut state.config);
+        Function::new(state)
     }
 
     /// The same tables and `Invoke` endpoint, with no CORS origin configured.
@@ -311,6 +330,10 @@ pub fn state_for(
             metrics_namespace: "AsyncApi".to_owned(),
             task_event_max_age: std::time::Duration::from_secs(3600),
             task_max_retry_attempts: 2,
+            // Off here, so that a test's table holds only its tasks and keys;
+            // tests/rate_limit.rs and tests/callers.rs turn them on.
+            require_caller: false,
+            tasks_per_minute_per_caller: 0,
         },
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             dynamodb_config(&sdk)
@@ -324,8 +347,29 @@ pub fn state_for(
 }
 
 async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
-    dynamodb
-        .create_table()
+    let create = dynamodb.create_table();
+    // The tasks table's index by owner, as template.yaml makes it.
+    let create = if key == "task_id" {
+        create
+            .attribute_definitions(attribute("owner", ScalarAttributeType::S))
+            .attribute_definitions(attribute("created_ms", ScalarAttributeType::N))
+            .global_secondary_indexes(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                    .index_name(async_api::tasks::store::OWNER_INDEX)
+                    .key_schema(key_element("owner", KeyType::Hash))
+                    .key_schema(key_element("created_ms", KeyType::Range))
+                    .projection(
+                        aws_sdk_dynamodb::types::Projection::builder()
+                            .projection_type(aws_sdk_dynamodb::types::ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("index"),
+            )
+    } else {
+        create
+    };
+    create
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
@@ -345,6 +389,22 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str
         .send()
         .await
         .expect("create table");
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .expect("attribute")
+}
+
+fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key")
 }
 
 /// What the function answered, as a client sees it.
