@@ -462,7 +462,7 @@ async fn a_failure_record_that_fails_its_task_counts_tasks_failed_and_one_of_an_
     let ended = uuid::Uuid::new_v4().to_string();
     queue_task(&store, &ended).await;
     store
-        .cancel(&ended, 0)
+        .cancel(&ended, 0, &async_api::caller::Caller::Anonymous)
         .await
         .expect("cancel the ended task");
 
