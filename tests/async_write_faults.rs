@@ -9,8 +9,8 @@
 //! (JSON, as in Lambda) to see which tasks logged `task started`.
 //!
 //! The property, over every write a fault-free keyed POST makes (the key's
-//! reservation, the task record, the enqueued mark, the key's answer: counted,
-//! not assumed) and each fault kind:
+//! reservation, the caller's start counter, the task record, the enqueued
+//! mark, the key's answer: counted, not assumed) and each fault kind:
 //! - throttled: from the k-th DynamoDB write on, every DynamoDB request is
 //!   throttled (the SDK retries, then gives up);
 //! - answer lost: from the k-th write on, every request lands (a write is
@@ -126,6 +126,9 @@ fn function_through(
             metrics_namespace: "AsyncApi".to_owned(),
             task_event_max_age: Duration::from_secs(3600),
             task_max_retry_attempts: 2,
+            require_caller: false,
+            // The default: the caller's start counter is one of the writes.
+            tasks_per_minute_per_caller: 60,
         },
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             dynamodb_config(&sdk)
@@ -438,6 +441,8 @@ struct TaskSeen {
 fn short(id: &str) -> String {
     if id.starts_with(KEY_RECORD) {
         "key".to_owned()
+    } else if id.starts_with("tasks-per-minute#") {
+        "counter".to_owned()
     } else {
         id.chars().take(8).collect()
     }
@@ -882,11 +887,9 @@ async fn finish_run(
         .collect();
     let mut ids: BTreeSet<String> = events.iter().cloned().collect();
     ids.extend(answers.iter().filter_map(|a| a.task_id.clone()));
-    ids.extend(calls.iter().filter_map(|call| {
-        call.item_id
-            .clone()
-            .filter(|id| !id.starts_with(KEY_RECORD))
-    }));
+    // Task ids are UUIDs: the key records and the start counters are not.
+    ids.extend(calls.iter().filter_map(|call| call.item_id.clone()));
+    ids.retain(|id| uuid::Uuid::parse_str(id).is_ok());
     let mut tasks = BTreeMap::new();
     for task_id in ids {
         let seen = TaskSeen {

@@ -581,6 +581,8 @@ fn function_with_sdk(
             metrics_namespace: "AsyncApi".to_owned(),
             task_event_max_age: Duration::from_secs(3600),
             task_max_retry_attempts: 2,
+            require_caller: false,
+            tasks_per_minute_per_caller: 0,
         },
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             dynamodb_config(&sdk)
