@@ -206,8 +206,7 @@ pub fn task_ran(task_id: &str, ran: Duration, recorded: Option<Ended>) {
 }
 
 /// `TasksFailed` = 1: a task became `failed` for good without an attempt of
-/// it failing here: Lambda's failure record came, or a delivery abandoned a
-/// task whose request died before it was enqueued.
+/// it failing here: Lambda's failure record came.
 pub fn task_failed(task_id: &str) {
     emit(&[count("TasksFailed")], &[], &[("task_id", task_id)]);
 }

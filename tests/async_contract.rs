@@ -4,7 +4,7 @@
 //! whose task never runs, and a function that does not exist is a 500. And
 //! the task's record until `/async` marks it enqueued: written with the
 //! request's deadline (`answer_by`), awaited by a delivery until then,
-//! abandoned (`failed`) after it.
+//! then marked enqueued and run by the delivery itself.
 
 mod support;
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_api::tasks::TaskStore;
 use async_api::tasks::protocol::Wrote;
-use async_api::tasks::store::{ABANDONED, NOT_ENQUEUED};
+use async_api::tasks::store::NOT_ENQUEUED;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::fake_lambda::FakeLambda;
@@ -463,45 +463,35 @@ async fn a_delivery_whose_own_time_runs_out_before_the_mark_gives_the_event_back
 }
 
 #[tokio::test]
-async fn a_delivery_abandons_a_task_its_request_can_no_longer_mark_and_it_ends_failed() {
+async fn a_delivery_marks_and_runs_a_task_its_request_can_no_longer_say_503_for() {
     let fixture = Fixture::new(&support::dead_endpoint()).await;
-    // The request that wrote it died 100 ms ago without marking it.
+    // The request that wrote it is over (it answered 202 unable to tell, or
+    // died: never the function's 503, which fails the task first), 100 ms ago.
     let task_id = unmarked_task(&fixture, support::now_millis() - 100).await;
     let event = events::task(&task_id, 0);
 
-    // No function error: a retry could not change anything.
     let outcome = fixture.invoke(&event).await.expect("the delivery succeeds");
+    assert_eq!(
+        outcome.body,
+        json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": false})
+    );
     let item = fixture.task_item(&task_id).await.expect("record");
+    assert_eq!(item.get("enqueued"), Some(&AttributeValue::Bool(true)));
     let status = fixture
         .http("GET", &format!("/tasks/{task_id}"), None)
         .await;
     assert_eq!(
         status.body,
         json!({
-            "task_id": task_id, "status": "failed",
+            "task_id": task_id, "status": "succeeded",
             "created_at": string(&item, "created_at"),
             "updated_at": string(&item, "updated_at"),
-            "attempts": 0, "error": ABANDONED, "result": null,
+            "attempts": 1, "error": null, "result": {"waited_ms": 0},
         })
-    );
-    assert_eq!(status.header("retry-after"), None);
-
-    // The request's mark, were it to come now, finds the task ended.
-    assert_eq!(
-        store(&fixture).mark_enqueued(&task_id).await,
-        Wrote::Refused
     );
     let again = fixture.invoke(&event).await.expect("a duplicate succeeds");
     assert_eq!(
         again.body,
-        json!({"task_id": task_id, "status": "failed", "attempts": 0, "duplicate": true})
-    );
-    assert_eq!(fixture.task_item(&task_id).await, Some(item));
-
-    // The first delivery ended the task itself: it is nobody's duplicate.
-    assert_eq!(
-        outcome.body,
-        json!({"task_id": task_id, "status": "failed", "attempts": 0, "duplicate": false}),
-        "the abandoning delivery's outcome"
+        json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": true})
     );
 }

@@ -48,7 +48,7 @@ const CONDITIONS: [Condition; 9] = [
     ("OWNED", cond::OWNED, |v| cond::owned(v, MINE)),
     ("MARK_ENQUEUED", cond::MARK_ENQUEUED, cond::mark_enqueued),
     ("UNMARKED", cond::UNMARKED, cond::unmarked),
-    ("ABANDON", cond::ABANDON, |v| cond::abandon(v, NOW_MS)),
+    ("ADOPT", cond::ADOPT, |v| cond::adopt(v, NOW_MS)),
     ("CANCEL", cond::CANCEL, |v| cond::cancel(v, CUTOFF_MS)),
     ("GIVE_UP", cond::GIVE_UP, cond::give_up),
     ("RELEASE", cond::RELEASE, |v| cond::release(v, MINE)),
@@ -476,7 +476,7 @@ async fn the_unmarked_expression_and_predicate_agree_on_every_record() {
 }
 
 #[tokio::test]
-async fn the_abandon_expression_and_predicate_agree_on_every_record() {
+async fn the_adopt_expression_and_predicate_agree_on_every_record() {
     let tally = check(CONDITIONS[4], Sweep::OnePerValueRead).await;
     assert_eq!((tally.sent, tally.landed), (30, 48));
 }

@@ -133,7 +133,7 @@ pub mod cond {
     }
 
     /// The enqueued mark: the task is still `queued` (not failed by its
-    /// request, nor abandoned, nor canceled).
+    /// request, nor canceled).
     pub const MARK_ENQUEUED: &str = "#status = :queued";
     pub fn mark_enqueued(v: &TaskView) -> bool {
         v.status == TaskStatus::Queued
@@ -147,10 +147,13 @@ pub mod cond {
         v.status == TaskStatus::Queued && !v.enqueued
     }
 
-    /// A delivery abandons an unmarked task whose request can no longer mark
-    /// it: `answer_by` has passed by the delivery's clock, less the skew.
-    pub const ABANDON: &str = "#status = :queued AND enqueued = :false AND answer_by < :now_ms";
-    pub fn abandon(v: &TaskView, now_ms: u64) -> bool {
+    /// A delivery marks enqueued an unmarked task whose request can no
+    /// longer say 503 (`answer_by` has passed by the delivery's clock, less
+    /// the skew): the delivery itself proves Lambda accepted the event, and
+    /// the request answered 202 or died (its caller got API Gateway's 5xx,
+    /// not the function's 503).
+    pub const ADOPT: &str = "#status = :queued AND enqueued = :false AND answer_by < :now_ms";
+    pub fn adopt(v: &TaskView, now_ms: u64) -> bool {
         unmarked(v) && v.answer_by < now_ms
     }
 
@@ -204,8 +207,8 @@ pub const TRANSITIONS: &[(Option<TaskStatus>, TaskStatus, &str)] = &[
     ),
     (
         Some(TaskStatus::Queued),
-        TaskStatus::Failed,
-        "a delivery: its request ended unmarked",
+        TaskStatus::Queued,
+        "a delivery marks it once its request is over",
     ),
     (
         Some(TaskStatus::Queued),
@@ -477,9 +480,9 @@ pub enum Delivery {
     /// Read again at `until_ms`: the enqueued mark, or another attempt's
     /// outcome or lapse, is awaited.
     Wait { until_ms: u64 },
-    /// Fail the unmarked task whose request can no longer mark it
-    /// (condition [`cond::ABANDON`]), then read again.
-    Abandon,
+    /// Mark enqueued the unmarked task whose request can no longer mark it
+    /// (condition [`cond::ADOPT`]), then read again.
+    Adopt,
     /// The task has ended (or was never ours to run): succeed, doing nothing.
     Ended,
     /// No such task.
@@ -520,8 +523,8 @@ impl Attempt {
             }
             return Delivery::Claim;
         }
-        if cond::abandon(v, now_ms.saturating_sub(CLOCK_SKEW_MS)) {
-            return Delivery::Abandon;
+        if cond::adopt(v, now_ms.saturating_sub(CLOCK_SKEW_MS)) {
+            return Delivery::Adopt;
         }
         // Unmarked (its request may still mark it), or held by another
         // attempt's live lease: wait for that, while this invocation has time
@@ -786,7 +789,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unmarked_task_is_awaited_until_its_request_can_no_longer_mark_it() {
+    fn an_unmarked_task_is_awaited_until_its_request_is_over_then_marked_by_its_delivery() {
         let me = attempt(90_000);
         let mut unmarked = view(TaskStatus::Queued);
         unmarked.enqueued = false;
@@ -802,7 +805,7 @@ mod tests {
         );
         assert_eq!(
             me.next(Some(&unmarked), 10_001 + CLOCK_SKEW_MS),
-            Delivery::Abandon
+            Delivery::Adopt
         );
         for ended in [
             TaskStatus::Succeeded,

@@ -30,8 +30,8 @@ use crate::state::AppState;
 const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// The `error` of a task whose event did not leave.
 pub const NOT_ENQUEUED: &str = "The task could not be enqueued";
-/// The `error` of a task whose request ended before it could say whether
-/// its event left.
+/// Formerly the `error` of a task a delivery failed when its request died
+/// unmarked; such a task is now marked and run by its delivery.
 pub const ABANDONED: &str = "The request that started the task ended before the task was enqueued";
 
 /// The attribute that names a task's owner ([`Caller::owner_key`]); an
@@ -161,7 +161,7 @@ impl<'a> TaskStore<'a> {
     /// delivery may claim it before [`Self::mark_enqueued`], so an event that
     /// Lambda accepted although `/async` answered 503 never runs. `answer_by`
     /// (epoch ms) is when the request writing it can no longer mark it: a
-    /// delivery that finds it unmarked after that abandons it. The condition
+    /// delivery that finds it unmarked after that marks it itself. The condition
     /// keeps a write the SDK retried after a lost answer, or a keyed retry's,
     /// from overwriting the record (the caller treats that refusal as
     /// success); `make bench` times this same write.
@@ -267,26 +267,33 @@ impl<'a> TaskStore<'a> {
     /// The event may not have left: the record says `failed`, so that no
     /// delivery of it can ever claim it ([`cond::UNMARKED`]).
     pub async fn mark_not_enqueued(self, task_id: &str) -> Wrote {
-        self.fail_unmarked(task_id, NOT_ENQUEUED, cond::UNMARKED, None)
+        self.fail_unmarked(task_id, NOT_ENQUEUED, cond::UNMARKED)
             .await
     }
 
-    /// A delivery found the task unmarked after its request could have marked
-    /// it (`now_ms`, less the skew, past `answer_by`: [`cond::ABANDON`]): the
-    /// request died, and the task fails for good.
-    pub async fn abandon(self, task_id: &str, now_ms: u64) -> Wrote {
-        self.fail_unmarked(task_id, ABANDONED, cond::ABANDON, Some(now_ms))
-            .await
+    /// A delivery found the task unmarked after its request could have said
+    /// 503 (`now_ms`, less the skew, past `answer_by`: [`cond::ADOPT`]): the
+    /// request answered 202 or died, and the delivery marks it enqueued.
+    pub async fn adopt(self, task_id: &str, now_ms: u64) -> Wrote {
+        let marked = self
+            .dynamodb
+            .update_item()
+            .table_name(self.table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression("SET enqueued = :true")
+            .condition_expression(cond::ADOPT)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
+            .send()
+            .await;
+        wrote(task_id, "UpdateItem task (adopt)", marked)
     }
 
-    async fn fail_unmarked(
-        self,
-        task_id: &str,
-        error: &str,
-        condition: &str,
-        now_ms: Option<u64>,
-    ) -> Wrote {
-        let mut update = self
+    async fn fail_unmarked(self, task_id: &str, error: &str, condition: &str) -> Wrote {
+        let update = self
             .dynamodb
             .update_item()
             .table_name(self.table)
@@ -300,10 +307,6 @@ impl<'a> TaskStore<'a> {
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":error", AttributeValue::S(error.to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()));
-        if let Some(now_ms) = now_ms {
-            update = update
-                .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()));
-        }
         wrote(
             task_id,
             "UpdateItem task (not enqueued)",

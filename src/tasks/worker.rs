@@ -118,13 +118,7 @@ enum Holding {
         created_ms: u64,
     },
     /// The task has ended: nothing to do.
-    /// `abandoned`: by this delivery's own write (its request died before
-    /// marking it).
-    Ended {
-        status: TaskStatus,
-        attempts: u32,
-        abandoned: bool,
-    },
+    Ended { status: TaskStatus, attempts: u32 },
 }
 
 async fn deliver(
@@ -140,23 +134,17 @@ async fn deliver(
             lease_until,
             created_ms,
         } => (number, lease_until, created_ms),
-        Holding::Ended {
-            status,
-            attempts,
-            abandoned,
-        } => {
-            if !abandoned {
-                tracing::info!(
-                    status = status.as_str(),
-                    "duplicate delivery: the task has ended"
-                );
-                metrics::duplicate_delivery(&task_id);
-            }
+        Holding::Ended { status, attempts } => {
+            tracing::info!(
+                status = status.as_str(),
+                "duplicate delivery: the task has ended"
+            );
+            metrics::duplicate_delivery(&task_id);
             return Ok(TaskOutcome {
                 task_id,
                 status: Some(status),
                 attempts,
-                duplicate: !abandoned,
+                duplicate: true,
             });
         }
     };
@@ -279,7 +267,6 @@ async fn hold(
     let mut next = Delivery::Claim;
     let (mut attempts, mut created_ms) = (0, 0);
     let mut claim_failed = None;
-    let mut abandoned = false;
     loop {
         match next {
             Delivery::Claim => {
@@ -318,12 +305,10 @@ async fn hold(
             Delivery::Wait { until_ms } => {
                 sleep_until(until_ms).await;
             }
-            Delivery::Abandon => {
+            Delivery::Adopt => {
                 let now = epoch_millis().saturating_sub(protocol::CLOCK_SKEW_MS);
-                if store.abandon(task_id, now).await == Wrote::Done {
-                    tracing::error!("task abandoned: its request ended before it was enqueued");
-                    metrics::task_failed(task_id);
-                    abandoned = true;
+                if store.adopt(task_id, now).await == Wrote::Done {
+                    tracing::warn!("task marked enqueued by its delivery: its request is over");
                 }
             }
             Delivery::Ended => {}
@@ -347,7 +332,6 @@ async fn hold(
             return Ok(Holding::Ended {
                 status: view.shown_status(attempt.cutoff_ms),
                 attempts,
-                abandoned,
             });
         }
     }
