@@ -147,7 +147,16 @@ CHAOS_SEED ?=
 .PHONY: chaos
 chaos: $(NODE_STAMP) ## a long seeded chaos run of the task lifecycle
 	CHAOS_TASKS=$(CHAOS_TASKS) CHAOS_PROCESSES=$(CHAOS_PROCESSES) CHAOS_SEED=$(CHAOS_SEED) \
-		cargo test --test chaos -- --nocapture
+		cargo test --test chaos -- --include-ignored --nocapture
+
+# --- model -----------------------------------------------------------------------------------
+
+# tests/model.rs: the task protocol (src/tasks/protocol.rs) checked with Stateright against a model
+# of DynamoDB and Lambda, every interleaving within its bounds (MODEL_* variables: see the file),
+# printing the states explored. Its deep checks are ignored by cargo test; this runs them.
+.PHONY: model
+model: ## the model checker of the task protocol, deeper bounds
+	cargo test --release --test model -- --include-ignored --nocapture
 
 # --- bench -----------------------------------------------------------------------------------
 

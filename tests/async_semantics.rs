@@ -6,6 +6,11 @@
 //! queue's SQS event, in the formats AWS documents. The tests of retries and of
 //! the failure destination stand on this. Function timeouts of 1 to 3 s keep
 //! Lambda's delays (scaled to them) short.
+//!
+//! What the function answers each delivery is the task protocol's: a failed
+//! attempt is a function error (`TaskFailed`) whether Lambda will retry it
+//! (the task waits `queued`) or not (its last attempt writes `failed`), and a
+//! task event's answer is its `TaskOutcome`.
 
 mod support;
 
@@ -16,7 +21,7 @@ use async_api::tasks::TaskStore;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::{Value, json};
-use support::runtime_api::async_invoke::{EventEnd, MessageState, Policy, md5_hex};
+use support::runtime_api::async_invoke::{Answer, EventEnd, MessageState, Policy, md5_hex};
 use support::runtime_api::{Completed, FunctionCommand, InvocationKind, Outcome, RuntimeApi};
 use support::{FUNCTION_NAME, Fixture};
 
@@ -75,13 +80,6 @@ async fn queued_task(fixture: &Fixture) -> String {
     task_id
 }
 
-fn error_type(outcome: &Outcome) -> &str {
-    match outcome {
-        Outcome::Error { error_type, .. } => error_type,
-        Outcome::Response(_) => "(response)",
-    }
-}
-
 fn json_payload(completed: &Completed) -> Value {
     serde_json::from_slice(&completed.payload).expect("a JSON payload")
 }
@@ -104,7 +102,15 @@ async fn a_task_event_whose_first_attempt_fails_is_delivered_again_with_its_payl
         assert_eq!(delivery.kind, InvocationKind::Event);
         assert_eq!(json_payload(delivery), event);
     }
-    assert_eq!(error_type(&delivered[0].outcome), "TaskFailed");
+    assert_eq!(
+        delivered[0].outcome,
+        Outcome::Error {
+            error_type: "TaskFailed".to_owned(),
+            message: format!(
+                "task {task_id} failed on attempt 1: simulated failure (fail_attempts = 1)"
+            ),
+        }
+    );
     assert_eq!(
         delivered[1].outcome,
         Outcome::Response(
@@ -222,7 +228,32 @@ async fn a_task_event_failing_every_attempt_reaches_the_function_as_the_failure_
     assert_eq!(destination.receives.len(), 1);
     assert_eq!(destination.receives[0].event, sqs_event);
     assert_eq!(destination.receives[0].request_id, sqs[0].request_id);
-    assert_ne!(destination.state, MessageState::InQueue);
+    // The last attempt wrote `failed` with the work's own error: the record
+    // finds the task ended, and is acknowledged (deleted from the queue).
+    assert_eq!(
+        destination.receives[0].answer,
+        Answer::Response(br#"{"batchItemFailures":[]}"#.to_vec())
+    );
+    assert_eq!(destination.state, MessageState::Deleted);
+    let item = fixture.task_item(&task_id).await.expect("the task record");
+    assert_eq!(
+        (
+            item.get("status")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+            item.get("attempts")
+                .and_then(|v| v.as_n().ok())
+                .map(String::as_str),
+            item.get("error")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+        ),
+        (
+            Some("failed"),
+            Some("3"),
+            Some("simulated failure (fail_attempts = 3)")
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,7 +347,14 @@ async fn an_invocation_whose_process_dies_fails_as_a_runtime_exit_and_is_deliver
     );
     assert_eq!(delivered[1].request_id, request_id);
     assert_eq!(json_payload(&delivered[1]), event);
-    assert!(matches!(delivered[1].outcome, Outcome::Response(_)));
+    // The dead attempt had started the work, and the retry took its lapsed
+    // lease over: attempt 2.
+    assert_eq!(
+        delivered[1].outcome,
+        Outcome::Response(
+            json!({"task_id": task_id, "status": "succeeded", "attempts": 2, "duplicate": false})
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,31 +234,89 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// Polls `GET /tasks/{task_id}` until the task has succeeded (or 60 s have
-/// passed). A `failed` task is not done with: Lambda retries it.
-async fn wait_for_success(stack: &DevStack, task_id: &str) -> Value {
+/// One reading of a task by a poller: its status, attempts and error, and
+/// the `Retry-After` it was told (seconds).
+#[derive(Clone, Debug, PartialEq)]
+struct Reading {
+    status: String,
+    attempts: Value,
+    error: Value,
+    retry_after: Option<u64>,
+}
+
+/// Polls `GET /tasks/{task_id}` every 200 ms until the task has ended (or
+/// 60 s have passed), as a client does, then twice more: `succeeded`,
+/// `failed` and `canceled` are final, so those readings must agree. Returns
+/// the last body and every change of reading, in order.
+async fn follow(stack: &DevStack, task_id: &str) -> (Value, Vec<Reading>) {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut readings: Vec<Reading> = Vec::new();
+    let mut after_end = 0;
     loop {
-        let (status, _, task) = http(stack.port, "GET", &format!("/tasks/{task_id}"), &[], "")
+        let (status, head, task) = http(stack.port, "GET", &format!("/tasks/{task_id}"), &[], "")
             .await
             .expect("GET /tasks");
         assert_eq!(status, 200, "{task}");
-        if task["status"] == "succeeded" || Instant::now() > deadline {
-            return task;
+        let retry_after = head
+            .lines()
+            .find_map(|line| line.strip_prefix("retry-after:"))
+            .and_then(|seconds| seconds.trim().parse().ok());
+        let reading = Reading {
+            status: task["status"].as_str().unwrap_or_default().to_owned(),
+            attempts: task["attempts"].clone(),
+            error: task["error"].clone(),
+            retry_after,
+        };
+        let ended = is_final(&reading.status);
+        assert_eq!(
+            reading.retry_after.is_none(),
+            ended,
+            "Retry-After while, and only while, the task has not ended: {reading:?}"
+        );
+        // Retry-After counts down: a change of its value alone is no news.
+        let news = readings.last().is_none_or(|last| {
+            (&last.status, &last.attempts, &last.error)
+                != (&reading.status, &reading.attempts, &reading.error)
+        });
+        if news {
+            readings.push(reading);
+        }
+        if ended {
+            after_end += 1;
+        }
+        if after_end == 3 || Instant::now() > deadline {
+            return (task, readings);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
+/// Whether a status is final.
+fn is_final(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "canceled")
+}
+
+/// No reading after a final one says anything else.
+fn assert_final_is_final(readings: &[Reading], stack: &DevStack) {
+    if let Some(first_end) = readings.iter().position(|r| is_final(&r.status)) {
+        assert_eq!(
+            readings.len(),
+            first_end + 1,
+            "a final status was followed by another reading: {readings:#?}\n{}",
+            stack.tail()
+        );
+    }
+}
+
 /// How the function's log lines tell a task's attempts: each `task started`
-/// and its end (`Task completed`, `task failed`), in the order printed.
+/// and its end (`Task completed`, `task attempt failed`), in the order printed.
 fn attempt_lines(lines: &[String], task_id: &str) -> Vec<String> {
     let span = format!("task{{task_id={task_id}}}");
     lines
         .iter()
         .filter(|line| line.contains(&span))
         .filter_map(|line| {
-            ["task started", "Task completed", "task failed"]
+            ["task started", "Task completed", "task attempt failed"]
                 .into_iter()
                 .find(|event| line.contains(event))
                 .map(|event| {
@@ -335,7 +393,7 @@ async fn make_dev_pages_users_answers_404s_and_gives_each_configured_origin_its_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn under_make_dev_async_answers_at_once_and_each_task_runs_one_attempt_at_a_time_with_lambdas_retry()
+async fn under_make_dev_async_answers_at_once_each_task_runs_one_attempt_at_a_time_and_a_failed_attempt_waits_queued_for_lambdas_retry()
  {
     let _turn = ONE_STACK_AT_A_TIME.lock().await;
     let fixture = Fixture::new(&support::dead_endpoint()).await;
@@ -394,19 +452,59 @@ async fn under_make_dev_async_answers_at_once_and_each_task_runs_one_attempt_at_
     );
     assert!(sent.elapsed() < Duration::from_secs(1));
 
-    let slow = wait_for_success(&stack, &slow_task).await;
+    let (slow, slow_readings) = follow(&stack, &slow_task).await;
     assert_eq!(
-        (&slow["status"], &slow["attempts"], &slow["error"]),
-        (&json!("succeeded"), &json!(1), &Value::Null),
+        (
+            &slow["status"],
+            &slow["attempts"],
+            &slow["error"],
+            &slow["result"]
+        ),
+        (
+            &json!("succeeded"),
+            &json!(1),
+            &Value::Null,
+            &json!({"waited_ms": 5000})
+        ),
         "{slow}\n{}",
         stack.tail()
     );
-    let retried = wait_for_success(&stack, &retried_task).await;
+    assert_final_is_final(&slow_readings, &stack);
+    let (retried, retried_readings) = follow(&stack, &retried_task).await;
     assert_eq!(
-        (&retried["status"], &retried["attempts"], &retried["error"]),
-        (&json!("succeeded"), &json!(2), &Value::Null),
+        (
+            &retried["status"],
+            &retried["attempts"],
+            &retried["error"],
+            &retried["result"]
+        ),
+        (
+            &json!("succeeded"),
+            &json!(2),
+            &Value::Null,
+            &json!({"waited_ms": 0})
+        ),
         "{retried}\n{}",
         stack.tail()
+    );
+    assert_final_is_final(&retried_readings, &stack);
+    // Between the failed attempt and local_lambda's retry (6 s later) the
+    // poller saw the task waiting `queued` with the attempt's error, told to
+    // come back no sooner than Lambda's own retry (60 s, not scaled): never
+    // `failed`, which would have been final.
+    let error = json!("simulated failure (fail_attempts = 1)");
+    let waiting = retried_readings
+        .iter()
+        .find(|r| r.status == "queued" && r.error == error)
+        .unwrap_or_else(|| panic!("never seen waiting: {retried_readings:#?}"));
+    assert_eq!(waiting.attempts, json!(1));
+    assert!(
+        waiting.retry_after.is_some_and(|s| (50..=60).contains(&s)),
+        "{waiting:?}"
+    );
+    assert!(
+        retried_readings.iter().all(|r| r.status != "failed"),
+        "{retried_readings:#?}"
     );
 
     // Never two attempts of one task at once: each start is followed by its
@@ -434,7 +532,7 @@ async fn under_make_dev_async_answers_at_once_and_each_task_runs_one_attempt_at_
         attempt_lines(&lines, &retried_task),
         [
             "task started 1",
-            "task failed 1",
+            "task attempt failed 1",
             "task started 2",
             "Task completed 2"
         ],

@@ -231,12 +231,12 @@ async fn deliver(
         Verdict::Failed {
             function_error: false,
         } => {
-            tracing::error!(attempt = number, message, "task failed for good");
+            tracing::error!(attempt = number, error = %message, "task failed for good");
         }
         Verdict::RetryLater { .. } | Verdict::Failed { .. } => {
             tracing::error!(
                 attempt = number,
-                message,
+                error = %message,
                 status = status.as_str(),
                 "task attempt failed"
             );

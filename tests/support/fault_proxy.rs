@@ -69,6 +69,8 @@ pub struct Call {
     pub update: Option<String>,
     /// Its `ExpressionAttributeValues` (`Null` if none).
     pub values: Value,
+    /// A `PutItem`'s `Item` (`Null` for other calls).
+    pub item: Value,
     /// The `X-Amzn-Trace-Id` it carried.
     pub trace_header: Option<String>,
     pub fault: Fault,
@@ -205,6 +207,7 @@ async fn handle(
             item_id: item_id(&json),
             update: json["UpdateExpression"].as_str().map(str::to_owned),
             values: json["ExpressionAttributeValues"].clone(),
+            item: json["Item"].clone(),
             trace_header: header("x-amzn-trace-id"),
             fault,
             forwarded_ms: None,

@@ -605,6 +605,12 @@ impl RuntimeApi {
             .collect()
     }
 
+    /// How many invocations wait for a process to ask for them: Lambda would
+    /// start execution environments for them.
+    pub fn waiting(&self) -> usize {
+        lock(&self.shared.queue).len()
+    }
+
     /// Every invocation completed so far, in the order they ended.
     pub fn completed(&self) -> Vec<Completed> {
         lock(&self.shared.completed).clone()

@@ -1,0 +1,473 @@
+//! The Stateright model: the actions of the world, and the properties.
+
+use async_api::tasks::TaskStatus;
+use async_api::tasks::protocol::{self, WorkEnd};
+use stateright::{Model, Property};
+
+use super::procs;
+use super::table;
+use super::time;
+use super::world::{Config, Dlv, EventState, Io, Ms, Post, PostPc, Proc, Prog, Record, World};
+
+/// What a failed call does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fate {
+    /// It lands and its answer arrives.
+    Ok,
+    /// The caller sees an error; the request may land now, later or never
+    /// (a lost answer, a throttle, a timeout).
+    Fail,
+    /// As `Fail` for this try, and the SDK tries again.
+    FailRetry,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// True time moves to the next instant of interest.
+    Tick,
+    /// Process `p` takes its step.
+    Step(u8),
+    /// Process `p`'s call lands (or fails).
+    Land(u8, Fate),
+    /// A dropped request lands (true) or is lost (false).
+    Orphan(u8, bool),
+    /// Process `p` crashes.
+    Crash(u8),
+    /// Lambda ends process `p` at its deadline.
+    Kill(u8),
+    /// The work of delivery `p` returns (the config's outcome `i`).
+    WorkEnds(u8, u8),
+    /// The caller sends its next POST, served by a process with clock offset `off`.
+    Post(Ms),
+    /// Lambda delivers event copy `e` to a new process with offset `off`.
+    Deliver(u8, Ms),
+    /// Lambda's queue holds a duplicate of event copy `e`.
+    Dup(u8),
+    /// Event copy `e` is past its maximum age: its failure record is sent.
+    AgeOut(u8),
+    /// The failure queue delivers record `r` to a process with offset `off`.
+    Consume(u8, Ms),
+    /// DELETE of task `n` served by a process with offset `off`.
+    Cancel(u8, Ms),
+}
+
+pub struct TaskModel {
+    pub cfg: Config,
+}
+
+impl TaskModel {
+    pub fn new(cfg: Config) -> Self {
+        cfg.check();
+        TaskModel { cfg }
+    }
+
+    fn spawn(&self, w: &mut World, off: Ms, timeout: Ms, prog: Prog) {
+        if off != 0 {
+            w.left.skewed -= 1;
+        }
+        w.procs.push(Proc {
+            off,
+            deadline: w.t + timeout,
+            alive: true,
+            io: Io::Idle,
+            prog,
+        });
+    }
+
+    /// The history the properties read, after an action: the first final
+    /// status shown, and whether a change of shown status is a transition
+    /// of the protocol.
+    fn observe(&self, before: &World, w: &mut World) {
+        for n in 0..w.tasks.len() {
+            let was = if n < before.tasks.len() {
+                before.shown(&self.cfg, n)
+            } else {
+                None
+            };
+            let now = w.shown(&self.cfg, n);
+            let hist = &mut w.hist[n];
+            if let Some(now) = now {
+                if was != Some(now)
+                    && !protocol::is_transition(was, now)
+                    && hist.bad_transition.is_none()
+                {
+                    hist.bad_transition = Some((was, now));
+                }
+                if hist.first_final.is_none() && now.has_ended() {
+                    hist.first_final = Some(now);
+                }
+            }
+        }
+    }
+}
+
+impl Model for TaskModel {
+    type State = World;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<World> {
+        vec![World::new(&self.cfg)]
+    }
+
+    fn actions(&self, w: &World, actions: &mut Vec<Action>) {
+        let cfg = &self.cfg;
+        let t = w.t;
+        // When the environment may act (see `Config::grid`): on the grid, or
+        // at the instant a write changed the table.
+        let on_grid = (cfg.grid > 0 && t.is_multiple_of(cfg.grid)) || t == w.wrote_at;
+        for (p, proc) in w.procs.iter().enumerate() {
+            if !proc.alive {
+                continue;
+            }
+            let p8 = p as u8;
+            if t >= proc.deadline {
+                actions.push(Action::Kill(p8));
+            }
+            if procs::ready(w, p).0 {
+                actions.push(Action::Step(p8));
+            }
+            if let Io::InFlight { req, at, by } = &proc.io
+                && (t == *at || t >= *by)
+            {
+                actions.push(Action::Land(p8, Fate::Ok));
+                if w.left.faults > 0 {
+                    actions.push(Action::Land(p8, Fate::Fail));
+                    if !req.is_read() {
+                        actions.push(Action::Land(p8, Fate::FailRetry));
+                    }
+                }
+            }
+            // A crash at any step: just before or after one of its own.
+            if w.left.crashes > 0 && procs::acts_now(w, p) {
+                actions.push(Action::Crash(p8));
+            }
+            if let Prog::Delivery(d) = &proc.prog
+                && d.working
+                && procs::acts_now(w, p)
+            {
+                for i in 0..cfg.outcomes.len() {
+                    actions.push(Action::WorkEnds(p8, i as u8));
+                }
+            }
+        }
+        for (i, orphan) in w.orphans.iter().enumerate() {
+            if t == orphan.at || t >= orphan.until {
+                actions.push(Action::Orphan(i as u8, true));
+            }
+            actions.push(Action::Orphan(i as u8, false));
+        }
+        // A new request comes at the start, on the grid, as the key's hold
+        // ends, or once all is quiet.
+        let quiet = !time::active(w, cfg);
+        let hold_ends = w.key.as_ref().is_some_and(|k| {
+            cfg.post_offsets
+                .iter()
+                .any(|off| t + off == k.hold_until + 1)
+        });
+        if w.left.posts > 0 && (on_grid || quiet || hold_ends || w.procs.is_empty()) {
+            for off in offsets(w, &cfg.post_offsets) {
+                actions.push(Action::Post(off));
+            }
+        }
+        for (e, event) in w.events.iter().enumerate() {
+            let e8 = e as u8;
+            let young = t <= event.accepted + cfg.max_age;
+            let now = on_grid || t == event.since || lapses_now(w, cfg, event.task);
+            match event.state {
+                EventState::Pending if young && now && w.left.deliveries > 0 => {
+                    for off in offsets(w, &cfg.offsets) {
+                        actions.push(Action::Deliver(e8, off));
+                    }
+                }
+                EventState::Pending if !young => actions.push(Action::AgeOut(e8)),
+                EventState::InFlight | EventState::Done if young && now && w.left.dups > 0 => {
+                    actions.push(Action::Dup(e8))
+                }
+                _ => {}
+            }
+        }
+        for (r, record) in w.records.iter().enumerate() {
+            // The consumer reads no clock.
+            if !record.busy && !record.done {
+                actions.push(Action::Consume(r as u8, 0));
+            }
+        }
+        if w.left.cancels > 0 {
+            for (n, task) in w.tasks.iter().enumerate() {
+                let backstop = task.as_ref().is_some_and(|task| {
+                    let past = task.view.created_ms + cfg.max_age + cfg.margin + 1;
+                    cfg.post_offsets.iter().any(|off| t + off == past)
+                });
+                if task.is_some() && (on_grid || quiet || backstop) {
+                    for off in offsets(w, &cfg.post_offsets) {
+                        actions.push(Action::Cancel(n as u8, off));
+                    }
+                }
+            }
+        }
+        if !time::blocked(w) && time::next_instant(w, cfg).is_some() {
+            actions.push(Action::Tick);
+        }
+    }
+
+    fn next_state(&self, before: &World, action: Action) -> Option<World> {
+        let cfg = &self.cfg;
+        let mut w = before.clone();
+        match action {
+            Action::Tick => {
+                w.t = time::next_instant(&w, cfg)?;
+                // Instants of the past matter only as "not now".
+                for event in &mut w.events {
+                    event.since = w.t - 1;
+                }
+                for orphan in &mut w.orphans {
+                    orphan.at = w.t - 1;
+                }
+                w.wrote_at = w.t - 1;
+            }
+            Action::Step(p) => procs::step(&mut w, cfg, p as usize),
+            Action::Land(p, fate) => {
+                let p = p as usize;
+                let Io::InFlight { req, by, .. } = w.procs[p].io.clone() else {
+                    return None;
+                };
+                // The answer is read the instant it arrives: a call's latency
+                // is all before its landing.
+                match fate {
+                    Fate::Ok => {
+                        let resp = table::land(&mut w, cfg, &req);
+                        w.procs[p].io = Io::Answered(resp);
+                        procs::step(&mut w, cfg, p);
+                    }
+                    Fate::Fail => {
+                        w.left.faults -= 1;
+                        if !req.is_read() {
+                            w.orphans.push(super::world::Orphan {
+                                at: w.t,
+                                req: req.clone(),
+                                until: by,
+                            });
+                        }
+                        w.procs[p].io = Io::Answered(failed(&req));
+                        procs::step(&mut w, cfg, p);
+                    }
+                    Fate::FailRetry => {
+                        w.left.faults -= 1;
+                        w.orphans.push(super::world::Orphan {
+                            at: w.t,
+                            req: req.clone(),
+                            until: by,
+                        });
+                        w.procs[p].io = Io::InFlight {
+                            req,
+                            at: w.t,
+                            by: w.t + cfg.latency,
+                        };
+                    }
+                }
+            }
+            Action::Orphan(i, lands) => {
+                let orphan = w.orphans.remove(i as usize);
+                if lands {
+                    table::land(&mut w, cfg, &orphan.req);
+                }
+            }
+            Action::Crash(p) => {
+                w.left.crashes -= 1;
+                procs::kill(&mut w, cfg, p as usize);
+            }
+            Action::Kill(p) => procs::kill(&mut w, cfg, p as usize),
+            Action::WorkEnds(p, i) => {
+                let end: WorkEnd = cfg.outcomes[i as usize].clone();
+                procs::work_ends(&mut w, cfg, p as usize, &end);
+            }
+            Action::Post(off) => {
+                let no = cfg.posts.len() as u8 - w.left.posts;
+                w.left.posts -= 1;
+                let post = Post {
+                    no,
+                    keyed: cfg.posts[no as usize],
+                    task: 0,
+                    tries: 0,
+                    invoke_failed: false,
+                    pc: PostPc::Begin,
+                };
+                self.spawn(&mut w, off, cfg.post_timeout, Prog::Post(post));
+            }
+            Action::Deliver(e, off) => {
+                w.left.deliveries -= 1;
+                let event = &mut w.events[e as usize];
+                event.invocations += 1;
+                event.state = EventState::InFlight;
+                event.since = w.t;
+                let task = event.task;
+                let no = w.claims.len() as u8;
+                w.claims.push(super::world::ClaimHist {
+                    task,
+                    ..Default::default()
+                });
+                let dlv = Dlv::new(task, no, e, w.t, cfg);
+                self.spawn(
+                    &mut w,
+                    off,
+                    cfg.delivery_timeout,
+                    Prog::Delivery(Box::new(dlv)),
+                );
+            }
+            Action::Dup(e) => {
+                w.left.dups -= 1;
+                let mut copy = w.events[e as usize].clone();
+                copy.state = EventState::Pending;
+                copy.since = w.t;
+                w.events.push(copy);
+            }
+            Action::AgeOut(e) => {
+                let event = &mut w.events[e as usize];
+                event.state = EventState::GivenUp;
+                let task = event.task;
+                w.records.push(Record {
+                    task,
+                    busy: false,
+                    done: false,
+                });
+            }
+            Action::Consume(r, off) => {
+                w.records[r as usize].busy = true;
+                self.spawn(
+                    &mut w,
+                    off,
+                    cfg.delivery_timeout,
+                    Prog::Consumer { record: r },
+                );
+            }
+            Action::Cancel(n, off) => {
+                w.left.cancels -= 1;
+                self.spawn(&mut w, off, cfg.post_timeout, Prog::Cancel { task: n });
+            }
+        }
+        self.observe(before, &mut w);
+        Some(w)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut properties = vec![
+            Property::always(
+                "1. the work never runs in two attempts at once",
+                |_, w: &World| one_at_a_time(w),
+            ),
+            Property::always(
+                "2. a task whose caller got a 5xx never starts its work",
+                |_, w: &World| w.hist.iter().all(|h| !(h.told_5xx && h.started > 0)),
+            ),
+            Property::always(
+                "3. one key starts at most one task",
+                |m: &TaskModel, w: &World| {
+                    !m.cfg.keyed() || w.hist.iter().filter(|h| h.started > 0).count() <= 1
+                },
+            ),
+            Property::always(
+                "4. succeeded, failed and canceled never change (as shown)",
+                |m: &TaskModel, w: &World| {
+                    (0..w.tasks.len()).all(|n| {
+                        w.hist[n]
+                            .first_final
+                            .is_none_or(|f| w.shown(&m.cfg, n) == Some(f))
+                    })
+                },
+            ),
+            Property::always(
+                "5. attempts counts the attempts that started the work (and claims never released)",
+                |_, w: &World| attempts_count(w),
+            ),
+            Property::always(
+                "7. every change of status is one of protocol::TRANSITIONS",
+                |_, w: &World| w.hist.iter().all(|h| h.bad_transition.is_none()),
+            ),
+            Property::eventually(
+                "6. every task ends (as shown: the backstop included)",
+                |m: &TaskModel, w: &World| {
+                    (0..w.tasks.len()).all(|n| w.shown(&m.cfg, n).is_none_or(TaskStatus::has_ended))
+                },
+            ),
+            Property::sometimes("example: a task succeeds", |_, w: &World| {
+                w.tasks
+                    .iter()
+                    .flatten()
+                    .any(|t| t.view.status == TaskStatus::Succeeded)
+            }),
+        ];
+        if self.cfg.crashes > 0 || self.cfg.faults > 0 {
+            properties.push(Property::sometimes(
+                "example: a claim that never started the work stays counted",
+                |_, w: &World| w.claims.iter().any(|c| !c.started && c.landed > c.released),
+            ));
+        }
+        properties
+    }
+}
+
+/// Whether the lease of task `n` lapses now by the clock of a new delivery.
+fn lapses_now(w: &World, cfg: &Config, n: u8) -> bool {
+    let Some(task) = &w.tasks[n as usize] else {
+        return false;
+    };
+    task.view
+        .lease_until
+        .is_some_and(|lease| cfg.offsets.iter().any(|off| w.t + off == lease + 1))
+}
+
+/// The clock offsets a new process may draw: only 0 once `Config::skewed`
+/// processes have drawn another.
+fn offsets(w: &World, offsets: &[Ms]) -> Vec<Ms> {
+    offsets
+        .iter()
+        .copied()
+        .filter(|off| *off == 0 || w.left.skewed > 0)
+        .collect()
+}
+
+/// The answer a failed call gives its caller.
+fn failed(req: &super::world::Req) -> super::world::Resp {
+    use super::world::{Req, Resp};
+    match req {
+        Req::Read { .. } => Resp::View(None),
+        Req::ReadKey => Resp::Key(None),
+        Req::FinishedBy { .. } => Resp::FinishedBy(None),
+        _ => Resp::Wrote(protocol::Wrote::Unknown),
+    }
+}
+
+/// Property 1: per task, at most one delivery's work runs.
+pub fn one_at_a_time(w: &World) -> bool {
+    (0..w.tasks.len()).all(|n| {
+        w.procs
+            .iter()
+            .filter(|p| match &p.prog {
+                Prog::Delivery(d) => p.alive && d.working && d.task as usize == n,
+                _ => false,
+            })
+            .count()
+            <= 1
+    })
+}
+
+/// Property 5: each claim counts once at most, an attempt that started the
+/// work stays counted; so `attempts` is the attempts that started plus the
+/// claims that never started and were never released.
+pub fn attempts_count(w: &World) -> bool {
+    let claims_ok = w.claims.iter().all(|c| {
+        let net = i32::from(c.landed) - i32::from(c.released);
+        (0..=1).contains(&net) && (!c.started || net == 1)
+    });
+    claims_ok
+        && w.tasks.iter().enumerate().all(|(n, task)| {
+            let Some(task) = task else { return true };
+            let started = w.hist[n].started as u32;
+            let unreleased = w
+                .claims
+                .iter()
+                .filter(|c| c.task as usize == n && !c.started && c.landed > c.released)
+                .count() as u32;
+            task.view.attempts == started + unreleased
+        })
+}
