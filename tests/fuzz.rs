@@ -337,12 +337,14 @@ impl Harness {
                     .map_err(|_| TestCaseError::fail(format!("error body not JSON: {text}")))?;
                 let code = match status {
                     400 => "bad_request",
+                    401 => "unauthorized",
                     404 => "not_found",
                     405 => "method_not_allowed",
                     409 => "conflict",
                     413 => "payload_too_large",
                     415 => "unsupported_media_type",
                     422 => "idempotency_key_reused",
+                    429 => "too_many_requests",
                     other => return Err(TestCaseError::fail(format!("unexpected {other}"))),
                 };
                 let message = body["error"]["message"].as_str().unwrap_or_default();
