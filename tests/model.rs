@@ -5,25 +5,60 @@
 //! `Attempt::next`, `may_start`, `claimed_until`, `stop_at`, `wake_at`,
 //! `on_wake`, `renewed`, `verdict`, `after_put`, `after_invoke`,
 //! `after_mark_enqueued`, `after_mark_not_enqueued`, `after_settle`,
-//! `after_key_read`, `adopt`, `TaskView::shown_status`), driven step by step
-//! as `src/tasks/http.rs`, `idempotency.rs`, `worker.rs` and
-//! `destination.rs` drive them (`model/procs.rs`), in a world of:
+//! `after_key_read`, `adopt`, `TaskView::shown_status`,
+//! `protocol::is_transition`), driven step by step as `src/tasks/http.rs`,
+//! `idempotency.rs`, `worker.rs`, `claims.rs` and `destination.rs` drive
+//! them (`model/procs.rs`), in a world of (`model/world.rs`):
 //! - a linearizable tasks table whose conditional writes are the protocol's
-//!   conditions (`model/table.rs`); any call may fail for its caller while
-//!   its request lands at once, later (before its sender's deadline) or
-//!   never, and the SDK may retry it;
+//!   conditions (`model/table.rs`); a call takes from no time to `latency`
+//!   (it lands at either end), and may fail: its request landed or not, the
+//!   caller sees an error, and the SDK may try again;
 //! - Lambda's asynchronous delivery: an accepted event, duplicates,
 //!   `max_retries` retries after a failed, crashed or timed-out invocation,
-//!   the maximum event age, then the failure record whose consumer gives up;
+//!   the maximum event age, then the failure record, whose consumer gives up
+//!   on the task;
 //! - processes (invocations) that crash at any step, Lambda's kill at the
-//!   deadline, clocks offset from true time by `offsets`;
+//!   deadline, clocks ahead of true time by up to `CLOCK_SKEW_MS` - 1;
 //! - the caller's POSTs (with or without the one Idempotency-Key) and
-//!   DELETE, each at any moment.
+//!   DELETE, each at any moment that matters (`model/check.rs`).
 //!
-//! `cargo test --test model` checks every interleaving within small bounds;
-//! `make model` (`MODEL_*` variables, below) within deeper ones. A
-//! counterexample is shrunk and printed as a trace: each action, then the
-//! record after it.
+//! Time is discrete and moves to the next instant at which something can
+//! differ (`model/time.rs`); a watcher's wake-up is never skipped.
+//!
+//! The properties (`model/check.rs`), in every state of every path:
+//! 1. a task's work never runs in two attempts at once (a crash stops it at
+//!    once; the watcher's stop aborts it at once, as `JoinHandle::abort`
+//!    does a work that awaits);
+//! 2. no task a request wrote or sent before answering a 5xx of its own
+//!    ever starts its work (a request that dies answers API Gateway's 5xx:
+//!    nothing is promised then);
+//! 3. the tasks of the one Idempotency-Key start their work once in all;
+//! 4. `succeeded`, `failed` and `canceled`, once shown (`shown_status` at
+//!    true time, the backstop included), never change;
+//! 5. each claim counts one attempt at most, and one that started the work
+//!    stays counted: `attempts` is the attempts that started the work plus
+//!    the claims that never did and whose release never landed (the
+//!    protocol's one exception: a process killed between its claim and the
+//!    work, or a release that fails);
+//! 7. every change of status, stored or shown, is one of
+//!    `protocol::TRANSITIONS`;
+//!
+//! and, in the last state of every path (the world is finite: each path
+//! ends once every process has ended, every event was delivered or aged
+//! out and every failure record consumed, so that delivery is fair there):
+//! 6. every task has ended, as shown (the backstop included).
+//!
+//! Each check also asserts examples of what its properties are about (a
+//! second attempt starts, a watcher stops the work, a 5xx is answered...),
+//! lest a property hold for want of the behaviour.
+//!
+//! `cargo test --test model` checks every interleaving of small worlds,
+//! one concern each; `make model` checks deeper ones (`MODEL_*` variables,
+//! see `from_env`). A counterexample is shrunk and printed as a trace: each
+//! action, then the record after it. The counterexamples found so far are
+//! the `regression_*` tests below; until the protocol is fixed, the checks
+//! steer clear of their paths (`check::known`), and `MODEL_KNOWN=1` takes
+//! them too.
 
 #[path = "model/check.rs"]
 mod check;
@@ -43,36 +78,56 @@ use std::time::Instant;
 use async_api::tasks::protocol::WorkEnd;
 use stateright::{Checker, Expectation, Model};
 
-use check::{Action, TaskModel};
-use world::Config;
+use check::{Action, Fate, TaskModel};
+use world::{Config, World};
 
-/// The small world of `cargo test`.
+/// The world's times, in the proportions of the deployed function's (a
+/// 90 s invocation, a 3 s lease renewed every 0.5 s, a 30 s key hold, the
+/// backstop 5 minutes past the maximum event age), shrunk so that a lease
+/// is 3 ticks and an invocation 6; no bound is set (see `scenario`).
 fn base() -> Config {
     Config {
         posts: vec![false],
-        deliveries: 3,
-        dups: 1,
-        crashes: 2,
-        faults: 2,
-        cancels: 1,
+        deliveries: 0,
+        dups: 0,
+        crashes: 0,
+        faults: 0,
+        cancels: 0,
+        known: false,
         max_retries: 2,
-        latency: 150,
+        latency: 50,
         offsets: vec![0, 24],
-        post_offsets: vec![0, 24],
+        post_offsets: vec![0],
         skewed: 1,
         tick: 50,
         span: 150,
-        delivery_timeout: 400,
+        delivery_timeout: 300,
         post_timeout: 300,
-        hold: 150,
+        hold: 100,
         max_age: 600,
-        margin: 800,
-        outcomes: vec![
-            WorkEnd::Succeeded,
-            WorkEnd::Failed { retryable: true },
-            WorkEnd::Failed { retryable: false },
-        ],
+        margin: 1000,
+        outcomes: vec![WorkEnd::Succeeded, WorkEnd::Failed { retryable: true }],
         grid: 0,
+    }
+}
+
+/// A world of `base` with these bounds.
+fn scenario(
+    keyed: &[bool],
+    deliveries: u8,
+    dups: u8,
+    crashes: u8,
+    faults: u8,
+    cancels: u8,
+) -> Config {
+    Config {
+        posts: keyed.to_vec(),
+        deliveries,
+        dups,
+        crashes,
+        faults,
+        cancels,
+        ..base()
     }
 }
 
@@ -84,83 +139,83 @@ fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
     })
 }
 
-/// `config` with what `MODEL_*` variables set.
+fn list<T>(name: &str, parse: impl Fn(&str) -> T) -> Option<Vec<T>> {
+    env::<String>(name).map(|v| v.split(',').map(|item| parse(item.trim())).collect())
+}
+
+/// `cfg` with what the `MODEL_*` variables set: `MODEL_POSTS` (`key,key`
+/// or `nokey`: one word per POST), `MODEL_DELIVERIES`, `MODEL_DUPS`,
+/// `MODEL_CRASHES`, `MODEL_FAULTS` (failed calls), `MODEL_CANCELS`,
+/// `MODEL_LATENCY`, `MODEL_TIMEOUT` (a delivery's), `MODEL_OFFSETS` and
+/// `MODEL_POST_OFFSETS` (clock offsets, ms), `MODEL_SKEWED` (processes
+/// whose clock is off), `MODEL_OUTCOMES` (`s`ucceeded, `r`etryable,
+/// for `g`ood, `p`anicked), `MODEL_GRID` (ms), `MODEL_KNOWN=1`; and, read
+/// by `search`, `MODEL_THREADS`, `MODEL_SEARCH` (`bfs` or `dfs`),
+/// `MODEL_FIRST=1`.
 fn from_env(mut cfg: Config) -> Config {
-    if let Some(posts) = env::<String>("MODEL_POSTS") {
-        // e.g. "key,key" or "nokey": one word per POST.
-        cfg.posts = posts.split(',').map(|p| p.trim() == "key").collect();
+    if let Some(posts) = list("MODEL_POSTS", |p| p == "key") {
+        cfg.posts = posts;
     }
-    if let Some(n) = env("MODEL_DELIVERIES") {
-        cfg.deliveries = n;
-    }
-    if let Some(n) = env("MODEL_DUPS") {
-        cfg.dups = n;
-    }
-    if let Some(n) = env("MODEL_CRASHES") {
-        cfg.crashes = n;
-    }
-    if let Some(n) = env("MODEL_FAULTS") {
-        cfg.faults = n;
-    }
-    if let Some(n) = env("MODEL_CANCELS") {
-        cfg.cancels = n;
-    }
-    if let Some(offsets) = env::<String>("MODEL_OFFSETS") {
-        cfg.offsets = offsets
-            .split(',')
-            .map(|o| o.trim().parse().expect("MODEL_OFFSETS: ms"))
-            .collect();
-    }
-    if let Some(offsets) = env::<String>("MODEL_POST_OFFSETS") {
-        cfg.post_offsets = offsets
-            .split(',')
-            .map(|o| o.trim().parse().expect("MODEL_POST_OFFSETS: ms"))
-            .collect();
-    }
-    if let Some(n) = env("MODEL_SKEWED") {
-        cfg.skewed = n;
-    }
-    if let Some(n) = env("MODEL_TIMEOUT") {
-        cfg.delivery_timeout = n;
+    let number = |name: &str, field: &mut u8| {
+        if let Some(n) = env(name) {
+            *field = n;
+        }
+    };
+    number("MODEL_DELIVERIES", &mut cfg.deliveries);
+    number("MODEL_DUPS", &mut cfg.dups);
+    number("MODEL_CRASHES", &mut cfg.crashes);
+    number("MODEL_FAULTS", &mut cfg.faults);
+    number("MODEL_CANCELS", &mut cfg.cancels);
+    number("MODEL_SKEWED", &mut cfg.skewed);
+    if let Some(n) = env::<u8>("MODEL_KNOWN") {
+        cfg.known = n > 0;
     }
     if let Some(n) = env("MODEL_LATENCY") {
         cfg.latency = n;
     }
-    if let Some(outcomes) = env::<String>("MODEL_OUTCOMES") {
-        // s: succeeded, r: failed (retryable), g: failed for good, p: panicked.
-        cfg.outcomes = outcomes
-            .split(',')
-            .map(|o| match o.trim() {
-                "s" => WorkEnd::Succeeded,
-                "r" => WorkEnd::Failed { retryable: true },
-                "g" => WorkEnd::Failed { retryable: false },
-                "p" => WorkEnd::Panicked,
-                other => panic!("MODEL_OUTCOMES: {other} is none of s, r, g, p"),
-            })
-            .collect();
+    if let Some(n) = env("MODEL_TIMEOUT") {
+        cfg.delivery_timeout = n;
     }
     if let Some(n) = env("MODEL_GRID") {
         cfg.grid = n;
+    }
+    let ms = |o: &str| o.parse().expect("clock offsets in ms");
+    if let Some(offsets) = list("MODEL_OFFSETS", ms) {
+        cfg.offsets = offsets;
+    }
+    if let Some(offsets) = list("MODEL_POST_OFFSETS", ms) {
+        cfg.post_offsets = offsets;
+    }
+    if let Some(outcomes) = list("MODEL_OUTCOMES", |o| match o {
+        "s" => WorkEnd::Succeeded,
+        "r" => WorkEnd::Failed { retryable: true },
+        "g" => WorkEnd::Failed { retryable: false },
+        "p" => WorkEnd::Panicked,
+        other => panic!("MODEL_OUTCOMES: {other} is none of s, r, g, p"),
+    }) {
+        cfg.outcomes = outcomes;
     }
     cfg
 }
 
 fn bounds(cfg: &Config) -> String {
     format!(
-        "POSTs {:?} (true: with the key), call latency {}, POST clock offsets {:?}, skewed processes {}, deliveries {} (duplicates {}), crashes {}, failed calls {}, cancels {}, \
-         max_retries {}, clock offsets {:?} ms, lease tick {} span {}, timeouts delivery {} POST {}, key hold {}, \
-         max event age {} + backstop margin {}, work ends {:?}, grid {}",
-        cfg.posts,
-        cfg.latency,
-        cfg.post_offsets,
-        cfg.skewed,
+        "POSTs {} ({}), deliveries {} (of which duplicates {}), crashes {}, failed calls {}, cancels {}; \
+         max_retries {}, call latency 0 or {} ms, clock offsets {:?} (POST {:?}, {} process(es) off), \
+         lease tick {} span {}, timeouts: delivery {} POST {}, key hold {}, max event age {}, backstop \
+         {} after it, work ends {:?}{}{}",
+        cfg.posts.len(),
+        if cfg.keyed() { "one key" } else { "no key" },
         cfg.deliveries,
         cfg.dups,
         cfg.crashes,
         cfg.faults,
         cfg.cancels,
         cfg.max_retries,
+        cfg.latency,
         cfg.offsets,
+        cfg.post_offsets,
+        cfg.skewed,
         cfg.tick,
         cfg.span,
         cfg.delivery_timeout,
@@ -169,31 +224,68 @@ fn bounds(cfg: &Config) -> String {
         cfg.max_age,
         cfg.margin,
         cfg.outcomes,
-        cfg.grid
+        if cfg.grid > 0 {
+            format!(", grid {} ms", cfg.grid)
+        } else {
+            String::new()
+        },
+        if cfg.known {
+            ", known counterexamples' paths taken"
+        } else {
+            ""
+        },
     )
 }
 
-/// Checks every interleaving of `cfg`'s world; panics with the shrunk
-/// trace of each counterexample.
+/// Checks every interleaving of `cfg`'s world, breadth first (the shortest
+/// counterexamples); panics with the shrunk trace of each counterexample.
 fn check(name: &str, cfg: Config) {
-    let threads = env("MODEL_THREADS").unwrap_or(2);
+    search(name, cfg, false)
+}
+
+/// As `check`, depth first: the states waiting to be explored take the
+/// memory of one path at a time, not of a whole level (a deep world's level
+/// outgrows 24 GB).
+fn check_deep(name: &str, cfg: Config) {
+    search(name, cfg, true)
+}
+
+fn search(name: &str, cfg: Config, deep: bool) {
+    let deep = env::<String>("MODEL_SEARCH").map_or(deep, |search| search == "dfs");
+    // cargo test runs two checks at once (one per core); make model one.
+    let threads = env("MODEL_THREADS").unwrap_or(1);
     println!("model {name}: {}", bounds(&cfg));
     let started = Instant::now();
     let model = TaskModel::new(cfg.clone());
-    let checker = model.checker().threads(threads).spawn_bfs().join();
-    let elapsed = started.elapsed();
+    let mut checker = model.checker().threads(threads);
+    if env::<u8>("MODEL_FIRST").is_some_and(|first| first > 0) {
+        // Stop at the first counterexample (for hunting them).
+        checker = checker.finish_when(stateright::HasDiscoveries::AnyFailures);
+    }
+    if deep {
+        report(name, cfg, started, checker.spawn_dfs().join())
+    } else {
+        report(name, cfg, started, checker.spawn_bfs().join())
+    }
+}
+
+/// Prints what `checker` explored; panics with the shrunk trace of each
+/// counterexample, or the examples it never reached.
+fn report(name: &str, cfg: Config, started: Instant, checker: impl Checker<TaskModel>) {
     println!(
         "model {name}: {} states explored ({} unique), depth {}, in {:.1} s",
         checker.state_count(),
         checker.unique_state_count(),
         checker.max_depth(),
-        elapsed.as_secs_f64()
+        started.elapsed().as_secs_f64()
     );
     let model = TaskModel::new(cfg);
     let mut failures = String::new();
     for property in model.properties() {
-        let found = checker.discovery(property.name);
-        match (property.expectation.clone(), found) {
+        match (
+            property.expectation.clone(),
+            checker.discovery(property.name),
+        ) {
             (Expectation::Sometimes, None) => {
                 failures += &format!(
                     "\nno example of \"{}\": the model is vacuous there\n",
@@ -219,21 +311,294 @@ fn check(name: &str, cfg: Config) {
     assert!(failures.is_empty(), "model {name}:{failures}");
 }
 
+// --- cargo test: one concern each, every interleaving, under a minute in all -----------------
+
 #[test]
-#[ignore = "unfinished: at these bounds the check runs for over ten minutes (issue 19 stays open); make model runs it"]
-fn without_a_key_every_property_holds() {
-    check("without a key", from_env(base()));
+fn three_deliveries_of_a_task_retried_twice() {
+    check(
+        "three deliveries",
+        from_env(scenario(&[false], 3, 0, 0, 0, 0)),
+    );
+}
+
+#[test]
+fn a_duplicate_delivery_beside_the_first() {
+    check("a duplicate", from_env(scenario(&[false], 2, 1, 0, 0, 0)));
+}
+
+#[test]
+fn two_crashes_at_any_step() {
+    let cfg = Config {
+        outcomes: vec![WorkEnd::Succeeded],
+        ..scenario(&[false], 2, 0, 2, 0, 0)
+    };
+    check("two crashes", from_env(cfg));
+}
+
+#[test]
+fn a_failed_call_of_any_kind() {
+    let cfg = Config {
+        offsets: vec![0],
+        ..scenario(&[false], 2, 0, 0, 1, 0)
+    };
+    check("a failed call", from_env(cfg));
+}
+
+#[test]
+fn a_cancel_at_any_moment() {
+    check("a cancel", from_env(scenario(&[false], 2, 0, 0, 0, 1)));
+}
+
+#[test]
+fn two_posts_with_one_key() {
+    let cfg = Config {
+        outcomes: vec![WorkEnd::Succeeded],
+        ..scenario(&[true, true], 1, 0, 0, 0, 0)
+    };
+    check("one key", from_env(cfg));
+}
+
+// --- make model: each of the issue's bounds, with as much else as fits ----------------------
+
+#[test]
+#[ignore = "make model"]
+fn deep_three_deliveries_one_a_duplicate() {
+    check_deep(
+        "deep: deliveries",
+        from_env(scenario(&[false], 3, 1, 0, 0, 0)),
+    );
+}
+
+#[test]
+#[ignore = "make model"]
+fn deep_two_crashes() {
+    check_deep("deep: crashes", from_env(scenario(&[false], 3, 0, 2, 0, 0)));
+}
+
+#[test]
+#[ignore = "make model"]
+fn deep_two_lost_answers() {
+    check_deep(
+        "deep: lost answers",
+        from_env(scenario(&[false], 2, 0, 0, 2, 0)),
+    );
+}
+
+#[test]
+#[ignore = "make model"]
+fn deep_a_cancel() {
+    check_deep(
+        "deep: a cancel",
+        from_env(scenario(&[false], 3, 0, 1, 0, 1)),
+    );
+}
+
+#[test]
+#[ignore = "make model"]
+fn deep_one_key() {
+    check_deep(
+        "deep: one key",
+        from_env(scenario(&[true, true], 1, 0, 1, 1, 0)),
+    );
+}
+
+// --- the counterexamples found, replayed -------------------------------------------------
+
+/// Replays `steps` (a `Tick` goes on to the instant beside it) in `cfg`'s
+/// world; prints the trace; the states.
+fn replay(cfg: Config, steps: &[(Action, u64)]) -> (TaskModel, Vec<World>) {
+    let model = TaskModel::new(cfg);
+    let init = model.init_states().remove(0);
+    let Some((states, taken)) = trace::replay_timed(&model, steps, true) else {
+        let playable = (0..steps.len()).rev().find_map(|n| {
+            trace::replay_timed(&model, &steps[..n], true).map(|(_, taken)| (n, taken))
+        });
+        let (n, taken) = playable.unwrap_or_default();
+        panic!(
+            "step {} ({:?}) is not possible after:\n{}",
+            n + 1,
+            steps[n],
+            trace::render(&model, &init, &taken)
+        );
+    };
+    println!("{}", trace::render(&model, &init, &taken));
+    (model, states)
+}
+
+/// Whether the property whose name starts with `prefix` fails in a state.
+fn fails(model: &TaskModel, states: &[World], prefix: &str) -> bool {
+    let property = model
+        .properties()
+        .into_iter()
+        .find(|p| p.name.starts_with(prefix))
+        .expect("a property");
+    states.iter().any(|s| !(property.condition)(model, s))
+}
+
+use Action::{Cancel, Deliver, Land, Orphan, Post, Step, Tick, WorkEnds};
+const OK: Fate = Fate::Ok;
+
+/// Found by `a_cancel_at_any_moment` (no key, 2 deliveries, 1 cancel): a
+/// DELETE takes its cutoff (`undeliverable_before_ms(now)`, `http.rs`
+/// `cancel_task`) when it starts; its write lands `latency` later, after a
+/// reader's clock has passed the backstop and shown the task `failed`: the
+/// task then reads `canceled` (property 4), a change outside TRANSITIONS
+/// (property 7). At fault: the cutoff `cond::CANCEL` is given leaves no
+/// margin for the write's latency and the clocks' skew. Fix: give the
+/// cancel the cutoff of `now + operation timeout + CLOCK_SKEW_MS` (a task
+/// that close to its backstop is refused as ended). Until then this path
+/// breaks both properties (turn the assertions around once fixed).
+#[test]
+fn regression_a_cancel_racing_the_backstop_changes_failed_to_canceled() {
+    let cfg = Config {
+        cancels: 1,
+        known: true,
+        ..base()
+    };
+    let backstop = world::T0 + cfg.max_age + cfg.margin;
+    let (model, states) = replay(
+        cfg,
+        &[
+            (Post(0), 0),
+            (Step(0), 0),
+            (Land(0, OK), 0), // PutQueued
+            (Land(0, OK), 0), // Invoke: the event is never delivered
+            (Land(0, OK), 0), // MarkEnqueued: 202
+            (Tick, backstop - 23),
+            (Cancel(0, 0), 0),
+            (Step(1), 0),
+            (Tick, backstop + 27),
+            (Land(1, OK), 0), // the cancel lands past the backstop
+        ],
+    );
+    assert!(
+        fails(&model, &states, "4."),
+        "fixed? then assert property 4 holds"
+    );
+    assert!(
+        fails(&model, &states, "7."),
+        "fixed? then assert property 7 holds"
+    );
+}
+
+/// Found by `deep_one_key` (hunting with `MODEL_FIRST=1`): the first POST
+/// with the key dies after writing its task (its `Invoke` may or may not
+/// have left); a retry with the key comes long after, takes the key over,
+/// and `protocol::adopt` says `Resume` for the still unmarked task: the
+/// retry sends its event again and marks it. A delivery of that new event
+/// claims the task just before the backstop (its cutoff taken at its start)
+/// and finishes it after: `failed` (the backstop) becomes `succeeded`
+/// (properties 4 and 7). At fault: `adopt` (and `KeyNext::Ours` after a
+/// lost takeover answer, which sends the old task's event again too) gives
+/// a task a fresh event however old it is, while the backstop counts from
+/// `created_ms`. Fix: resume (send again) only while `now + max event age +
+/// invocation timeout` stays short of the backstop; past that, and once no
+/// event of the first request can still arrive (`created + POST timeout +
+/// max age`), a new task; in between, answer with the task unsent.
+#[test]
+fn regression_a_late_keyed_retry_resends_an_event_past_the_backstop() {
+    // (The cancel is never sent: its bound makes time stop just before the
+    // backstop, where the retry comes.)
+    let cfg = Config {
+        posts: vec![true, true],
+        deliveries: 1,
+        crashes: 1,
+        cancels: 1,
+        known: true,
+        ..base()
+    };
+    let backstop = world::T0 + cfg.max_age + cfg.margin;
+    let (model, states) = replay(
+        cfg,
+        &[
+            (Post(0), 0),
+            (Step(0), 0),
+            (Land(0, OK), 0), // PutKey
+            (Land(0, OK), 0), // PutQueued
+            (Action::Crash(0), 0),
+            (Orphan(0, false), 0), // its Invoke never left
+            (Tick, backstop - 23),
+            (Post(0), 0),
+            (Step(1), 0),
+            (Land(1, OK), 0), // PutKey: refused
+            (Land(1, OK), 0), // ReadKey: TakeOver
+            (Land(1, OK), 0), // TakeOver
+            (Land(1, OK), 0), // PutQueued: refused, the task is there
+            (Land(1, OK), 0), // Read: adopt says Resume
+            (Land(1, OK), 0), // ExtendAnswerBy
+            (Land(1, OK), 0), // Invoke: a fresh event
+            (Land(1, OK), 0), // MarkEnqueued
+            (Land(1, OK), 0), // AnswerKey: 202
+            (Deliver(0, 0), 0),
+            (Step(2), 0),
+            (Land(2, OK), 0), // the claim, before the backstop by its cutoff
+            (Tick, backstop + 20),
+            (WorkEnds(2, 0), 0),
+            (Land(2, OK), 0), // the finish: succeeded, after failed was shown
+        ],
+    );
+    assert!(
+        fails(&model, &states, "4."),
+        "fixed? then assert property 4 holds"
+    );
+    assert!(
+        fails(&model, &states, "7."),
+        "fixed? then assert property 7 holds"
+    );
+}
+
+/// Found by `a_failed_call_of_any_kind` when a try the SDK gave up on (its
+/// 2 s attempt timeout) may still land after the next try: the claim's
+/// first try is on its way, the second lands and the attempt runs, fails
+/// and is finished `queued` for Lambda's retry; then the first try lands:
+/// `cond::CLAIM` holds again (the task is `queued`), and the same claim
+/// counts a second attempt and holds the task for a dead process until its
+/// lease lapses (property 5; the next attempt's number is one too high, so
+/// `verdict` may fail the task a retry early). At fault: `cond::CLAIM` lets
+/// a claim id land twice. Fix: the claim also writes its id into a set
+/// (`ADD claims :claim`) and requires `NOT contains(claims, :claim)`.
+#[test]
+fn regression_a_stale_try_of_a_claim_counts_it_twice() {
+    let cfg = Config {
+        deliveries: 1,
+        faults: 1,
+        known: true,
+        ..base()
+    };
+    let (model, states) = replay(
+        cfg,
+        &[
+            (Post(0), 0),
+            (Step(0), 0),
+            (Land(0, OK), 0), // PutQueued
+            (Land(0, OK), 0), // Invoke
+            (Land(0, OK), 0), // MarkEnqueued: 202
+            (Deliver(0, 0), 0),
+            (Step(1), 0),
+            (Tick, world::T0 + 50),
+            (Land(1, Fate::Stale), 0), // the claim's first try times out
+            (Land(1, OK), 0),          // the second lands: the work starts
+            (Tick, world::T0 + 100),
+            (WorkEnds(1, 1), 0),  // it fails, retryable
+            (Land(1, OK), 0),     // the finish: queued for Lambda's retry
+            (Orphan(0, true), 0), // the first try lands now
+        ],
+    );
+    assert!(
+        fails(&model, &states, "5."),
+        "fixed? then assert property 5 holds"
+    );
 }
 
 /// A random walk through the model (`MODEL_WALKS` walks), printing the
-/// longest: for finding where the model loops.
+/// longest: for finding where a model change made it loop.
 #[test]
-#[ignore]
+#[ignore = "a tool"]
 fn random_walks() {
-    let model = TaskModel::new(from_env(base()));
+    let model = TaskModel::new(from_env(scenario(&[false], 3, 1, 2, 2, 1)));
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut longest: Vec<Action> = Vec::new();
-    for _ in 0..env("MODEL_WALKS").unwrap_or(200) {
+    for _ in 0..env("MODEL_WALKS").unwrap_or(0) {
         let mut w = model.init_states().remove(0);
         let mut path = Vec::new();
         let mut actions = Vec::new();
@@ -255,45 +620,10 @@ fn random_walks() {
         }
     }
     let init = model.init_states().remove(0);
-    let shown: Vec<Action> = longest.iter().take(200).cloned().collect();
+    let shown: Vec<Action> = longest.iter().take(300).cloned().collect();
     println!(
         "longest walk: {} actions\n{}",
         longest.len(),
         trace::render(&model, &init, &shown)
     );
-}
-
-#[test]
-#[ignore]
-fn debug_cancel() {
-    let mut cfg = base();
-    cfg.deliveries = 2;
-    cfg.dups = 0;
-    cfg.crashes = 0;
-    cfg.faults = 0;
-    cfg.latency = 50;
-    cfg.delivery_timeout = 300;
-    let model = TaskModel::new(cfg);
-    use Action::*;
-    use check::Fate::Ok as Fine;
-    let steps = vec![
-        (Post(0), 0),
-        (Step(0), 0),
-        (Land(0, Fine), 0),
-        (Land(0, Fine), 0),
-        (Land(0, Fine), 0),
-        (Tick, 2377),
-        (Cancel(0, 0), 0),
-        (Step(1), 0),
-        (Tick, 2427),
-        (Land(1, Fine), 0),
-    ];
-    let played = trace::replay_timed(&model, &steps, true);
-    match played {
-        Some((_, taken)) => {
-            let init = model.init_states().remove(0);
-            println!("{}", trace::render(&model, &init, &taken));
-        }
-        None => println!("not playable"),
-    }
 }

@@ -97,6 +97,13 @@ pub fn acts_now(w: &World, p: usize) -> bool {
         || matches!(w.procs[p].io, Io::InFlight { at, by, .. } if w.t == at || w.t == by)
 }
 
+/// Whether process `p` is ready for a step that starts or stops no work
+/// (every step but the watcher's and its renewal's).
+pub fn invisible_step(w: &World, p: usize) -> bool {
+    ready(w, p).0
+        && !matches!(&w.procs[p].prog, Prog::Delivery(d) if matches!(d.pc, DlvPc::Watch { .. } | DlvPc::Renew { .. }))
+}
+
 /// Process `p` takes its step.
 pub fn step(w: &mut World, cfg: &Config, p: usize) {
     match w.procs[p].prog.clone() {
@@ -191,7 +198,7 @@ fn reply(w: &mut World, p: usize, task: Option<u8>, accepted: bool) {
     if let Some(task) = task {
         let hist = &mut w.hist[task as usize];
         if accepted {
-            hist.told_202 = true;
+            hist.told_202 += 1;
         } else {
             hist.told_5xx = true;
         }
@@ -592,6 +599,7 @@ fn step_delivery(w: &mut World, cfg: &Config, p: usize) {
             // function error.
             Watch::Stop => {
                 stop_work(w, p);
+                w.hist[d.task as usize].stopped = true;
                 end_delivery(w, cfg, p, false)
             }
             Watch::Renew {

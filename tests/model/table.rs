@@ -18,10 +18,26 @@ pub fn land(w: &mut World, cfg: &Config, req: &Req) -> Resp {
         .iter()
         .map(|t| t.as_ref().map(|t| t.view.status))
         .collect();
-    let before_tasks = w.tasks.clone();
+    let before_tasks: Vec<Option<(TaskStatus, bool, Option<String>)>> = w
+        .tasks
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .map(|t| (t.view.status, t.view.enqueued, t.view.claim_id.clone()))
+        })
+        .collect();
     let before_key = w.key.clone();
     let resp = apply(w, cfg, req);
-    if w.tasks != before_tasks || w.key != before_key {
+    // A change the environment may answer at once (a renewal is none).
+    let after_tasks: Vec<Option<(TaskStatus, bool, Option<String>)>> = w
+        .tasks
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .map(|t| (t.view.status, t.view.enqueued, t.view.claim_id.clone()))
+        })
+        .collect();
+    if after_tasks != before_tasks || w.key != before_key {
         w.wrote_at = w.t;
     }
     for (n, was) in before.into_iter().enumerate() {

@@ -44,8 +44,11 @@ pub fn describe(w: &World, model: &TaskModel, action: &Action) -> String {
             };
             let how = match fate {
                 Fate::Ok => "lands",
-                Fate::Fail => "FAILS for its caller (it may land later)",
-                Fate::FailRetry => "FAILS for this try, the SDK retries",
+                Fate::Lost => "LANDS, its answer LOST",
+                Fate::Dropped => "FAILS: never lands",
+                Fate::LostRetry => "LANDS, its answer LOST; the SDK tries again",
+                Fate::DroppedRetry => "FAILS without landing; the SDK tries again",
+                Fate::Stale => "TIMES OUT, still on its way; the SDK tries again",
             };
             format!("{}: {req:?} {how}", who(w, *p))
         }

@@ -27,6 +27,11 @@ pub struct Config {
     /// Calls that fail: the request lands at once, later or never, and the
     /// caller sees an error (a lost answer, a throttle, a timeout).
     pub faults: u8,
+    /// Whether the environment may also take the paths of the
+    /// counterexamples found and not yet fixed (`check::known`; and a try
+    /// the SDK gave up on, at its attempt timeout, landing after the next
+    /// try: DynamoDB applies a request when it reaches it).
+    pub known: bool,
     /// `DELETE /tasks/{id}` calls, each at any moment.
     pub cancels: u8,
     /// Lambda's `MaximumRetryAttempts` = `TASK_MAX_RETRY_ATTEMPTS`.
@@ -118,8 +123,10 @@ pub struct TaskHist {
     pub started: u8,
     /// A request answered a 5xx of the function after writing or sending it.
     pub told_5xx: bool,
-    /// A request answered 202 with it (first answer or replay).
-    pub told_202: bool,
+    /// Requests answered 202 with it (first answer or replay).
+    pub told_202: u8,
+    /// A watcher stopped the work at its stop point.
+    pub stopped: bool,
     /// Lambda accepted an event of it.
     pub accepted: bool,
     /// The first final status a reader was shown.
