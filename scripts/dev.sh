@@ -75,12 +75,20 @@ fi
 # The function's settings go through a file: watch's --env-var would split
 # CORS_ALLOWED_ORIGINS at its commas. Single quotes keep each value as it is.
 env_file="$tmp/function.env"
-for name in USERS_TABLE TASKS_TABLE CORS_ALLOWED_ORIGINS AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_LAMBDA; do
-  value=${!name}
+put_env() {
+  local value=${!1}
   case $value in
-    *"'"* | *$'\n'*) echo "$name cannot hold a single quote or a newline" >&2; exit 1 ;;
+    *"'"* | *$'\n'*) echo "$1 cannot hold a single quote or a newline" >&2; exit 1 ;;
   esac
-  printf "%s='%s'\n" "$name" "$value" >> "$env_file"
+  printf "%s='%s'\n" "$1" "$value" >> "$env_file"
+}
+for name in USERS_TABLE TASKS_TABLE CORS_ALLOWED_ORIGINS AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_LAMBDA; do
+  put_env "$name"
+done
+# The optional settings (API.md, Configuration) go too when set here.
+for name in METRICS_NAMESPACE TASK_EVENT_MAX_AGE_SECONDS TASK_MAX_RETRY_ATTEMPTS REQUIRE_CALLER \
+  TASKS_PER_MINUTE_PER_CALLER; do
+  [ -z "${!name+set}" ] || put_env "$name"
 done
 
 cat <<MSG

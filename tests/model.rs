@@ -108,6 +108,7 @@ fn base() -> Config {
         margin: 1000,
         outcomes: vec![WorkEnd::Succeeded, WorkEnd::Failed { retryable: true }],
         grid: 0,
+        only: Vec::new(),
     }
 }
 
@@ -149,7 +150,8 @@ fn list<T>(name: &str, parse: impl Fn(&str) -> T) -> Option<Vec<T>> {
 /// `MODEL_LATENCY`, `MODEL_TIMEOUT` (a delivery's), `MODEL_OFFSETS` and
 /// `MODEL_POST_OFFSETS` (clock offsets, ms), `MODEL_SKEWED` (processes
 /// whose clock is off), `MODEL_OUTCOMES` (`s`ucceeded, `r`etryable,
-/// for `g`ood, `p`anicked), `MODEL_GRID` (ms), `MODEL_KNOWN=1`; and, read
+/// for `g`ood, `p`anicked), `MODEL_GRID` (ms), `MODEL_KNOWN=1`,
+/// `MODEL_ONLY` (property name prefixes, e.g. `1.,5.`); and, read
 /// by `search`, `MODEL_THREADS`, `MODEL_SEARCH` (`bfs` or `dfs`),
 /// `MODEL_FIRST=1`.
 fn from_env(mut cfg: Config) -> Config {
@@ -185,6 +187,9 @@ fn from_env(mut cfg: Config) -> Config {
     }
     if let Some(offsets) = list("MODEL_POST_OFFSETS", ms) {
         cfg.post_offsets = offsets;
+    }
+    if let Some(only) = list("MODEL_ONLY", str::to_owned) {
+        cfg.only = only;
     }
     if let Some(outcomes) = list("MODEL_OUTCOMES", |o| match o {
         "s" => WorkEnd::Succeeded,

@@ -42,8 +42,8 @@ test('the docs page lists the routes and "Try it out" on GET /users shows users'
     const routes = [];
     for (let i = 0; i + 1 < listed.length; i += 2) routes.push(`${listed[i]} ${listed[i + 1]}`);
     assert.deepEqual(routes.sort(), [
-      'DELETE /tasks/{task_id}', 'GET /async', 'GET /docs', 'GET /openapi.json', 'GET /tasks/{task_id}',
-      'GET /users', 'POST /async',
+      'DELETE /tasks/{task_id}', 'GET /async', 'GET /docs', 'GET /openapi.json', 'GET /tasks',
+      'GET /tasks/{task_id}', 'GET /users', 'POST /async',
     ]);
 
     const users = page.locator('#operations-users-list_users');

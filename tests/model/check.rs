@@ -463,6 +463,13 @@ impl Model for TaskModel {
                 |_, w: &World| w.hist.iter().any(|h| h.told_202 >= 2),
             ));
         }
+        if !cfg.only.is_empty() {
+            properties.retain(|p| {
+                cfg.only
+                    .iter()
+                    .any(|only| p.name.starts_with(only.as_str()))
+            });
+        }
         properties
     }
 }

@@ -69,6 +69,9 @@ pub struct Config {
     /// returns, and a process crashes, when the process acts. And on a grid
     /// of this many ms (0: no grid).
     pub grid: Ms,
+    /// Only the properties whose names start with one of these (all when
+    /// empty): for hunting one kind of counterexample.
+    pub only: Vec<String>,
 }
 
 impl Config {
