@@ -123,6 +123,7 @@ sam_install_packages() {
 # Sets SAM_DOCKERD_PID when it starts dockerd (and stops it on exit), and SAM_BRIDGE_IP.
 sam_docker_up() {
   SAM_DOCKERD_PID=
+  command -v ip >/dev/null || sam_install_packages iproute2
   if ! docker info >/dev/null 2>&1; then
     # /usr/local/bin/docker may be a client alone: the daemon is Debian's.
     command -v dockerd >/dev/null || sam_timed "install docker.io" sam_install_packages docker.io
@@ -146,10 +147,20 @@ sam_docker_up() {
 }
 
 # The IPv4 gateway of dockerd's default bridge network; nothing while it has none (or no bridge
-# network yet).
+# network yet). A dockerd on a fresh data root (the first start after docker.io is installed)
+# leaves the gateway out of the network's IPAM config for good: it is then the address of the
+# bridge's interface (docker0).
 _sam_bridge_gateway() {
-  docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null |
-    tr ' ' '\n' | grep -m1 -E '^[0-9]+(\.[0-9]+){3}$' || true
+  local ipv4='^[0-9]+(\.[0-9]+){3}$' gateway bridge
+  gateway=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null |
+    tr ' ' '\n' | grep -m1 -E "$ipv4" || true)
+  if [ -z "$gateway" ]; then
+    bridge=$(docker network inspect bridge \
+      -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null || true)
+    gateway=$(ip -4 -o addr show dev "${bridge:-docker0}" 2>/dev/null |
+      awk '{ sub("/.*", "", $4); print $4; exit }' | grep -E "$ipv4" || true)
+  fi
+  echo "$gateway"
 }
 
 _sam_start_dockerd() {

@@ -542,7 +542,7 @@ async fn work_that_fails_for_good_ends_the_task_failed_at_once_without_a_functio
 }
 
 #[tokio::test]
-async fn a_claim_too_late_to_start_the_work_is_released_uncounted_and_the_next_attempt_is_1() {
+async fn a_claim_too_late_to_start_the_work_is_released_and_the_next_attempt_is_1() {
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
     let task_id = enqueued_task(&fixture).await;
@@ -558,7 +558,7 @@ async fn a_claim_too_late_to_start_the_work_is_released_uncounted_and_the_next_a
         diagnostic(err),
         (
             "TaskLeaseTooShort".to_owned(),
-            format!("task {task_id}: the claim landed too late to start the work")
+            format!("task {task_id}: too little time is left to start the work")
         )
     );
     let released = fixture.task_item(&task_id).await.expect("record");

@@ -273,6 +273,14 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
             "`DELETE /tasks/{task_id}` of a queued task, function",
             &async_run.cancel,
         ),
+        (
+            "`POST /async` from a JWT caller (owner, per-caller counter), function",
+            &async_run.as_caller,
+        ),
+        (
+            "`GET /tasks?limit=20` of that caller, function",
+            &async_run.list,
+        ),
     ] {
         let stats = Stats::new(samples);
         let _ = writeln!(

@@ -55,6 +55,11 @@ pub(crate) struct AsyncRun {
     pub(crate) with_key: Vec<Duration>,
     /// `DELETE /tasks/{task_id}` of a queued task.
     pub(crate) cancel: Vec<Duration>,
+    /// `POST /async` from a JWT caller: its task owned, its start counted
+    /// against `TASKS_PER_MINUTE_PER_CALLER` (the counter write).
+    pub(crate) as_caller: Vec<Duration>,
+    /// `GET /tasks?limit=20` of that caller (a Query of the owner index).
+    pub(crate) list: Vec<Duration>,
     pub(crate) peak_rss_kib: u64,
     pub(crate) bare_invoke: Vec<Duration>,
     pub(crate) bare_put_item: Vec<Duration>,
@@ -113,6 +118,24 @@ pub(crate) async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncR
             cancel.push(canceled);
         }
     }
+    let caller = support::callers::Via::HttpJwt("bench");
+    let owned = caller.event("POST", "/async", Some(r#"{"delay_ms": 0}"#));
+    let list = caller.event("GET", "/tasks?limit=20", None);
+    let mut as_caller = Vec::with_capacity(settings.warm_runs);
+    let mut listed = Vec::with_capacity(settings.warm_runs);
+    for run in 0..settings.warm_runs + 20 {
+        let (elapsed, outcome) = instance.invoke(&owned).await;
+        let (status, body) = http_answer(&outcome);
+        assert_eq!(status, 202, "POST /async as a caller: {body}");
+        instance.api.wait_for_events(Duration::from_secs(30)).await;
+        let (listing, outcome) = instance.invoke(&list).await;
+        let (status, body) = http_answer(&outcome);
+        assert_eq!(status, 200, "GET /tasks: {body}");
+        if run >= 20 {
+            as_caller.push(elapsed);
+            listed.push(listing);
+        }
+    }
     let peak_rss_kib = instance.stop().await.peak_rss_kib;
 
     // An emulator with no function behind it: the events only queue up.
@@ -166,6 +189,8 @@ pub(crate) async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncR
         function,
         with_key,
         cancel,
+        as_caller,
+        list: listed,
         peak_rss_kib,
         bare_invoke,
         bare_put_item,

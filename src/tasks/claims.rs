@@ -1,5 +1,6 @@
-//! The writes of an attempt on its task record: the claim, the lease's
-//! renewals, the release of a claim that did not start the work, the finish.
+//! The writes of an attempt on its task record: the claim, the start (which
+//! counts the attempt), the lease's renewals, the release of a claim that
+//! could not start the work, the finish.
 //! Each is conditional ([`super::protocol::cond`]), so that an attempt whose
 //! lease lapsed, or whose task was canceled or given up on, changes nothing;
 //! [`crate::tasks::worker`] says what each refusal means.
@@ -16,9 +17,10 @@ use super::store::{
 use crate::error::sdk_summary;
 
 impl TaskStore<'_> {
-    /// Takes the task for claim `claim_id` ([`cond::CLAIM`]), counting the
-    /// attempt; its lease runs until `lease_until_ms` (epoch milliseconds).
-    /// `Refused`: the record says why (see [`super::protocol::Attempt::next`]).
+    /// Takes the task for claim `claim_id` ([`cond::CLAIM`]); its lease runs
+    /// until `lease_until_ms` (epoch milliseconds). Nothing is counted yet:
+    /// [`Self::start`] counts the attempt. `Refused`: the record says why
+    /// (see [`super::protocol::Attempt::next`]).
     pub async fn claim(
         self,
         task_id: &str,
@@ -33,15 +35,13 @@ impl TaskStore<'_> {
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression(
-                "SET #status = :running, attempts = attempts + :one, updated_at = :now, lease_until = :lease, claim_id = :claim REMOVE #error, retry_at",
+                "SET #status = :running, updated_at = :now, lease_until = :lease, claim_id = :claim",
             )
             .condition_expression(cond::CLAIM)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#error", "error")
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
             .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
             .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
             .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
@@ -78,48 +78,73 @@ impl TaskStore<'_> {
         wrote(task_id, "UpdateItem task (lease)", renewed)
     }
 
-    /// Claim `claim_id` did not start the work: its attempt is uncounted
-    /// (`released_claims` remembers it, so a retried write changes nothing)
-    /// and, while the task is still this claim's, it is `queued` again
-    /// ([`cond::RELEASE`]). `counted`: the claim is known to have landed, so
-    /// its count is taken back even if the task is no longer its own
-    /// (canceled, given up on, or taken over meanwhile: [`cond::UNCOUNT`]).
-    pub async fn release(self, task_id: &str, claim_id: &str, counted: bool) -> Wrote {
-        let released = self
+    /// Starts claim `claim_id`'s attempt ([`cond::UNSTARTED`]): counts it
+    /// in `attempts`, records the claim in `started_claims` (so that a
+    /// retried try finds itself started and counts nothing), drops the last
+    /// attempt's `error` and `retry_at`, and leases the task until
+    /// `lease_until_ms`. `Done` holds the attempt's number; otherwise
+    /// [`super::protocol::Attempt::begun`] tells from the record.
+    pub async fn start(
+        self,
+        task_id: &str,
+        claim_id: &str,
+        lease_until_ms: u64,
+    ) -> Result<Written<u32>, String> {
+        let started = self
             .dynamodb
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
             .update_expression(
-                "SET #status = :queued, attempts = attempts - :one, updated_at = :now ADD released_claims :claims REMOVE lease_until",
+                "SET attempts = attempts + :one, updated_at = :now, lease_until = :lease ADD started_claims :claims REMOVE #error, retry_at",
             )
-            .condition_expression(cond::RELEASE)
+            .condition_expression(cond::UNSTARTED)
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
             .expression_attribute_values(":running", TaskStatus::Running.attribute())
-            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
             .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
             .expression_attribute_values(":claims", AttributeValue::Ss(vec![claim_id.to_owned()]))
-            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        let released = wrote(task_id, "UpdateItem task (release)", released);
-        if released != Wrote::Refused || !counted {
-            return released;
+        match started {
+            Ok(output) => {
+                let attempts = match output.attributes().and_then(|a| a.get("attempts")) {
+                    Some(AttributeValue::N(n)) => n.parse().ok(),
+                    _ => None,
+                };
+                attempts
+                    .map(Written::Done)
+                    .ok_or_else(|| "UpdateItem (start): no attempts in its answer".to_owned())
+            }
+            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
+            Err(err) => Err(format!("UpdateItem (start): {}", sdk_summary(&err))),
         }
-        let uncounted = self
+    }
+
+    /// Claim `claim_id` could not start the work: the task is `queued` again
+    /// for Lambda's next delivery, if it is still this claim's and the claim
+    /// never started it ([`cond::UNSTARTED`]: a started claim is never
+    /// released, and nothing was counted to take back).
+    pub async fn release(self, task_id: &str, claim_id: &str) -> Wrote {
+        let released = self
             .dynamodb
             .update_item()
             .table_name(self.table)
             .key("task_id", AttributeValue::S(task_id.to_owned()))
-            .update_expression("SET attempts = attempts - :one ADD released_claims :claims")
-            .condition_expression(cond::UNCOUNT)
-            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .update_expression("SET #status = :queued, updated_at = :now REMOVE lease_until")
+            .condition_expression(cond::UNSTARTED)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", TaskStatus::Running.attribute())
+            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
             .expression_attribute_values(":claim", AttributeValue::S(claim_id.to_owned()))
-            .expression_attribute_values(":claims", AttributeValue::Ss(vec![claim_id.to_owned()]))
+            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
             .send()
             .await;
-        wrote(task_id, "UpdateItem task (uncount)", uncounted)
+        wrote(task_id, "UpdateItem task (release)", released)
     }
 
     /// Records how claim `claim_id`'s attempt ended ([`cond::OWNED`]), and

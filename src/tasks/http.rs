@@ -21,7 +21,10 @@ use super::protocol::{self, Adopt, Start};
 use super::rate_limit::StartLimit;
 use super::start_request::{StartTask, delay_from_body, is_json};
 use super::store::{TaskStore, Written, epoch_millis};
-use super::{DEFAULT_DELAY_MS, TaskEvent, TaskRecord, is_task_id, undeliverable_before_ms};
+use super::{
+    DEFAULT_DELAY_MS, TaskEvent, TaskRecord, backstop_horizon_ms, is_task_id,
+    undeliverable_before_ms,
+};
 use crate::caller::Caller;
 use crate::error::{
     ApiError, BadRequestResponse, ConflictResponse, IdempotencyKeyReusedResponse, InternalResponse,
@@ -468,7 +471,9 @@ pub async fn cancel_task(
     let task_id = task_id_of(task_id)?;
     let store = TaskStore::of(&state);
     let now = epoch_millis();
-    let cutoff = undeliverable_before_ms(&state, now);
+    // A cancel that could land after the backstop is refused: the task is
+    // `failed` by then, and a reader may already have seen it so.
+    let cutoff = protocol::write_cutoff(now, backstop_horizon_ms(&state));
     match store
         .cancel(&task_id, cutoff, &caller)
         .await

@@ -53,8 +53,14 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 /// on an event at its maximum age, and its two retries take at most five
 /// minutes more (the backstop).
 pub fn undeliverable_before_ms(state: &AppState, now_ms: u64) -> u64 {
+    now_ms.saturating_sub(backstop_horizon_ms(state))
+}
+
+/// How long after its creation a task's event can still be delivered: the
+/// maximum event age, plus five minutes for Lambda's retries.
+pub fn backstop_horizon_ms(state: &AppState) -> u64 {
     let horizon = state.config.task_event_max_age + std::time::Duration::from_secs(5 * 60);
-    now_ms.saturating_sub(horizon.as_millis() as u64)
+    horizon.as_millis() as u64
 }
 
 /// Whether `id` is one this API makes: a UUID in its canonical lowercase form.

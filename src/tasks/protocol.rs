@@ -22,6 +22,8 @@
 //!   the on-failure destination, itself delivered at least once.
 //! - Clocks of the function's processes differ by less than [`CLOCK_SKEW_MS`],
 //!   which is smaller than any lease tick.
+//! - A write lands within [`WRITE_LANDS_WITHIN_MS`] of being sent, or never
+//!   (the SDK's operation timeout gives up on it by then).
 
 use super::lease::Lease;
 use super::record::TaskStatus;
@@ -29,6 +31,10 @@ use super::record::TaskStatus;
 /// How far apart two processes' clocks may be (Lambda's hosts keep time with
 /// Amazon Time Sync, within about a millisecond; this leaves room).
 pub const CLOCK_SKEW_MS: u64 = 25;
+/// How long after it was sent a write can still land: the DynamoDB client's
+/// operation timeout (`state::call_timeouts`), and the bound by which a write
+/// that could let a task go on must land before the backstop.
+pub const WRITE_LANDS_WITHIN_MS: u64 = 6_000;
 /// How long `Retry-After` tells a poller to wait after a failed attempt,
 /// per attempt: Lambda retries about 1 minute after the first failure and
 /// about 2 minutes after the second.
@@ -48,7 +54,7 @@ pub struct TaskView {
     pub claim_id: Option<String>,
     /// Until when (epoch ms) the claim's attempt holds the task.
     pub lease_until: Option<u64>,
-    /// Attempts that started the work.
+    /// Attempts that started the work: the start writes that landed.
     pub attempts: u32,
     /// When the request that created the task can no longer mark it
     /// enqueued (its invocation's deadline), epoch ms.
@@ -57,8 +63,9 @@ pub struct TaskView {
     pub created_ms: u64,
     /// When Lambda's retry of a failed attempt is due, epoch ms.
     pub retry_at: Option<u64>,
-    /// Claims released uncounted: they never started the work.
-    pub released_claims: Vec<String>,
+    /// The claims whose start write landed (each counted once in
+    /// `attempts`).
+    pub started_claims: Vec<String>,
 }
 
 impl TaskView {
@@ -111,25 +118,26 @@ pub mod cond {
                 || (v.status == TaskStatus::Running && v.lease_until.is_some_and(|l| l < now_ms)))
     }
 
-    /// Renewal, finish and release: the task is still this claim's.
+    /// Renewal and finish: the task is still this claim's.
     pub const OWNED: &str = "#status = :running AND claim_id = :claim";
     pub fn owned(v: &TaskView, claim_id: &str) -> bool {
         v.status == TaskStatus::Running && v.claim_id.as_deref() == Some(claim_id)
     }
 
-    /// A claim that did not start the work goes back: still this claim's,
-    /// and not released before (a retried write finds itself released).
-    pub const RELEASE: &str =
-        "#status = :running AND claim_id = :claim AND NOT contains(released_claims, :claim)";
-    pub fn release(v: &TaskView, claim_id: &str) -> bool {
-        owned(v, claim_id) && uncount(v, claim_id)
+    /// The start (counts the attempt, adds the claim to `started_claims`)
+    /// and the release of a claim that cannot start (the task `queued`
+    /// again): the task is still this claim's, and this claim has not
+    /// started it. A retried start finds itself started, so no start counts
+    /// twice; a started claim is never released.
+    pub const UNSTARTED: &str =
+        "#status = :running AND claim_id = :claim AND NOT contains(started_claims, :claim)";
+    pub fn unstarted(v: &TaskView, claim_id: &str) -> bool {
+        owned(v, claim_id) && !started(v, claim_id)
     }
 
-    /// A claim known to have landed, that did not start the work and is no
-    /// longer the task's, takes its count back: once.
-    pub const UNCOUNT: &str = "NOT contains(released_claims, :claim)";
-    pub fn uncount(v: &TaskView, claim_id: &str) -> bool {
-        !v.released_claims.iter().any(|c| c == claim_id)
+    /// Whether claim `claim_id`'s start write landed.
+    pub fn started(v: &TaskView, claim_id: &str) -> bool {
+        v.started_claims.iter().any(|c| c == claim_id)
     }
 
     /// The enqueued mark: the task is still `queued` (not failed by its
@@ -169,6 +177,14 @@ pub mod cond {
     pub fn give_up(v: &TaskView) -> bool {
         !v.status.has_ended()
     }
+}
+
+/// The cutoff sent at `now_ms` with a write that lets a task go on (a claim,
+/// a cancel): records created before it are past the backstop by the time the
+/// write could land, on any process's clock. `horizon_ms`: how long after its
+/// creation a task's event can still be delivered (the backstop).
+pub fn write_cutoff(now_ms: u64, horizon_ms: u64) -> u64 {
+    (now_ms + WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS).saturating_sub(horizon_ms)
 }
 
 /// What a conditional write came to, as its caller saw it.
@@ -222,8 +238,13 @@ pub const TRANSITIONS: &[(Option<TaskStatus>, TaskStatus, &str)] = &[
     ),
     (
         Some(TaskStatus::Running),
+        TaskStatus::Running,
+        "the claim starts the work (counts the attempt)",
+    ),
+    (
+        Some(TaskStatus::Running),
         TaskStatus::Queued,
-        "a claim too late to start releases it",
+        "a claim that cannot start releases it",
     ),
     (
         Some(TaskStatus::Running),
@@ -466,7 +487,8 @@ pub enum GiveBack {
     NotEnqueued,
     /// Another attempt held the task for all of this invocation's time.
     HeldElsewhere,
-    /// The claim landed too late to start the work.
+    /// Too little of the invocation (or of the task's time before its
+    /// backstop) is left to start the work.
     LeaseTooShort,
 }
 
@@ -496,12 +518,34 @@ pub enum Delivery {
 pub struct Attempt {
     /// This delivery's claim id.
     pub claim_id: String,
+    /// Its lease; once the task is claimed, its deadline is also the task's
+    /// own ([`Self::narrowed`]).
     pub lease: Lease,
-    /// Records created before this (epoch ms) are past the backstop.
-    pub cutoff_ms: u64,
+    /// How long after its creation a task's event can still be delivered
+    /// (the backstop's horizon, ms).
+    pub horizon_ms: u64,
 }
 
 impl Attempt {
+    /// The cutoff of a claim sent at `now_ms` ([`write_cutoff`]).
+    pub fn cutoff(&self, now_ms: u64) -> u64 {
+        write_cutoff(now_ms, self.horizon_ms)
+    }
+
+    /// This attempt on a task created at `created_ms`: no lease of it runs
+    /// past the point where a write sent then could land after the task's
+    /// backstop, so no reader that saw the task `failed` by the backstop
+    /// ever sees it run or end otherwise.
+    pub fn narrowed(&self, created_ms: u64) -> Self {
+        let mut narrowed = self.clone();
+        if created_ms != 0 {
+            let last_ms = (created_ms + self.horizon_ms)
+                .saturating_sub(WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS);
+            narrowed.lease.deadline_ms = narrowed.lease.deadline_ms.min(last_ms);
+        }
+        narrowed
+    }
+
     /// What to do with the task as read at `now_ms`.
     pub fn next(&self, view: Option<&TaskView>, now_ms: u64) -> Delivery {
         let Some(v) = view else {
@@ -512,13 +556,14 @@ impl Attempt {
                 lease_until: v.lease_until.unwrap_or(0),
             };
         }
-        if v.status.has_ended() || v.is_past_backstop(self.cutoff_ms) {
+        let cutoff_ms = self.cutoff(now_ms);
+        if v.status.has_ended() || v.is_past_backstop(cutoff_ms) {
             return Delivery::Ended;
         }
-        if cond::claim(v, now_ms, self.cutoff_ms) {
+        if cond::claim(v, now_ms, cutoff_ms) {
             // A claim now could not start the work before the invocation
             // ends: leave the task to Lambda's next delivery.
-            if !self.may_start(now_ms, self.lease.until(now_ms)) {
+            if !self.narrowed(v.created_ms).may_start_now(now_ms) {
                 return Delivery::GiveBack(GiveBack::LeaseTooShort);
             }
             return Delivery::Claim;
@@ -551,11 +596,50 @@ impl Attempt {
         self.lease.until(sent_ms)
     }
 
-    /// Whether the work may start now under a lease until `lease_until`:
-    /// only with two renewal intervals of it left.
+    /// Whether the work may start under a lease until `lease_until`: only
+    /// with two renewal intervals of it left.
     pub fn may_start(&self, now_ms: u64, lease_until: u64) -> bool {
         now_ms + 2 * self.lease.tick_ms() <= lease_until
     }
+
+    /// Whether a start write sent now ([`cond::UNSTARTED`], with the lease
+    /// [`Lease::until`] now) may start the work: else the claim is released
+    /// and the event given back ([`GiveBack::LeaseTooShort`]).
+    pub fn may_start_now(&self, now_ms: u64) -> bool {
+        self.may_start(now_ms, self.lease.until(now_ms))
+    }
+
+    /// What the start write came to, from the record read after it was
+    /// refused or unanswered (a start answered `Done` is [`Begun::Started`]
+    /// with the attempts it wrote and [`Lease::until`] its sending).
+    pub fn begun(&self, view: Option<&TaskView>) -> Begun {
+        match view {
+            Some(v) if cond::owned(v, &self.claim_id) && cond::started(v, &self.claim_id) => {
+                Begun::Started {
+                    number: v.attempts,
+                    lease_until: v.lease_until.unwrap_or(0),
+                }
+            }
+            Some(v) if cond::owned(v, &self.claim_id) => Begun::NotStarted,
+            // Canceled, given up on, or taken over (or gone): not this
+            // claim's to run. A start that landed before stays counted: that
+            // attempt started, and was ended before its work ran.
+            _ => Begun::NotOurs,
+        }
+    }
+}
+
+/// Where the start write left a claimed delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Begun {
+    /// It landed: the work starts as attempt `number`, leased until
+    /// `lease_until`.
+    Started { number: u32, lease_until: u64 },
+    /// It did not land: release the claim ([`cond::UNSTARTED`]) and give the
+    /// event back.
+    NotStarted,
+    /// The task is no longer this claim's: nothing to do.
+    NotOurs,
 }
 
 /// While the work runs: when to wake, and what to do then.
@@ -665,7 +749,7 @@ mod tests {
             answer_by: 10_000,
             created_ms: 1_000,
             retry_at: None,
-            released_claims: Vec::new(),
+            started_claims: Vec::new(),
         }
     }
 
@@ -673,7 +757,7 @@ mod tests {
         Attempt {
             claim_id: "me".to_owned(),
             lease: Lease::new(0, deadline_ms),
-            cutoff_ms: 0,
+            horizon_ms: 10_000_000,
         }
     }
 
@@ -814,6 +898,53 @@ mod tests {
         ] {
             assert_eq!(me.next(Some(&view(ended)), 0), Delivery::Ended);
         }
+    }
+
+    #[test]
+    fn only_the_start_counts_and_a_retried_start_finds_itself_started() {
+        let me = attempt(90_000);
+        let mut claimed = view(TaskStatus::Running);
+        claimed.claim_id = Some("me".to_owned());
+        claimed.lease_until = Some(3_000);
+        assert!(cond::unstarted(&claimed, "me"), "the start may land");
+        assert_eq!(me.begun(Some(&claimed)), Begun::NotStarted);
+        claimed.started_claims = vec!["me".to_owned()];
+        claimed.attempts = 2;
+        assert!(!cond::unstarted(&claimed, "me"), "never twice");
+        assert_eq!(
+            me.begun(Some(&claimed)),
+            Begun::Started {
+                number: 2,
+                lease_until: 3_000
+            }
+        );
+        claimed.status = TaskStatus::Canceled;
+        assert_eq!(me.begun(Some(&claimed)), Begun::NotOurs);
+        assert_eq!(me.begun(None), Begun::NotOurs);
+    }
+
+    #[test]
+    fn no_write_that_lets_a_task_go_on_can_land_after_its_backstop() {
+        let horizon = 100_000;
+        let reach = WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS;
+        assert_eq!(write_cutoff(200_000, horizon), 100_000 + reach);
+        let mut me = attempt(1_000_000);
+        me.horizon_ms = horizon;
+        // Created at 0: past its backstop from 100_000 on; a claim sent at
+        // 100_000 - reach could land just then.
+        let mut task = view(TaskStatus::Queued);
+        task.created_ms = 1;
+        assert_eq!(
+            me.next(Some(&task), horizon - reach - 1),
+            Delivery::GiveBack(GiveBack::LeaseTooShort),
+            "claimable, but no lease of it may run past the backstop"
+        );
+        assert_eq!(me.next(Some(&task), horizon - reach + 2), Delivery::Ended);
+        let narrowed = me.narrowed(1);
+        assert_eq!(narrowed.lease.deadline_ms, 1 + horizon - reach);
+        assert!(narrowed.may_start_now(horizon - reach - 2 * 500 - 100));
+        assert!(!narrowed.may_start_now(horizon - reach - 2 * 500 + 100));
+        assert_eq!(me.narrowed(0), me, "a creation time not known");
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl StoredTask {
             answer_by: number("answer_by").unwrap_or(0),
             created_ms: number("created_ms").unwrap_or(0),
             retry_at: number("retry_at"),
-            released_claims: match item.get("released_claims") {
+            started_claims: match item.get("started_claims") {
                 Some(AttributeValue::Ss(claims)) => {
                     let mut claims = claims.clone();
                     claims.sort();

@@ -2,8 +2,10 @@
 //! [`super::protocol`]'s delivery, lease and finish. It makes the calls the
 //! protocol asks for and hands back what they came to; it decides nothing.
 //!
-//! A delivery claims the task with a conditional write whose lease its attempt
-//! renews while the work runs: a live attempt keeps its claim, a dead one's
+//! A delivery claims the task with a conditional write, then starts it with a
+//! second (the start counts the attempt, once, whatever tries of it land),
+//! under a lease its attempt renews while the work runs: a live attempt keeps
+//! its claim, a dead one's
 //! lease lapses within seconds and Lambda's retry takes the task over. A
 //! renewal that finds the task canceled stops the work; an attempt that cannot
 //! renew stops it one renewal interval before its lease ends, so no two
@@ -19,7 +21,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::lease::{Lease, real_deadline};
-use super::protocol::{self, Attempt, Delivery, GiveBack, Verdict, Watch, WorkEnd, Wrote};
+use super::protocol::{self, Attempt, Begun, Delivery, GiveBack, Verdict, Watch, WorkEnd, Wrote};
 use super::store::{Outcome, TaskStore, Written, epoch_millis};
 use super::work::{self, Canceled, Work, WorkFailure};
 use super::{TaskEvent, TaskStatus};
@@ -44,7 +46,7 @@ pub enum TaskError {
     NotEnqueued(String),
     #[error("task {0} is held by another attempt for all of this invocation")]
     HeldElsewhere(String),
-    #[error("task {0}: the claim landed too late to start the work")]
+    #[error("task {0}: too little time is left to start the work")]
     LeaseTooShort(String),
 }
 
@@ -103,20 +105,16 @@ pub async fn run(
         // Names this claim: a claim whose answer was lost is known by it.
         claim_id: Uuid::new_v4().to_string(),
         lease: Lease::new(now, deadline_ms),
-        cutoff_ms: super::undeliverable_before_ms(state, now),
+        horizon_ms: super::backstop_horizon_ms(state),
     };
     deliver(state, &attempt, event).instrument(span).await
 }
 
 /// The task as this delivery holds it.
 enum Holding {
-    /// This delivery's claim: attempt number `number`, leased until
-    /// `lease_until`.
-    Ours {
-        number: u32,
-        lease_until: u64,
-        created_ms: u64,
-    },
+    /// This delivery's claim, not started yet, of a task created at
+    /// `created_ms`.
+    Ours { created_ms: u64 },
     /// The task has ended: nothing to do.
     Ended { status: TaskStatus, attempts: u32 },
 }
@@ -128,12 +126,8 @@ async fn deliver(
 ) -> Result<TaskOutcome, TaskError> {
     let store = TaskStore::of(state);
     let task_id = event.task_id.clone();
-    let (number, lease_until, created_ms) = match hold(store, attempt, &task_id).await? {
-        Holding::Ours {
-            number,
-            lease_until,
-            created_ms,
-        } => (number, lease_until, created_ms),
+    let created_ms = match hold(store, attempt, &task_id).await? {
+        Holding::Ours { created_ms } => created_ms,
         Holding::Ended { status, attempts } => {
             tracing::info!(
                 status = status.as_str(),
@@ -148,8 +142,27 @@ async fn deliver(
             });
         }
     };
-    let lease_until = match start_lease(store, attempt, &task_id, lease_until).await? {
-        Written::Done(lease_until) => lease_until,
+    // From here on, no lease outlives the task's backstop.
+    let attempt = &attempt.narrowed(created_ms);
+    let (number, lease_until) = match start(store, attempt, &task_id).await? {
+        Begun::Started {
+            number,
+            lease_until,
+        } => (number, lease_until),
+        Begun::NotOurs | Begun::NotStarted => {
+            return Ok(ended_elsewhere(store, task_id, 0).await);
+        }
+    };
+    let lease_until = match two_ticks_ahead(store, attempt, &task_id, lease_until).await {
+        Written::Done(Some(lease_until)) => lease_until,
+        Written::Done(None) => {
+            // The start was answered too late, and no renewal made up for
+            // it: the one case where an attempt is counted and its work never
+            // runs (its lease lapses; Lambda's retry takes the task over).
+            return Err(TaskError::Store(format!(
+                "attempt {number} started, but its answer came too late to begin the work"
+            )));
+        }
         Written::Refused => return Ok(ended_elsewhere(store, task_id, number).await),
     };
     metrics::task_claimed(&task_id, created_ms, number);
@@ -265,7 +278,7 @@ async fn hold(
     // A task event usually finds its task enqueued and free: claim first,
     // read only when the claim is refused.
     let mut next = Delivery::Claim;
-    let (mut attempts, mut created_ms) = (0, 0);
+    let mut created_ms = 0;
     let mut claim_failed = None;
     loop {
         match next {
@@ -276,32 +289,23 @@ async fn hold(
                         task_id,
                         &attempt.claim_id,
                         sent,
-                        attempt.cutoff_ms,
+                        attempt.cutoff(sent),
                         attempt.claimed_until(sent),
                     )
                     .await;
                 match claimed {
                     Ok(Written::Done(claimed)) => {
                         return Ok(Holding::Ours {
-                            number: claimed.view.attempts,
-                            lease_until: attempt.claimed_until(sent),
                             created_ms: claimed.view.created_ms,
                         });
                     }
                     Ok(Written::Refused) => {}
                     // It may have landed: the read below tells, and if it
-                    // cannot, the claim is released so that it is not
-                    // counted as an attempt.
+                    // cannot, the claim is released (it started nothing).
                     Err(reason) => claim_failed = Some(reason),
                 }
             }
-            Delivery::Owned { lease_until } => {
-                return Ok(Holding::Ours {
-                    number: attempts,
-                    lease_until,
-                    created_ms,
-                });
-            }
+            Delivery::Owned { .. } => return Ok(Holding::Ours { created_ms }),
             Delivery::Wait { until_ms } => {
                 sleep_until(until_ms).await;
             }
@@ -319,58 +323,105 @@ async fn hold(
             Ok(view) => view,
             Err(reason) => {
                 if claim_failed.is_some() {
-                    store.release(task_id, &attempt.claim_id, false).await;
+                    store.release(task_id, &attempt.claim_id).await;
                 }
                 return Err(TaskError::Store(claim_failed.unwrap_or(reason)));
             }
         };
         claim_failed = None;
-        next = attempt.next(view.as_ref(), epoch_millis());
+        let now = epoch_millis();
+        next = attempt.next(view.as_ref(), now);
         let Some(view) = view else { continue };
-        (attempts, created_ms) = (view.attempts, view.created_ms);
+        created_ms = view.created_ms;
         if next == Delivery::Ended {
             return Ok(Holding::Ended {
-                status: view.shown_status(attempt.cutoff_ms),
-                attempts,
+                status: view.shown_status(attempt.cutoff(now)),
+                attempts: view.attempts,
             });
         }
     }
 }
 
-/// The lease the work starts under: the claim's, if two renewal intervals of
-/// it are left; else a renewal's, if it lands in time. Otherwise the claim is
-/// released uncounted and the event given back to Lambda. `Refused`: the task
-/// is no longer this claim's (canceled, given up on, or taken over): nothing
-/// to do.
-async fn start_lease(
+/// Starts the claimed attempt with the start write, which counts it, if
+/// two renewal intervals of a lease from now are left; otherwise, or when the
+/// start did not land, the claim is released and the event given back to
+/// Lambda. `NotOurs`: the task is no longer this claim's (canceled, given up
+/// on, or taken over): nothing to do.
+async fn start(store: TaskStore<'_>, attempt: &Attempt, task_id: &str) -> Result<Begun, TaskError> {
+    let sent = epoch_millis();
+    if !attempt.may_start_now(sent) {
+        store.release(task_id, &attempt.claim_id).await;
+        return Err(TaskError::given_back(GiveBack::LeaseTooShort, task_id));
+    }
+    let lease_until = attempt.lease.until(sent);
+    let failure = match store.start(task_id, &attempt.claim_id, lease_until).await {
+        Ok(Written::Done(number)) => {
+            return Ok(Begun::Started {
+                number,
+                lease_until,
+            });
+        }
+        Ok(Written::Refused) => None,
+        // It may have landed (a try whose answer was lost): the record tells.
+        Err(reason) => Some(reason),
+    };
+    let begun = match store.view(task_id).await {
+        Ok(view) => attempt.begun(view.as_ref()),
+        // Not known whether it started: not started here. The release is
+        // refused if it did; its lease then lapses, counted.
+        Err(reason) => {
+            store.release(task_id, &attempt.claim_id).await;
+            return Err(TaskError::Store(failure.unwrap_or(reason)));
+        }
+    };
+    match (begun, failure) {
+        (Begun::NotStarted, reason) => {
+            store.release(task_id, &attempt.claim_id).await;
+            Err(TaskError::Store(reason.unwrap_or_else(|| {
+                "UpdateItem (start): refused on an unstarted claim".to_owned()
+            })))
+        }
+        (begun, _) => Ok(begun),
+    }
+}
+
+/// The lease the work begins under: the start's, if two renewal intervals
+/// of it are left; else a renewal's, awaited until the stop point, if it
+/// lands in time (`None`: neither). `Refused`: the task is no longer this
+/// claim's.
+async fn two_ticks_ahead(
     store: TaskStore<'_>,
     attempt: &Attempt,
     task_id: &str,
     lease_until: u64,
-) -> Result<Written<u64>, TaskError> {
-    if attempt.may_start(epoch_millis(), lease_until) {
-        return Ok(Written::Done(lease_until));
-    }
+) -> Written<Option<u64>> {
     let sent = epoch_millis();
-    let renewal = store
-        .renew_lease(task_id, &attempt.claim_id, attempt.lease.until(sent))
-        .await;
-    let renewed = attempt.renewed(lease_until, sent);
-    match renewal {
-        Wrote::Done if attempt.may_start(epoch_millis(), renewed) => {
-            return Ok(Written::Done(renewed));
-        }
-        Wrote::Refused => {
-            // Not this claim's any more: its count is released all the same.
-            store.release(task_id, &attempt.claim_id, true).await;
-            return Ok(Written::Refused);
-        }
-        Wrote::Done | Wrote::Unknown => {}
+    if attempt.may_start(sent, lease_until) {
+        return Written::Done(Some(lease_until));
     }
-    if store.release(task_id, &attempt.claim_id, true).await != Wrote::Done {
-        tracing::warn!("claim not released: its lease lapses, and it stays counted");
+    let Watch::Renew {
+        until_ms,
+        timeout_ms,
+    } = attempt.on_wake(sent, lease_until)
+    else {
+        return Written::Done(None);
+    };
+    let renewal = tokio::time::timeout(
+        Duration::from_millis(timeout_ms),
+        store.renew_lease(task_id, &attempt.claim_id, until_ms),
+    );
+    match renewal.await {
+        Ok(Wrote::Refused) => Written::Refused,
+        Ok(Wrote::Done) => {
+            let renewed = attempt.renewed(lease_until, sent);
+            Written::Done(
+                attempt
+                    .may_start(epoch_millis(), renewed)
+                    .then_some(renewed),
+            )
+        }
+        Ok(Wrote::Unknown) | Err(_) => Written::Done(None),
     }
-    Err(TaskError::given_back(GiveBack::LeaseTooShort, task_id))
 }
 
 /// How the work of a claimed attempt came to an end.
