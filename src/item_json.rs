@@ -2,80 +2,173 @@
 //! JSON number with every digit DynamoDB stored (never through an `f64`),
 //! BOOL, NULL, M object, L array, SS/NS arrays, B/BS base64 strings.
 //!
-//! [`ItemJson`] and [`AttributeJson`] are views: they borrow the SDK's values
-//! and serialize them straight into the response, with no copy in between.
+//! [`ItemJson`] is a view: it borrows the SDK's values and writes them
+//! straight into the response, with no copy in between and, for the items a
+//! users table holds, no allocation: attribute names are put in order on the
+//! stack, numbers DynamoDB sent in JSON's own form are copied as they are,
+//! blobs are base64-encoded in place. The text is byte for byte what
+//! `serde_json` made of the same item through `Serialize` (strings are
+//! escaped by `serde_json` itself).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::ser::{Error as _, SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
 
 /// A DynamoDB item (or an M value) as a JSON object, attributes in name order.
 pub struct ItemJson<'a>(pub &'a HashMap<String, AttributeValue>);
 
-impl Serialize for ItemJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut names: Vec<&String> = self.0.keys().collect();
-        names.sort();
-        let mut map = serializer.serialize_map(Some(names.len()))?;
-        for name in names {
-            map.serialize_entry(name, &AttributeJson(&self.0[name]))?;
-        }
-        map.end()
+impl ItemJson<'_> {
+    /// Appends the item's JSON to `out`. On an error (a number that is not
+    /// one, a type this API does not know) `out` holds part of the item.
+    pub fn write_to(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        write_map(out, self.0)
     }
+
+    /// The item's JSON as a string.
+    pub fn to_json(&self) -> Result<String, String> {
+        let mut out = Vec::new();
+        self.write_to(&mut out)?;
+        String::from_utf8(out).map_err(|err| err.to_string())
+    }
+}
+
+/// Maps of up to this many attributes are put in name order on the stack.
+const ON_STACK: usize = 16;
+
+/// Stands in the unused slots of the stack's array.
+static NOTHING: AttributeValue = AttributeValue::Null(true);
+
+fn write_map(out: &mut Vec<u8>, map: &HashMap<String, AttributeValue>) -> Result<(), String> {
+    // The names sorted with their values beside them: no lookup by name (a
+    // SipHash of each name) and, up to `ON_STACK` attributes, no allocation.
+    if map.len() <= ON_STACK {
+        let mut entries: [(&str, &AttributeValue); ON_STACK] = [("", &NOTHING); ON_STACK];
+        for (entry, (name, value)) in entries.iter_mut().zip(map) {
+            *entry = (name, value);
+        }
+        write_entries(out, &mut entries[..map.len()])
+    } else {
+        let mut entries: Vec<(&str, &AttributeValue)> =
+            map.iter().map(|(name, value)| (name.as_str(), value)).collect();
+        write_entries(out, &mut entries)
+    }
+}
+
+fn write_entries(out: &mut Vec<u8>, entries: &mut [(&str, &AttributeValue)]) -> Result<(), String> {
+    // Names are unique within a map, so an unstable sort gives the one order.
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (index, (name, value)) in entries.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_str(out, name);
+        out.push(b':');
+        write_value(out, value)?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// One attribute value as plain JSON.
-pub struct AttributeJson<'a>(pub &'a AttributeValue);
-
-impl Serialize for AttributeJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            AttributeValue::S(s) => serializer.serialize_str(s),
-            AttributeValue::N(n) => json_number(n)
-                .map_err(S::Error::custom)?
-                .serialize(serializer),
-            AttributeValue::Bool(b) => serializer.serialize_bool(*b),
-            AttributeValue::Null(_) => serializer.serialize_unit(),
-            AttributeValue::B(blob) => serializer.serialize_str(&STANDARD.encode(blob.as_ref())),
-            AttributeValue::M(map) => ItemJson(map).serialize(serializer),
-            AttributeValue::L(list) => {
-                let mut seq = serializer.serialize_seq(Some(list.len()))?;
-                for value in list {
-                    seq.serialize_element(&AttributeJson(value))?;
-                }
-                seq.end()
-            }
-            AttributeValue::Ss(strings) => strings.serialize(serializer),
-            AttributeValue::Ns(numbers) => {
-                let mut seq = serializer.serialize_seq(Some(numbers.len()))?;
-                for n in numbers {
-                    seq.serialize_element(&json_number(n).map_err(S::Error::custom)?)?;
-                }
-                seq.end()
-            }
-            AttributeValue::Bs(blobs) => {
-                let mut seq = serializer.serialize_seq(Some(blobs.len()))?;
-                for blob in blobs {
-                    seq.serialize_element(&STANDARD.encode(blob.as_ref()))?;
-                }
-                seq.end()
-            }
-            _ => Err(S::Error::custom(
-                "attribute of a type this API does not know",
-            )),
-        }
+fn write_value(out: &mut Vec<u8>, value: &AttributeValue) -> Result<(), String> {
+    match value {
+        AttributeValue::S(s) => write_str(out, s),
+        AttributeValue::N(n) => write_number(out, n)?,
+        AttributeValue::Bool(true) => out.extend_from_slice(b"true"),
+        AttributeValue::Bool(false) => out.extend_from_slice(b"false"),
+        AttributeValue::Null(_) => out.extend_from_slice(b"null"),
+        AttributeValue::B(blob) => write_base64(out, blob.as_ref()),
+        AttributeValue::M(map) => write_map(out, map)?,
+        AttributeValue::L(list) => write_list(out, list, write_value)?,
+        AttributeValue::Ss(strings) => write_list(out, strings, |out, s| {
+            write_str(out, s);
+            Ok(())
+        })?,
+        AttributeValue::Ns(numbers) => write_list(out, numbers, |out, n| write_number(out, n))?,
+        AttributeValue::Bs(blobs) => write_list(out, blobs, |out, blob| {
+            write_base64(out, blob.as_ref());
+            Ok(())
+        })?,
+        _ => return Err("attribute of a type this API does not know".to_owned()),
     }
+    Ok(())
 }
 
-/// A DynamoDB number as a raw JSON number, digit for digit.
-fn json_number(n: &str) -> Result<Box<RawValue>, String> {
-    let normalized = normalize_number(n).ok_or_else(|| format!("not a number: {n:?}"))?;
-    RawValue::from_string(normalized).map_err(|err| err.to_string())
+fn write_list<T>(
+    out: &mut Vec<u8>,
+    list: &[T],
+    mut write: impl FnMut(&mut Vec<u8>, &T) -> Result<(), String>,
+) -> Result<(), String> {
+    out.push(b'[');
+    for (index, value) in list.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write(out, value)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// A JSON string, escaped by `serde_json` (writing into a `Vec` cannot fail).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Base64 in place (its alphabet needs no escaping).
+fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len() + 1;
+    let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    out.resize(start + len + 1, b'"');
+    let _ = STANDARD.encode_slice(bytes, &mut out[start..start + len]);
+}
+
+/// A DynamoDB number as a JSON number, digit for digit. DynamoDB trims
+/// leading (and trailing) zeroes of the numbers it stores, so what it sends
+/// is already in JSON's form and is copied as it is, once checked; only
+/// another form is rewritten ([`normalize_number`]).
+fn write_number(out: &mut Vec<u8>, n: &str) -> Result<(), String> {
+    if is_json_number(n.as_bytes()) {
+        out.extend_from_slice(n.as_bytes());
+    } else {
+        let normalized = normalize_number(n).ok_or_else(|| format!("not a number: {n:?}"))?;
+        out.extend_from_slice(normalized.as_bytes());
+    }
+    Ok(())
+}
+
+/// Whether `n` is a JSON number exactly as [`normalize_number`] would write
+/// it: `-`? (`0` | a digit 1-9 and digits) (`.` digits)? (`E` (`+`|`-`)? digits)?.
+fn is_json_number(n: &[u8]) -> bool {
+    let digits = |at: usize| at + n[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut at = usize::from(n.first() == Some(&b'-'));
+    match n.get(at) {
+        Some(b'0') => at += 1,
+        Some(b'1'..=b'9') => at = digits(at),
+        _ => return false,
+    }
+    if n.get(at) == Some(&b'.') {
+        let end = digits(at + 1);
+        if end == at + 1 {
+            return false;
+        }
+        at = end;
+    }
+    if n.get(at) == Some(&b'E') {
+        at += 1;
+        if matches!(n.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let end = digits(at);
+        if end == at {
+            return false;
+        }
+        at = end;
+    }
+    at == n.len()
 }
 
 /// DynamoDB numbers are decimal strings that JSON may not accept as written
@@ -128,6 +221,56 @@ mod tests {
     use super::*;
     use aws_sdk_dynamodb::primitives::Blob;
 
+    fn json_number(n: &str) -> Result<String, String> {
+        let mut out = Vec::new();
+        write_number(&mut out, n)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_number_copied_as_sent_is_the_one_normalize_would_write() {
+        let samples = [
+            "0", "-0", "7", "-42", "10", "1.5", "0.000001", "1E+125", "1E-130", "-9.9E125",
+            "1e5", "+7", ".5", "5.", "007", "-007.50", "0.", "1E", "1E+", "-", "", "1.2.3",
+            "00", "1x", "١",
+        ];
+        for n in samples {
+            if is_json_number(n.as_bytes()) {
+                assert_eq!(normalize_number(n).as_deref(), Some(n), "{n:?}");
+                assert!(serde_json::from_str::<serde_json::Number>(n).is_ok(), "{n:?}");
+            }
+        }
+        for n in ["0", "-42", "1.5", "1E+125", "3.1415926535897932384626433832795028"] {
+            assert!(is_json_number(n.as_bytes()), "{n:?}");
+        }
+        for n in ["1e5", "+7", ".5", "5.", "007", "0.", "1E", "-", "", "00"] {
+            assert!(!is_json_number(n.as_bytes()), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn strings_and_names_are_escaped_as_serde_json_escapes_them() {
+        let text = "a\u{1}\u{1f}\"\\\n\t\r\u{8}\u{c}/é✓";
+        let item = HashMap::from([(text.to_owned(), AttributeValue::S(text.into()))]);
+        let escaped = serde_json::to_string(text).unwrap();
+        assert_eq!(
+            ItemJson(&item).to_json().unwrap(),
+            format!("{{{escaped}:{escaped}}}")
+        );
+    }
+
+    #[test]
+    fn a_map_of_more_attributes_than_the_stack_holds_is_in_name_order_too() {
+        let item: HashMap<String, AttributeValue> = (0..40)
+            .map(|i| (format!("a{i:02}"), AttributeValue::Bool(i % 2 == 0)))
+            .collect();
+        let expected = (0..40)
+            .map(|i| format!("\"a{i:02}\":{}", i % 2 == 0))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(ItemJson(&item).to_json().unwrap(), format!("{{{expected}}}"));
+    }
+
     #[test]
     fn numbers_keep_every_digit_and_become_valid_json() {
         for (dynamodb, json) in [
@@ -148,7 +291,7 @@ mod tests {
             ("1E+125", "1E+125"),
             ("-1e-130", "-1E-130"),
         ] {
-            assert_eq!(json_number(dynamodb).unwrap().get(), json, "{dynamodb}");
+            assert_eq!(json_number(dynamodb).unwrap(), json, "{dynamodb}");
         }
         for bad in ["", "-", "abc", "1.2.3", "1e", "0x10", "NaN", "."] {
             assert!(json_number(bad).is_err(), "{bad:?}");
@@ -188,7 +331,7 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            serde_json::to_string(&ItemJson(&item)).unwrap(),
+            ItemJson(&item).to_json().unwrap(),
             r#"{"bin":"aGk=","bs":["AA=="],"l":[2,"y"],"m":{"b":true},"n":1.50,"ns":[1,-0.5],"null":null,"s":"x","ss":["a","b"]}"#
         );
     }
@@ -196,7 +339,7 @@ mod tests {
     #[test]
     fn a_number_that_is_not_one_fails_the_item_rather_than_being_guessed() {
         let item = HashMap::from([("n".to_owned(), AttributeValue::N("12abc".into()))]);
-        let err = serde_json::to_string(&ItemJson(&item)).unwrap_err();
-        assert_eq!(err.to_string(), r#"not a number: "12abc""#);
+        let err = ItemJson(&item).to_json().unwrap_err();
+        assert_eq!(err, r#"not a number: "12abc""#);
     }
 }
