@@ -50,8 +50,10 @@ fn write_map(out: &mut Vec<u8>, map: &HashMap<String, AttributeValue>) -> Result
         }
         write_entries(out, &mut entries[..map.len()])
     } else {
-        let mut entries: Vec<(&str, &AttributeValue)> =
-            map.iter().map(|(name, value)| (name.as_str(), value)).collect();
+        let mut entries: Vec<(&str, &AttributeValue)> = map
+            .iter()
+            .map(|(name, value)| (name.as_str(), value))
+            .collect();
         write_entries(out, &mut entries)
     }
 }
@@ -230,17 +232,26 @@ mod tests {
     #[test]
     fn a_number_copied_as_sent_is_the_one_normalize_would_write() {
         let samples = [
-            "0", "-0", "7", "-42", "10", "1.5", "0.000001", "1E+125", "1E-130", "-9.9E125",
-            "1e5", "+7", ".5", "5.", "007", "-007.50", "0.", "1E", "1E+", "-", "", "1.2.3",
-            "00", "1x", "١",
+            "0", "-0", "7", "-42", "10", "1.5", "0.000001", "1E+125", "1E-130", "-9.9E125", "1e5",
+            "+7", ".5", "5.", "007", "-007.50", "0.", "1E", "1E+", "-", "", "1.2.3", "00", "1x",
+            "١",
         ];
         for n in samples {
             if is_json_number(n.as_bytes()) {
                 assert_eq!(normalize_number(n).as_deref(), Some(n), "{n:?}");
-                assert!(serde_json::from_str::<serde_json::Number>(n).is_ok(), "{n:?}");
+                assert!(
+                    serde_json::from_str::<serde_json::Number>(n).is_ok(),
+                    "{n:?}"
+                );
             }
         }
-        for n in ["0", "-42", "1.5", "1E+125", "3.1415926535897932384626433832795028"] {
+        for n in [
+            "0",
+            "-42",
+            "1.5",
+            "1E+125",
+            "3.1415926535897932384626433832795028",
+        ] {
             assert!(is_json_number(n.as_bytes()), "{n:?}");
         }
         for n in ["1e5", "+7", ".5", "5.", "007", "0.", "1E", "-", "", "00"] {
@@ -268,7 +279,10 @@ mod tests {
             .map(|i| format!("\"a{i:02}\":{}", i % 2 == 0))
             .collect::<Vec<_>>()
             .join(",");
-        assert_eq!(ItemJson(&item).to_json().unwrap(), format!("{{{expected}}}"));
+        assert_eq!(
+            ItemJson(&item).to_json().unwrap(),
+            format!("{{{expected}}}")
+        );
     }
 
     #[test]

@@ -299,7 +299,9 @@ mod tests {
         // near and above what they take.
         let mut seed = 7_u64;
         let mut next = move |below: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) % below
         };
         for _ in 0..2000 {
@@ -329,7 +331,11 @@ mod tests {
                     break;
                 }
             }
-            assert_eq!(sent, cut_by_exact_count(&users, budget), "{users:?} {budget}");
+            assert_eq!(
+                sent,
+                cut_by_exact_count(&users, budget),
+                "{users:?} {budget}"
+            );
         }
     }
 

@@ -151,11 +151,7 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
         ms(billed_ms(warm_cpu(Binary::IoFloor))),
         verdict(cpu_ratio <= 1.05)
     );
-    for run in results
-        .concurrency
-        .iter()
-        .filter(|c| c.max_concurrency > 1)
-    {
+    for run in results.concurrency.iter().filter(|c| c.max_concurrency > 1) {
         let (function, floor) = (&run.throughput[0].1, &run.throughput[1].1);
         let ratio = function.per_second / floor.per_second;
         let _ = writeln!(
