@@ -4,7 +4,8 @@
 
 use super::*;
 
-/// The three binaries, built with one profile.
+/// The three binaries: the function and the hello floor built with one
+/// profile, the I/O floor with its own, for speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Binary {
     Function,
@@ -22,18 +23,24 @@ impl Binary {
     }
 
     /// Next to the function binary of this build, or in `BENCH_BINARIES` (a
-    /// profile's directory, to measure another build).
+    /// profile's directory, to measure another build). The I/O floor is built
+    /// with a profile of its own (`cargo build --profile floor -p floor-io`),
+    /// in the target directory's `floor/`, or at `BENCH_IO_FLOOR`.
     pub(crate) fn path(self) -> PathBuf {
+        let function = PathBuf::from(env!("CARGO_BIN_EXE_async-api"));
         let dir = std::env::var_os("BENCH_BINARIES").map_or_else(
-            || {
-                let function = PathBuf::from(env!("CARGO_BIN_EXE_async-api"));
-                function.parent().map(Path::to_path_buf).unwrap_or_default()
-            },
+            || function.parent().map(Path::to_path_buf).unwrap_or_default(),
             PathBuf::from,
         );
         match self {
             Self::Function => dir.join("async-api"),
-            Self::IoFloor => dir.join("examples/floor_io"),
+            Self::IoFloor => std::env::var_os("BENCH_IO_FLOOR").map_or_else(
+                || {
+                    let target = function.parent().and_then(Path::parent);
+                    target.unwrap_or(Path::new("")).join("floor/floor-io")
+                },
+                PathBuf::from,
+            ),
             Self::HelloFloor => dir.join("examples/floor_hello"),
         }
     }

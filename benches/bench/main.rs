@@ -1,8 +1,9 @@
 //! `make bench`: the function against its floors, on this machine, through the
 //! Lambda Runtime API exactly as Lambda drives it.
 //!
-//! The release binaries (the function and the two floors of `examples/`,
-//! `floor_hello` and `floor_io`, one profile) are started by the Runtime API
+//! The release binaries (the function and its two floors: `floor_hello` of
+//! `examples/`, of the function's profile, and the I/O floor `crates/floor-io`,
+//! built for speed with a profile of its own) are started by the Runtime API
 //! emulator of the tests (`tests/support/runtime_api.rs`) against dynalite
 //! seeded with 10,000 users. The driver measures cold starts, warm latency,
 //! peak RSS, the arm64 `bootstrap` that `cargo lambda build` made, and many
