@@ -485,9 +485,10 @@ async fn assert_key_answered_with(fixture: &Fixture, key: &str, task_id: &str) {
     );
 }
 
-/// A 202 answering `task_id`, made afresh (the first request never recorded
-/// an answer to replay).
-fn assert_answers_task(reply: &Reply, task_id: &str) {
+/// A 202 answering `task_id`, the key's task; `replayed`: the first request
+/// had enqueued it (so it answered 202 with it, or died before it could),
+/// and this answer is that one again.
+fn assert_answers_task(reply: &Reply, task_id: &str, replayed: bool) {
     assert_eq!(reply.status, 202, "{}", reply.body);
     assert_eq!(
         reply.body,
@@ -497,7 +498,10 @@ fn assert_answers_task(reply: &Reply, task_id: &str) {
         reply.header("location"),
         Some(format!("/tasks/{task_id}").as_str())
     );
-    assert_eq!(reply.header("idempotent-replayed"), None);
+    assert_eq!(
+        reply.header("idempotent-replayed"),
+        replayed.then_some("true")
+    );
 }
 
 fn bool_attribute(item: &Item, name: &str) -> Option<bool> {
@@ -525,7 +529,7 @@ async fn a_retry_after_the_hold_answers_the_keys_enqueued_task_with_no_new_task_
     let task_before = fixture.task_item(&task_id).await.expect("the task");
 
     let reply = post(&fixture, "died-after-invoke", None).await;
-    assert_answers_task(&reply, &task_id);
+    assert_answers_task(&reply, &task_id, true);
     assert_eq!(
         task_ids(&fixture).await,
         vec![task_id.clone()],
@@ -565,7 +569,7 @@ async fn a_retry_after_the_hold_replaces_a_key_task_that_can_never_run_with_a_ne
     assert_first(&reply);
     let new_task = reply.body["task_id"].as_str().expect("task_id").to_owned();
     assert_ne!(new_task, dead_task, "a new task");
-    assert_answers_task(&reply, &new_task);
+    assert_answers_task(&reply, &new_task, false);
     let mut expected = vec![dead_task.clone(), new_task.clone()];
     expected.sort();
     assert_eq!(task_ids(&fixture).await, expected);
@@ -609,7 +613,7 @@ async fn a_retry_after_the_hold_sends_the_event_of_the_keys_unmarked_task_and_ma
 
     let asked = support::now_millis();
     let reply = post(&fixture, "died-before-marking", None).await;
-    assert_answers_task(&reply, &task_id);
+    assert_answers_task(&reply, &task_id, false);
     assert_eq!(
         task_ids(&fixture).await,
         vec![task_id.clone()],
@@ -658,7 +662,7 @@ async fn a_retry_after_the_hold_of_a_request_that_died_before_writing_its_task_s
     key_of_a_request_that_died(&fixture, "died-before-writing", &task_id).await;
 
     let reply = post(&fixture, "died-before-writing", None).await;
-    assert_answers_task(&reply, &task_id);
+    assert_answers_task(&reply, &task_id, false);
     assert_eq!(task_ids(&fixture).await, vec![task_id.clone()]);
     let invocations = lambda.invocations();
     assert_eq!(invocations.len(), 1);

@@ -218,16 +218,16 @@ async fn start(
         match put {
             Ok(()) => send_event(state, &task_id, delay_ms)
                 .await
-                .map(|()| task_id)
+                .map(|()| (task_id, false))
                 .map_err(Unstarted::Never),
             Err(err) => Err(Unstarted::Never(err)),
         }
     };
     match started {
-        Ok(task_id) => {
+        Ok((task_id, replayed)) => {
             let answer = answer_of(&base, task_id);
             keys.answer(&key, &reservation, &answer).await;
-            Ok(accepted(answer, false))
+            Ok(accepted(answer, replayed))
         }
         // The key's task can never run: a retry with the key starts afresh.
         Err(Unstarted::Never(err)) => {
@@ -256,7 +256,9 @@ impl From<ApiError> for Unstarted {
 }
 
 /// Carries on with the key's task `task_id` after taking the key over from a
-/// request that died or outlived its hold, as [`protocol::adopt`] says.
+/// request that died or outlived its hold, as [`protocol::adopt`] says; with
+/// whether the answer is the first request's again (its task was enqueued:
+/// that request answered 202 with it, or died before it could).
 async fn adopt(
     state: &AppState,
     key: &str,
@@ -265,19 +267,20 @@ async fn adopt(
     delay_ms: u64,
     answer_by: u64,
     owner: Option<&str>,
-) -> Result<String, Unstarted> {
+) -> Result<(String, bool), Unstarted> {
     let store = TaskStore::of(state);
     // The record, if the request before never wrote it.
     let _ = put_queued(store, &task_id, answer_by, owner).await;
     let view = store.view(&task_id).await;
     match protocol::adopt(view.as_ref().map(Option::as_ref).map_err(|_| ())) {
-        Adopt::Accepted | Adopt::Unknown => Ok(task_id),
+        Adopt::Accepted => Ok((task_id, true)),
+        Adopt::Unknown => Ok((task_id, false)),
         Adopt::Resume => {
             // Now this request's to mark: a delivery waits for it until
             // `answer_by`. Sent again, its event is a duplicate at worst.
             store.extend_answer_by(&task_id, answer_by).await;
             send_event(state, &task_id, delay_ms).await?;
-            Ok(task_id)
+            Ok((task_id, false))
         }
         Adopt::NewTask => {
             let new_task = Uuid::new_v4().to_string();
@@ -287,7 +290,7 @@ async fn adopt(
                 .map_err(Unstarted::Unknown)?;
             put_queued(store, &new_task, answer_by, owner).await?;
             send_event(state, &new_task, delay_ms).await?;
-            Ok(new_task)
+            Ok((new_task, false))
         }
     }
 }
