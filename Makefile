@@ -70,7 +70,10 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 	  else echo "install Debian's chromium (sudo apt-get install chromium) for the /docs test" >&2; exit 1; fi; }
 
-lint: ## cargo fmt --check and clippy
+# The link check reads README.md and docs/*.md: every relative link names a file that exists,
+# every #anchor a heading of its target (GitHub's slugs); no network, external links unchecked.
+lint: ## cargo fmt --check, clippy, and the links of README.md and docs/
+	$(PYTHON) scripts/check-links.py
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 

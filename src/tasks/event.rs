@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MAX_DELAY_MS, is_task_id};
 
-/// The event this function sends itself to run a task (see the README).
+/// The event this function sends itself to run a task (docs/task-protocol.md, "The task event").
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskEvent {

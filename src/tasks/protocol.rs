@@ -11,7 +11,7 @@
 //! DynamoDB expression the store sends and as the predicate the model
 //! evaluates; `tests/conditions.rs` checks that the two agree on dynalite.
 //!
-//! What the protocol assumes of the world (the README's "The task protocol"
+//! What the protocol assumes of the world (docs/task-protocol.md, "What the protocol assumes"
 //! gives AWS's documentation for each):
 //! - DynamoDB conditional writes on one item are linearizable; a write may land
 //!   and its answer be lost; a strongly consistent read sees every write that
