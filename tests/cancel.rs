@@ -408,6 +408,55 @@ async fn a_running_task_older_than_its_event_can_be_reads_failed_its_attempt_die
     assert_eq!(reply.header("retry-after"), Some("1"));
 }
 
+/// The model's counterexample (tests/model.rs): a DELETE sent just before a
+/// task's backstop whose write lands just after it, once a reader has seen
+/// the task `failed`, changed `failed` to `canceled`. A cancel, and a claim,
+/// that could land after the backstop (sent within the SDK's 6 s operation
+/// timeout and the clock skew of it) are refused: the task reads `queued`
+/// until its backstop and `failed` after, and neither write changes it.
+#[tokio::test]
+async fn a_cancel_or_a_claim_that_could_land_after_the_backstop_is_refused_and_the_task_never_changes()
+ {
+    let fixture = Fixture::new(&support::dead_endpoint()).await;
+    let horizon = Duration::from_secs(3600 + 300);
+    let near_id = "5a1f0c3e-9d2b-4e6f-8a7c-1b3d5e7f9a2c";
+    // Its backstop comes in 3 s: closer than a write's 6 s reach.
+    let near = queued_record(near_id, horizon - Duration::from_secs(3));
+    fixture
+        .put_items(&fixture.tasks_table, vec![near.clone()])
+        .await;
+
+    let reply = get(&fixture, near_id).await;
+    assert_eq!(reply.body, shown(&near, "queued", Value::Null), "not yet");
+    let reply = delete(&fixture, near_id).await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        error_body(
+            &reply,
+            "conflict",
+            &format!("Task {near_id} has already ended (failed)")
+        )
+    );
+    let delivered = fixture
+        .invoke(&support::events::task(near_id, 0))
+        .await
+        .expect("the delivery succeeds");
+    assert_eq!(
+        delivered.body,
+        json!({"task_id": near_id, "status": "failed", "attempts": 0, "duplicate": true})
+    );
+    assert_eq!(item(&fixture, near_id).await, near, "nothing written");
+
+    // Ten seconds from its backstop, both still go through.
+    let far_id = "0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c";
+    let far = queued_record(far_id, horizon - Duration::from_secs(10));
+    fixture
+        .put_items(&fixture.tasks_table, vec![far.clone()])
+        .await;
+    assert_eq!(delete(&fixture, far_id).await.status, 200);
+}
+
 /// A task started through `/async` whose first attempt failed with Lambda's
 /// retry still to come: its id, its (failing) event and the failure's message.
 async fn task_waiting_for_its_retry(
