@@ -29,9 +29,10 @@
 //! a function error is delivered again after the retry, as Lambda retries
 //! it). Then:
 //! - a caller told 5xx has no task that ever starts its work: no task whose
-//!   record that request wrote logs `task started`, has its claim land, reads
-//!   `running` or `succeeded`, or counts an attempt;
-//! - a 202 task succeeds once delivered (attempts 1, its result), also when
+//!   record that request wrote logs `task started`, has its claim or its
+//!   start land, reads `running` or `succeeded`, or counts an attempt;
+//! - a 202 task succeeds once delivered (attempts 1: one start landed, its
+//!   result), also when
 //!   Lambda delivers it before the retry: its delivery marks it once its
 //!   request's `answer_by` has passed;
 //! - a retry with the key answers that task (the same `task_id`), or, when
@@ -88,9 +89,17 @@ const DELIVERY_DEADLINE: Duration = Duration::from_secs(10);
 /// How late the fake Lambda answers an `Invoke` whose answer is lost: far
 /// past the SDK's attempt timeout.
 const LATE: Duration = Duration::from_secs(5);
-/// The claim's update (src/tasks/claims.rs): it lands only when a delivery
-/// took the task.
-const CLAIM: &str = "attempts = attempts + :one";
+/// Whether an update is the claim (src/tasks/claims.rs): `running` under a
+/// new `claim_id`. It lands only when a delivery took the task.
+fn is_claim(update: &str) -> bool {
+    update.contains("#status = :running") && update.contains("claim_id = :claim")
+}
+
+/// Whether an update is the start, which counts an attempt: it lands only
+/// when a delivery that holds the task's claim begins its work.
+fn is_start(update: &str) -> bool {
+    update.contains("attempts = attempts + :one")
+}
 /// The prefix of a key record's id in the tasks table.
 const KEY_RECORD: &str = "idempotency-key#";
 
@@ -433,6 +442,8 @@ struct TaskSeen {
     starts: usize,
     /// Claims that landed on it (the proxy's records).
     claims_landed: usize,
+    /// Starts (each counts an attempt) that landed on it.
+    starts_landed: usize,
     /// Whether its record was written by the first request.
     written_by_first: bool,
 }
@@ -539,11 +550,12 @@ impl Run {
             });
             let _ = writeln!(
                 out,
-                "  task {}: {} · task started x{} · claims landed {} · written by the first request: {}",
+                "  task {}: {} · task started x{} · claims landed {} · starts landed {} · written by the first request: {}",
                 short(task_id),
                 record.unwrap_or_else(|| "no record".to_owned()),
                 seen.starts,
                 seen.claims_landed,
+                seen.starts_landed,
                 seen.written_by_first
             );
         }
@@ -616,12 +628,13 @@ impl Run {
                 let attempts = seen.record.as_ref().and_then(|r| text(r, "attempts"));
                 if seen.starts > 0
                     || seen.claims_landed > 0
+                    || seen.starts_landed > 0
                     || matches!(status.as_deref(), Some("running" | "succeeded"))
                     || attempts.as_deref().is_some_and(|a| a != "0")
                 {
                     broken.push(format!(
-                        "the first request answered {} and its task {task_id} ran: task started x{}, claims landed {}, status {status:?}, attempts {attempts:?}",
-                        first.status, seen.starts, seen.claims_landed
+                        "the first request answered {} and its task {task_id} ran: task started x{}, claims landed {}, starts landed {}, status {status:?}, attempts {attempts:?}",
+                        first.status, seen.starts, seen.claims_landed, seen.starts_landed
                     ));
                 }
             }
@@ -657,12 +670,14 @@ impl Run {
             let succeeded = status.as_deref() == Some("succeeded")
                 && attempts.as_deref() == Some("1")
                 && result == Some(expected_result())
-                && seen.starts == 1;
+                && seen.starts == 1
+                && seen.starts_landed == 1;
             if !succeeded {
                 broken.push(format!(
-                    "task {task_id}, answered 202, did not succeed once delivered ({}): status {status:?}, attempts {attempts:?}, result {result:?}, task started x{}",
+                    "task {task_id}, answered 202, did not succeed once delivered ({}): status {status:?}, attempts {attempts:?}, result {result:?}, task started x{}, starts landed {}",
                     self.order.name(),
-                    seen.starts
+                    seen.starts,
+                    seen.starts_landed
                 ));
             }
         }
@@ -886,14 +901,8 @@ async fn finish_run(
         let seen = TaskSeen {
             record: fixture.task_item(&task_id).await,
             starts: starts(&task_id),
-            claims_landed: calls
-                .iter()
-                .filter(|c| {
-                    c.item_id.as_deref() == Some(task_id.as_str())
-                        && c.landed()
-                        && c.update.as_deref().is_some_and(|u| u.contains(CLAIM))
-                })
-                .count(),
+            claims_landed: landed_on(&calls, &task_id, is_claim),
+            starts_landed: landed_on(&calls, &task_id, is_start),
             written_by_first: calls[..calls_before_heal].iter().any(|c| {
                 c.operation == "PutItem"
                     && c.item_id.as_deref() == Some(task_id.as_str())
@@ -927,6 +936,18 @@ async fn finish_run(
         tasks,
         t0,
     }
+}
+
+/// How many updates of kind `write` landed on the task.
+fn landed_on(calls: &[Call], task_id: &str, write: fn(&str) -> bool) -> usize {
+    calls
+        .iter()
+        .filter(|c| {
+            c.item_id.as_deref() == Some(task_id)
+                && c.landed()
+                && c.update.as_deref().is_some_and(write)
+        })
+        .count()
 }
 
 /// Fails with every broken promise of `runs`, each with its case's trace.

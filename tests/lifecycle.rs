@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use async_api::lambda_config;
 use async_api::tasks::TaskStore;
-use async_api::tasks::protocol::RETRY_PAUSE_MS;
+use async_api::tasks::protocol::{CLOCK_SKEW_MS, RETRY_PAUSE_MS, WRITE_LANDS_WITHIN_MS};
 use async_api::tasks::record::{ATTEMPT_DIED, NEVER_DELIVERED};
 use async_api::tasks::store::NOT_ENQUEUED;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -883,7 +883,47 @@ fn update_contains(call: &fault_proxy::Seen<'_>, text: &str) -> bool {
             .is_some_and(|update| update.contains(text))
 }
 
-const CLAIM: &str = "attempts = attempts + :one";
+/// Whether a DynamoDB call is an attempt's write of kind `write` (one of
+/// [`is_claim`], [`is_start`], [`is_release`], [`is_renewal`]).
+fn update_is(call: &fault_proxy::Seen<'_>, write: fn(&str) -> bool) -> bool {
+    call.operation == "UpdateItem" && call.body["UpdateExpression"].as_str().is_some_and(write)
+}
+
+/// The claim (src/tasks/claims.rs): `running` under a new `claim_id` and
+/// lease. It counts nothing.
+fn is_claim(update: &str) -> bool {
+    update.contains("#status = :running") && update.contains("claim_id = :claim")
+}
+
+/// The start: counts the attempt (`attempts + 1`), once per claim (the claim
+/// goes into `started_claims`, and a retried try of it is refused).
+fn is_start(update: &str) -> bool {
+    update.contains("attempts = attempts + :one")
+}
+
+/// The release of a claim that cannot start: `queued` again, nothing counted
+/// back.
+fn is_release(update: &str) -> bool {
+    update.contains("#status = :queued") && !update.contains(":done")
+}
+
+/// A renewal of the lease.
+fn is_renewal(update: &str) -> bool {
+    update == "SET lease_until = :lease"
+}
+
+/// Whether each of the proxy's calls of kind `write` on the task landed, in
+/// the order they came.
+fn landed(proxy: &FaultProxy, task_id: &str, write: fn(&str) -> bool) -> Vec<bool> {
+    proxy
+        .calls()
+        .iter()
+        .filter(|call| {
+            call.item_id.as_deref() == Some(task_id) && call.update.as_deref().is_some_and(write)
+        })
+        .map(|call| call.landed())
+        .collect()
+}
 
 /// The task's writes as the proxy saw them, one a line, for a failure message.
 fn writes_of(proxy: &FaultProxy, task_id: &str) -> String {
@@ -921,7 +961,7 @@ async fn an_event_delivered_while_async_is_still_marking_its_task_enqueued_runs_
             if update_contains(call, "SET enqueued = :true") {
                 return Fault::SlowRequest(Duration::from_millis(400));
             }
-            if update_contains(call, CLAIM) {
+            if update_is(call, is_claim) {
                 let mut claims = seen.lock().unwrap();
                 *claims += 1;
                 if *claims == 1 {
@@ -950,8 +990,7 @@ async fn an_event_delivered_while_async_is_still_marking_its_task_enqueued_runs_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 15 open: a claim counts its attempt before the work starts; see the session note"]
-async fn a_claim_answered_after_its_lease_lapsed_neither_starts_the_work_another_delivery_took_over_nor_counts_and_its_delivery_waits_for_that_one()
+async fn a_claim_answered_after_its_lease_lapsed_neither_starts_the_work_another_delivery_took_over_nor_counts_and_its_delivery_leaves_the_task_to_that_one()
  {
     let _turn = one_at_a_time().await;
     // The first claim lands at once but its answer comes 1.5 s later, long
@@ -959,7 +998,7 @@ async fn a_claim_answered_after_its_lease_lapsed_neither_starts_the_work_another
     let proxy = FaultProxy::start(
         support::dynamodb_endpoint(),
         first_call(
-            |call| update_contains(call, CLAIM),
+            |call| update_is(call, is_claim),
             Fault::SlowAnswer(Duration::from_millis(1500)),
         ),
     )
@@ -969,44 +1008,68 @@ async fn a_claim_answered_after_its_lease_lapsed_neither_starts_the_work_another
     let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
     let (one, two) = (command.clone().spawn(), command.spawn());
     let task_id = enqueued_task(&fixture).await;
-    let event = json!({"task_id": task_id, "delay_ms": 1500});
+    let event = json!({"task_id": task_id, "delay_ms": 2000});
 
-    send_event(&api, &event).await;
-    let landed = Instant::now();
+    let first = send_event(&api, &event).await;
+    let sent = Instant::now();
     while !proxy
         .calls()
         .iter()
-        .any(|call| call.update.as_deref().is_some_and(|u| u.contains(CLAIM)) && call.landed())
+        .any(|call| call.update.as_deref().is_some_and(is_claim) && call.landed())
     {
-        assert!(
-            landed.elapsed() < Duration::from_secs(10),
-            "no claim landed"
-        );
+        assert!(sent.elapsed() < Duration::from_secs(10), "no claim landed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    send_event(&api, &event).await;
+    let second = send_event(&api, &event).await;
     let events = api.wait_for_events(PATIENCE).await;
 
-    // The late claim never started the work: it is not an attempt, and the
-    // one that took the task over is attempt 1. Its delivery finds the task
-    // held by that attempt's live lease, so it waits for its outcome (an
-    // error would spend one of Lambda's retries, and after the last one the
-    // failure record would fail the task under the attempt running it) and
-    // ends after it, with its success.
+    // The late claim never started the work: its start is refused (the task
+    // is the other claim's), so it counts nothing, and the one that took the
+    // task over is attempt 1. Its delivery then ends without an error while
+    // that attempt runs (an error would spend one of Lambda's retries, and
+    // after the last one the failure record would fail the task under the
+    // attempt running it): the task is left to the delivery that holds it,
+    // whose own event Lambda still has (it would retry it, were it to fail).
     assert_eq!(
         outcomes(&events),
         [
+            task_answer(&task_id, "running", 0, false),
             task_answer(&task_id, "succeeded", 1, false),
-            task_answer(&task_id, "succeeded", 1, true),
         ],
         "{}",
         writes_of(&proxy, &task_id)
     );
-    assert_eq!(record(&api, &task_id).await, succeeded(1, 1500));
+    assert_eq!(
+        (events[0].request_id.as_str(), events[1].request_id.as_str()),
+        (first.as_str(), second.as_str())
+    );
+    assert!(
+        api.async_events()
+            .iter()
+            .all(|r| r.attempts.len() == 1 && matches!(r.end, Some(EventEnd::Succeeded))),
+        "no retry, no destination"
+    );
+    assert_eq!(record(&api, &task_id).await, succeeded(1, 2000));
+    assert_eq!(landed(&proxy, &task_id, is_claim), [true, true]);
+    assert_eq!(
+        landed(&proxy, &task_id, is_start),
+        [true, false],
+        "the takeover's start counted, the late claim's was refused: {}",
+        writes_of(&proxy, &task_id)
+    );
     let lines = all_lines(&[&one, &two]);
     assert_eq!(started_attempts(&lines, &task_id), [1], "the work ran once");
     assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+    assert_eq!(
+        lines_about(
+            &lines,
+            &task_id,
+            "the task ended elsewhere; this attempt's result is not recorded"
+        )
+        .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1147,12 +1210,13 @@ async fn an_enqueued_mark_that_landed_though_every_answer_failed_answers_202_and
 async fn a_claim_whose_answer_is_lost_past_its_lease_is_counted_once() {
     let _turn = one_at_a_time().await;
     // The SDK's retry of the claim comes after its 2 s attempt timeout, when
-    // the claim's own 1 s lease has lapsed: it must not claim again. (With a
-    // 3 s invocation, the retry's jittered backoff may leave too little time
-    // to start the work, and Lambda's retry runs it as attempt 2: seen.)
+    // the claim's own 1 s lease has lapsed: it must not claim again (its
+    // `:now_ms` is the first try's), and the read after it finds the claim its
+    // own. The claim counted nothing: the start, with a fresh lease, counts
+    // the attempt, once.
     let proxy = FaultProxy::start(
         support::dynamodb_endpoint(),
-        first_call(|call| update_contains(call, CLAIM), Fault::LoseAnswer),
+        first_call(|call| update_is(call, is_claim), Fault::LoseAnswer),
     )
     .await;
     let api = RuntimeApi::start_with_async_semantics(LONG_TIMEOUT).await;
@@ -1170,13 +1234,13 @@ async fn a_claim_whose_answer_is_lost_past_its_lease_is_counted_once() {
         [task_answer(&task_id, "succeeded", 1, false)]
     );
     assert_eq!(record(&api, &task_id).await, succeeded(1, 100));
-    let claims: Vec<bool> = proxy
-        .calls()
-        .iter()
-        .filter(|call| call.update.as_deref().is_some_and(|u| u.contains(CLAIM)))
-        .map(|call| call.landed())
-        .collect();
-    assert_eq!(claims, [true, false], "the retry met its own claim");
+    assert_eq!(
+        landed(&proxy, &task_id, is_claim),
+        [true, false],
+        "the retry met its own claim: {}",
+        writes_of(&proxy, &task_id)
+    );
+    assert_eq!(landed(&proxy, &task_id, is_start), [true], "counted once");
     assert_eq!(started_attempts(&all_lines(&[&function]), &task_id), [1]);
 }
 
@@ -1323,7 +1387,6 @@ async fn a_task_waiting_for_lambdas_retry_can_be_canceled_and_the_retry_then_doe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 15 open: a claim counts its attempt before the work starts, and a process that dies before releasing it leaves it counted; see the session note"]
 async fn a_claim_whose_process_dies_before_the_work_starts_is_not_an_attempt() {
     let _turn = one_at_a_time().await;
     // The first claim lands at once, its answer held 1.5 s (within the SDK's
@@ -1335,7 +1398,7 @@ async fn a_claim_whose_process_dies_before_the_work_starts_is_not_an_attempt() {
     let proxy = FaultProxy::start(
         support::dynamodb_endpoint(),
         first_call(
-            |call| update_contains(call, CLAIM),
+            |call| update_is(call, is_claim),
             Fault::SlowAnswer(Duration::from_millis(1500)),
         ),
     )
@@ -1351,7 +1414,7 @@ async fn a_claim_whose_process_dies_before_the_work_starts_is_not_an_attempt() {
     while !proxy
         .calls()
         .iter()
-        .any(|call| call.update.as_deref().is_some_and(|u| u.contains(CLAIM)) && call.landed())
+        .any(|call| call.update.as_deref().is_some_and(is_claim) && call.landed())
     {
         assert!(sent.elapsed() < Duration::from_secs(10), "no claim landed");
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -1373,15 +1436,268 @@ async fn a_claim_whose_process_dies_before_the_work_starts_is_not_an_attempt() {
         ]
     );
     assert_eq!(record(&api, &task_id).await, succeeded(1, 100));
-    let claims: Vec<bool> = proxy
-        .calls()
-        .iter()
-        .filter(|call| call.update.as_deref().is_some_and(|u| u.contains(CLAIM)))
-        .map(|call| call.landed())
-        .collect();
-    assert_eq!(claims, [true, true], "both claims landed");
+    assert_eq!(
+        landed(&proxy, &task_id, is_claim),
+        [true, true],
+        "both claims landed: {}",
+        writes_of(&proxy, &task_id)
+    );
+    assert_eq!(
+        landed(&proxy, &task_id, is_start),
+        [true],
+        "only the retry's claim started: {}",
+        writes_of(&proxy, &task_id)
+    );
     assert_eq!(
         started_attempts(&all_lines(&[&first, &second]), &task_id),
         [1]
     );
+}
+
+/// Sets the task's `created_ms`, as if `/async` had created it then.
+async fn backdate(fixture: &Fixture, task_id: &str, created_ms: u64) {
+    fixture
+        .dynamodb
+        .update_item()
+        .table_name(&fixture.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.to_owned()))
+        .update_expression("SET created_ms = :created")
+        .expression_attribute_values(":created", AttributeValue::N(created_ms.to_string()))
+        .send()
+        .await
+        .expect("backdate the record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_answered_past_its_leases_stop_point_is_a_counted_attempt_that_never_ran_and_lambdas_retry_runs_attempt_2()
+ {
+    let _turn = one_at_a_time().await;
+    // The start lands at once, its answer held 600 ms: past the stop point of
+    // the 300 ms lease it took (a tick, 100 ms, before that lease ends), so
+    // no renewal may make up for it either (another delivery may take the
+    // lapsed lease over). The work does not begin, and the attempt stays
+    // counted: the one case where a counted attempt never ran its work
+    // (docs/task-protocol.md, "The lease"). The delivery ends in an error,
+    // and Lambda's retry runs the work as attempt 2.
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        first_call(
+            |call| update_is(call, is_start),
+            Fault::SlowAnswer(Duration::from_millis(600)),
+        ),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .spawn();
+    let task_id = enqueued_task(&fixture).await;
+
+    let request_id = send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert!(events.iter().all(|e| e.request_id == request_id));
+    assert_eq!(
+        outcomes(&events),
+        [
+            Outcome::Error {
+                error_type: "TaskStoreUnavailable".to_owned(),
+                message: "task store unavailable: attempt 1 started, but its answer came too late to begin the work".to_owned(),
+            },
+            task_answer(&task_id, "succeeded", 2, false),
+        ],
+        "{}",
+        writes_of(&proxy, &task_id)
+    );
+    assert_eq!(record(&api, &task_id).await, succeeded(2, 100));
+    assert_eq!(landed(&proxy, &task_id, is_claim), [true, true]);
+    assert_eq!(
+        landed(&proxy, &task_id, is_start),
+        [true, true],
+        "each claim started once: {}",
+        writes_of(&proxy, &task_id)
+    );
+    assert!(landed(&proxy, &task_id, is_release).is_empty());
+    let lines = all_lines(&[&function]);
+    assert_eq!(started_attempts(&lines, &task_id), [2]);
+    assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_landed_but_whose_answer_failed_counts_its_attempt_once_and_runs_it() {
+    let _turn = one_at_a_time().await;
+    // The first try of the start lands and is answered 500. The SDK's next
+    // try, within a second, is refused (the claim is in `started_claims`):
+    // it counts nothing. The read after it finds the claim started, its
+    // lease (3 s, from a 30 s invocation) still short of its stop point, and
+    // the work runs as attempt 1.
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        first_call(
+            |call| update_is(call, is_start),
+            Fault::ServerErrorAfterWrite,
+        ),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(Duration::from_secs(30)).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .spawn();
+    let task_id = enqueued_task(&fixture).await;
+
+    send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert_eq!(
+        outcomes(&events),
+        [task_answer(&task_id, "succeeded", 1, false)],
+        "{}",
+        writes_of(&proxy, &task_id)
+    );
+    assert_eq!(record(&api, &task_id).await, succeeded(1, 100));
+    assert_eq!(landed(&proxy, &task_id, is_claim), [true]);
+    assert_eq!(
+        landed(&proxy, &task_id, is_start),
+        [true, false],
+        "landed, then the SDK's retry refused: {}",
+        writes_of(&proxy, &task_id)
+    );
+    let lines = all_lines(&[&function]);
+    assert_eq!(started_attempts(&lines, &task_id), [1]);
+    assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_comes_too_late_stops_the_work_and_each_attempt_that_started_is_counted_once()
+ {
+    let _turn = one_at_a_time().await;
+    // The first renewal is held 400 ms on its way: the attempt gives up on
+    // it at its lease's stop point and stops the work. It started, so it
+    // stays counted; Lambda's retry runs the work again as attempt 2.
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        first_call(
+            |call| update_is(call, is_renewal),
+            Fault::SlowRequest(Duration::from_millis(400)),
+        ),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .spawn();
+    let task_id = enqueued_task(&fixture).await;
+
+    send_event(&api, &json!({"task_id": task_id, "delay_ms": 1000})).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert_eq!(
+        outcomes(&events),
+        [
+            Outcome::Error {
+                error_type: "TaskStoreUnavailable".to_owned(),
+                message: "task store unavailable: UpdateItem (lease): not renewed in time"
+                    .to_owned(),
+            },
+            task_answer(&task_id, "succeeded", 2, false),
+        ],
+        "{}",
+        writes_of(&proxy, &task_id)
+    );
+    assert_eq!(record(&api, &task_id).await, succeeded(2, 1000));
+    assert_eq!(landed(&proxy, &task_id, is_start), [true, true]);
+    let lines = all_lines(&[&function]);
+    assert_eq!(started_attempts(&lines, &task_id), [1, 2]);
+    assert_eq!(
+        lines_about(
+            &lines,
+            &task_id,
+            "work stopped: the lease could not be kept"
+        )
+        .len(),
+        1
+    );
+    assert_eq!(lines_about(&lines, &task_id, "Task completed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_lands_too_close_to_its_tasks_backstop_is_released_counting_nothing_and_the_backstop_ends_the_task()
+ {
+    let _turn = one_at_a_time().await;
+    // The task is made so old that a write sent more than 0.6 s from now
+    // could land after its backstop. The claim is sent before then (its
+    // cutoff lets it land) and held 1.5 s on its way: once it has landed,
+    // fewer than two ticks of a lease are left before that point, so the
+    // claim is released (`queued` again, nothing to take back) and the event
+    // given back. Lambda's retry, 2 s later, may no longer claim the task: it
+    // answers it ended (failed by the backstop), and a client reads so once
+    // the backstop has passed.
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        first_call(
+            |call| update_is(call, is_claim),
+            Fault::SlowRequest(Duration::from_millis(1500)),
+        ),
+    )
+    .await;
+    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let max_age = Policy::scaled(TIMEOUT).max_event_age;
+    let function = command(&api, &fixture)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .env("TASK_EVENT_MAX_AGE_SECONDS", &max_age.as_secs().to_string())
+        .spawn();
+    let task_id = enqueued_task(&fixture).await;
+    let horizon_ms = (max_age + Duration::from_secs(5 * 60)).as_millis() as u64;
+    let last_write_ms = support::now_millis() + 600;
+    let created_ms = last_write_ms + WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS - horizon_ms;
+    backdate(&fixture, &task_id, created_ms).await;
+
+    let request_id = send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
+    let events = api.wait_for_events(PATIENCE).await;
+
+    assert!(events.iter().all(|e| e.request_id == request_id));
+    assert_eq!(
+        outcomes(&events),
+        [
+            Outcome::Error {
+                error_type: "TaskLeaseTooShort".to_owned(),
+                message: format!("task {task_id}: too little time is left to start the work"),
+            },
+            task_answer(&task_id, "failed", 0, true),
+        ],
+        "{}",
+        writes_of(&proxy, &task_id)
+    );
+    assert_eq!(
+        landed(&proxy, &task_id, is_claim),
+        [true, false],
+        "the retry's claim is refused by its cutoff: {}",
+        writes_of(&proxy, &task_id)
+    );
+    assert_eq!(landed(&proxy, &task_id, is_release), [true]);
+    assert!(
+        landed(&proxy, &task_id, is_start).is_empty(),
+        "never started"
+    );
+    // Until the backstop, a client still reads it queued, nothing counted.
+    assert_eq!(
+        record(&api, &task_id).await,
+        ended("queued", 0, Value::Null)
+    );
+    let backstop_ms = created_ms + horizon_ms;
+    tokio::time::sleep(Duration::from_millis(
+        (backstop_ms + 100).saturating_sub(support::now_millis()),
+    ))
+    .await;
+    assert_eq!(
+        record(&api, &task_id).await,
+        ended("failed", 0, json!(NEVER_DELIVERED))
+    );
+    let answer = http(&api, "DELETE", &format!("/tasks/{task_id}"), None, &[]).await;
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert!(started_attempts(&all_lines(&[&function]), &task_id).is_empty());
 }

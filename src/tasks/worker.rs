@@ -365,13 +365,27 @@ async fn start(store: TaskStore<'_>, attempt: &Attempt, task_id: &str) -> Result
         // It may have landed (a try whose answer was lost): the record tells.
         Err(reason) => Some(reason),
     };
-    let begun = match store.view(task_id).await {
+    // Read until the lease's stop point: past it, the work could not begin
+    // anyway.
+    let stop_at = attempt.stop_at(lease_until);
+    let mut read = store.view(task_id).await;
+    while read.is_err() && epoch_millis() + protocol::POLL_MS < stop_at {
+        sleep_until(epoch_millis() + protocol::POLL_MS).await;
+        let left = Duration::from_millis(stop_at.saturating_sub(epoch_millis()));
+        read = tokio::time::timeout(left, store.view(task_id))
+            .await
+            .unwrap_or_else(|_| Err("GetItem task: no answer before the stop point".to_owned()));
+    }
+    let begun = match read {
         Ok(view) => attempt.begun(view.as_ref()),
         // Not known whether it started: not started here. The release is
         // refused if it did; its lease then lapses, counted.
         Err(reason) => {
             store.release(task_id, &attempt.claim_id).await;
-            return Err(TaskError::Store(failure.unwrap_or(reason)));
+            return Err(TaskError::Store(format!(
+                "{STARTED_UNKNOWN}: {}",
+                failure.unwrap_or(reason)
+            )));
         }
     };
     match (begun, failure) {
@@ -384,6 +398,11 @@ async fn start(store: TaskStore<'_>, attempt: &Attempt, task_id: &str) -> Result
         (begun, _) => Ok(begun),
     }
 }
+
+/// Why a start whose outcome stays unknown did not begin the work: if it
+/// landed, it is the attempt counted whose work never ran.
+pub const STARTED_UNKNOWN: &str =
+    "the start's answer was lost and the record could not be read before the lease's stop point";
 
 /// The lease the work begins under: the start's, if two renewal intervals
 /// of it are left; else a renewal's, awaited until the stop point, if it

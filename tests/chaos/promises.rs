@@ -18,7 +18,7 @@ use crate::world::{Poll, Sent};
 const MAX_RETRIES: u64 = 2;
 
 /// Whether a landed write made its task final.
-fn ends_the_task(call: &Call) -> bool {
+pub fn ends_the_task(call: &Call) -> bool {
     let Some(update) = call.update.as_deref() else {
         return false;
     };

@@ -2,7 +2,7 @@
 //! consistent scan), each attempt at a task's work from the processes' log
 //! lines (its `task started` line to its end) and the fault proxy's records of
 //! its calls, the requests and polls the clients made, and what Lambda did
-//! with each event. tests/chaos/invariants.rs judges it.
+//! with each event, and when (its log, stamped as the run read it). tests/chaos/invariants.rs judges it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -25,6 +25,9 @@ pub struct Attempt {
     pub trace_header: String,
     /// The claim it worked under (its landed claim's `:claim`).
     pub claim_id: Option<String>,
+    /// When that claim's start write (which counted the attempt) landed, if
+    /// it did.
+    pub started_ms: Option<u64>,
     pub attempt: u64,
     pub start_ms: u64,
     /// By when its work had ended: the first of its last line, its
@@ -65,6 +68,8 @@ pub struct Report {
     pub event_reports: Vec<EventReport>,
     /// Every delivery of a task event, and what it answered.
     pub deliveries: Vec<Completed>,
+    /// Per task, the life of each of its events in Lambda's hands.
+    pub lifelines: BTreeMap<String, Vec<Lifeline>>,
     /// Tasks Lambda accepted an event for.
     pub invoked_tasks: BTreeSet<String>,
     /// The reads of tasks past the backstop, when the run waited for it.
@@ -147,6 +152,7 @@ fn attempts_of(fleet: &Fleet) -> Lines {
                         process: proc.number,
                         trace_header: trace,
                         claim_id: None,
+                        started_ms: None,
                         attempt: line.attempt().unwrap_or(0),
                         start_ms: line.at_ms,
                         end_ms,
@@ -189,6 +195,18 @@ impl Report {
                     .filter(mine)
                     .find(|c| is_claim(c) && c.landed())
                     .and_then(|c| c.values[":claim"]["S"].as_str().map(str::to_owned));
+                attempt.started_ms = calls
+                    .iter()
+                    .filter(mine)
+                    .find(|c| {
+                        is_start(c)
+                            && c.landed()
+                            && attempt
+                                .claim_id
+                                .as_deref()
+                                .is_some_and(|id| c.values[":claim"]["S"] == id)
+                    })
+                    .and_then(|c| c.upstream_ms);
                 let after_work = calls.iter().filter(mine).find(|c| {
                     c.at_ms >= attempt.start_ms && (c.operation == "GetItem" || is_finish(c))
                 });
@@ -241,6 +259,9 @@ impl Report {
             .into_iter()
             .filter(|c| c.kind == crate::support::runtime_api::InvocationKind::Event)
             .collect();
+        let event_reports = run.api.async_events();
+        run.stamp_lambda_log();
+        let lifelines = lifelines(&event_reports, &lock(&run.journal.lambda_log));
         let procs = fleet.lock();
         Self {
             records,
@@ -255,8 +276,9 @@ impl Report {
             kills: procs.iter().filter_map(|p| p.killed).collect(),
             duplicates: run.journal.duplicates.load(Ordering::SeqCst),
             failing_duplicates: run.journal.failing_duplicates.load(Ordering::SeqCst),
-            event_reports: run.api.async_events(),
+            event_reports,
             deliveries,
+            lifelines,
             invoked_tasks,
             backstop,
             backstop_wait_s,
@@ -316,18 +338,40 @@ impl Report {
                 delivery.request_id, delivery.trace_id, delivery.outcome
             ));
         }
+        for life in self.lifelines.get(task_id).into_iter().flatten() {
+            lines.push(format!("    {life}"));
+        }
         lines.join("\n")
     }
 
-    /// The claims of the task that reached DynamoDB after `write` had
-    /// landed, and landed: none may.
+    /// The delivery whose invocation had trace header `trace`.
+    pub fn delivery_of(&self, trace: Option<&str>) -> Option<&Completed> {
+        let trace = trace?;
+        self.deliveries.iter().find(|d| d.trace_id == trace)
+    }
+
+    /// The landed writes of the task, in the order they landed.
+    pub fn landed_writes(&self, task_id: &str) -> Vec<&Call> {
+        let mut writes: Vec<&Call> = self
+            .calls
+            .iter()
+            .filter(|c| {
+                c.item_id.as_deref() == Some(task_id) && c.operation != "GetItem" && c.landed()
+            })
+            .collect();
+        writes.sort_by_key(|c| c.upstream_ms);
+        writes
+    }
+
+    /// The claims and starts of the task that reached DynamoDB after
+    /// `write` had landed, and landed: none may.
     pub fn claims_after(&self, task_id: &str, write: &Call) -> Vec<&Call> {
         let landed_ms = write.upstream_ms.unwrap_or(u64::MAX);
         self.calls
             .iter()
             .filter(|c| {
                 c.item_id.as_deref() == Some(task_id)
-                    && is_claim(c)
+                    && (is_claim(c) || is_start(c))
                     && c.landed()
                     && c.forwarded_ms.is_some_and(|at| at > landed_ms)
             })
@@ -421,11 +465,28 @@ pub fn task_of(delivery: &Completed) -> String {
         .unwrap_or_default()
 }
 
-/// Whether a call is a claim of a task (the worker's conditional UpdateItem).
+/// Whether a call is a claim of a task: `running` under a new `claim_id`
+/// and lease (src/tasks/claims.rs). It counts nothing.
 pub fn is_claim(call: &Call) -> bool {
     call.update
         .as_deref()
+        .is_some_and(|u| u.contains("#status = :running") && u.contains("claim_id = :claim"))
+}
+
+/// Whether a call is a claim's start: it counts the attempt (`attempts + 1`)
+/// and puts the claim into `started_claims`, once per claim.
+pub fn is_start(call: &Call) -> bool {
+    call.update
+        .as_deref()
         .is_some_and(|u| u.contains("attempts = attempts + :one"))
+}
+
+/// Whether a call is the release of a claim that could not start: `queued`
+/// again, nothing counted back.
+pub fn is_release(call: &Call) -> bool {
+    call.update
+        .as_deref()
+        .is_some_and(|u| u.contains("#status = :queued") && !u.contains(":done"))
 }
 
 /// Whether a call is an attempt's finish write.
@@ -456,4 +517,84 @@ pub fn print_faults(what: &str, calls: &[Call]) {
         *faults.entry(name).or_default() += 1;
     }
     println!("{what}: {} {faults:?}", calls.len());
+}
+
+/// The life of one event in Lambda's hands: from when Lambda queued it to
+/// when an attempt of it succeeded, or its destination record was taken (or
+/// given up on) by the failure queue; in between, Lambda delivers it, retries
+/// it, or sends its record, each of which ends the task or runs it on. The
+/// times are when the run read the emulator's log line (every 10 ms): never
+/// early, and in the order Lambda logged them.
+#[derive(Debug)]
+pub struct Lifeline {
+    pub request_id: String,
+    pub queued_ms: u64,
+    /// `None`: it never left Lambda's hands within the run.
+    pub ended_ms: Option<u64>,
+    /// Lambda's last line about it.
+    pub last_line: String,
+}
+
+impl std::fmt::Display for Lifeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "event {}: in Lambda's hands from {} to {}, last: {}",
+            self.request_id,
+            self.queued_ms,
+            self.ended_ms
+                .map_or("the end of the run".to_owned(), |e| e.to_string()),
+            self.last_line
+        )
+    }
+}
+
+/// The event an emulator log line is about: `event {id} …`, or
+/// `message {id} (event {id}) …`.
+fn event_of_line(line: &str) -> Option<&str> {
+    let rest = match line.strip_prefix("event ") {
+        Some(rest) => rest,
+        None => line.split_once("(event ")?.1,
+    };
+    rest.split([' ', ')']).next()
+}
+
+/// Each task's events' lives, from the emulator's stamped log lines.
+fn lifelines(reports: &[EventReport], log: &[(u64, String)]) -> BTreeMap<String, Vec<Lifeline>> {
+    let task_of_event: HashMap<&str, String> = reports
+        .iter()
+        .filter_map(|r| {
+            let payload = serde_json::from_slice::<Value>(&r.payload).ok()?;
+            Some((
+                r.request_id.as_str(),
+                payload["task_id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let mut lives: BTreeMap<&str, Lifeline> = BTreeMap::new();
+    for (at_ms, line) in log {
+        let Some(event) = event_of_line(line) else {
+            continue;
+        };
+        let life = lives.entry(event).or_insert_with(|| Lifeline {
+            request_id: event.to_owned(),
+            queued_ms: *at_ms,
+            ended_ms: None,
+            last_line: String::new(),
+        });
+        life.last_line = line.clone();
+        let ended = line.contains(" succeeded in ")
+            || line.contains("processed, deleted")
+            || line.contains("given up after");
+        if ended && life.ended_ms.is_none() {
+            life.ended_ms = Some(*at_ms);
+        }
+    }
+    let mut by_task: BTreeMap<String, Vec<Lifeline>> = BTreeMap::new();
+    for (event, life) in lives {
+        if let Some(task_id) = task_of_event.get(event) {
+            by_task.entry(task_id.clone()).or_default().push(life);
+        }
+    }
+    by_task
 }

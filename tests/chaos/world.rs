@@ -379,6 +379,10 @@ pub struct Journal {
     pub duplicates: AtomicUsize,
     /// Of them, copies that ask the work to fail its first attempts.
     pub failing_duplicates: AtomicUsize,
+    /// The emulator's log of what Lambda did with each event (queued,
+    /// delivered, retried, given up, its record taken), each line stamped
+    /// when the run read it.
+    pub lambda_log: Mutex<Vec<(u64, String)>>,
 }
 
 pub struct Run {
@@ -390,6 +394,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// Stamps the emulator's new log lines with the time: the run calls it
+    /// every 10 ms.
+    pub fn stamp_lambda_log(&self) {
+        let lines = self.api.async_log();
+        let mut stamped = lock(&self.journal.lambda_log);
+        let now = epoch_millis();
+        let read = stamped.len();
+        stamped.extend(lines.into_iter().skip(read).map(|line| (now, line)));
+    }
+
     pub async fn send(
         &self,
         method: &'static str,
