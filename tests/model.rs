@@ -2,17 +2,21 @@
 //! Stateright against DynamoDB and Lambda (issue 19).
 //!
 //! The model runs the same functions the function runs (`cond::*`,
-//! `Attempt::next`, `may_start`, `claimed_until`, `stop_at`, `wake_at`,
-//! `on_wake`, `renewed`, `verdict`, `after_put`, `after_invoke`,
-//! `after_mark_enqueued`, `after_mark_not_enqueued`, `after_settle`,
-//! `after_key_read`, `adopt`, `TaskView::shown_status`,
-//! `protocol::is_transition`), driven step by step as `src/tasks/http.rs`,
-//! `idempotency.rs`, `worker.rs`, `claims.rs` and `destination.rs` drive
-//! them (`model/procs.rs`), in a world of (`model/world.rs`):
+//! `write_cutoff`, `Attempt::cutoff`, `next`, `narrowed`, `may_start_now`,
+//! `claimed_until`, `begun`, `stop_at`, `wake_at`, `on_wake`, `renewed`,
+//! `verdict`, `after_put`, `after_invoke`, `after_mark_enqueued`,
+//! `after_mark_not_enqueued`, `after_settle`, `after_key_read`, `adopt`,
+//! `TaskView::shown_status`, `protocol::is_transition`), driven step by step
+//! as `src/tasks/http.rs`, `idempotency.rs`, `worker.rs`, `claims.rs` and
+//! `destination.rs` drive them (`model/procs.rs`), in a world of
+//! (`model/world.rs`):
 //! - a linearizable tasks table whose conditional writes are the protocol's
-//!   conditions (`model/table.rs`); a call takes from no time to `latency`
-//!   (it lands at either end), and may fail: its request landed or not, the
-//!   caller sees an error, and the SDK may try again;
+//!   conditions (`model/table.rs`); a try of a call takes from no time to
+//!   `latency` (it lands at either end), and may fail: its request landed or
+//!   not, the caller sees an error, and the SDK may try again while the
+//!   call's `WRITE_LANDS_WITHIN_MS` allow; a try the SDK gave up on may
+//!   still land, as late as `WRITE_LANDS_WITHIN_MS` after its call was sent
+//!   (the protocol's assumption, taken at its word);
 //! - Lambda's asynchronous delivery: an accepted event, duplicates,
 //!   `max_retries` retries after a failed, crashed or timed-out invocation,
 //!   the maximum event age, then the failure record, whose consumer gives up
@@ -35,11 +39,18 @@
 //! 3. the tasks of the one Idempotency-Key start their work once in all;
 //! 4. `succeeded`, `failed` and `canceled`, once shown (`shown_status` at
 //!    true time, the backstop included), never change;
-//! 5. each claim counts one attempt at most, and one that started the work
-//!    stays counted: `attempts` is the attempts that started the work plus
-//!    the claims that never did and whose release never landed (the
-//!    protocol's one exception: a process killed between its claim and the
-//!    work, or a release that fails);
+//! 5. `attempts` is the number of start writes (`cond::UNSTARTED`) that
+//!    landed for the task, and each claim's start lands at most once; every
+//!    delivery whose work ran had its start land; and a start that landed
+//!    for a delivery whose work never ran is one of: known to have landed
+//!    (answered, or read) with fewer than two ticks of its lease left, the
+//!    renewal then not giving them back (`worker::two_ticks_ahead`: none
+//!    sent once the stop point had come, or it failed, timed out at the stop
+//!    point, landed too late, or was refused); sent by a process that died
+//!    (a crash, Lambda's kill at its deadline) before its work began; or a
+//!    start call that failed or lost a try's answer, after which the read
+//!    found the task no longer this claim's (`Begun::NotOurs`), or failed
+//!    (the claims themselves count nothing);
 //! 7. every change of status, stored or shown, is one of
 //!    `protocol::TRANSITIONS`;
 //!
@@ -49,16 +60,18 @@
 //! 6. every task has ended, as shown (the backstop included).
 //!
 //! Each check also asserts examples of what its properties are about (a
-//! second attempt starts, a watcher stops the work, a 5xx is answered...),
-//! lest a property hold for want of the behaviour.
+//! second attempt starts, a watcher stops the work, a 5xx is answered, an
+//! attempt is counted whose work never runs...), lest a property hold for
+//! want of the behaviour.
 //!
 //! `cargo test --test model` checks every interleaving of small worlds,
 //! one concern each; `make model` checks deeper ones (`MODEL_*` variables,
 //! see `from_env`). A counterexample is shrunk and printed as a trace: each
-//! action, then the record after it. The counterexamples found so far are
-//! the `regression_*` tests below; until the protocol is fixed, the checks
-//! steer clear of their paths (`check::known`), and `MODEL_KNOWN=1` takes
-//! them too.
+//! action, then the record after it. The counterexamples found are replayed
+//! below: those the protocol has fixed as tests that the property now holds
+//! on their path, the one still open (`regression_*`) as a test that it
+//! fails there; until it is fixed, the checks steer clear of its path
+//! (`check::known`), and `MODEL_KNOWN=1` takes it too.
 
 #[path = "model/check.rs"]
 mod check;
@@ -75,16 +88,24 @@ mod world;
 
 use std::time::Instant;
 
-use async_api::tasks::protocol::WorkEnd;
+use async_api::tasks::TaskStatus;
+use async_api::tasks::protocol::{WRITE_LANDS_WITHIN_MS, WorkEnd};
 use stateright::{Checker, Expectation, Model};
 
 use check::{Action, Fate, TaskModel};
 use world::{Config, World};
 
 /// The world's times, in the proportions of the deployed function's (a
-/// 90 s invocation, a 3 s lease renewed every 0.5 s, a 30 s key hold, the
-/// backstop 5 minutes past the maximum event age), shrunk so that a lease
-/// is 3 ticks and an invocation 6; no bound is set (see `scenario`).
+/// 90 s invocation, a 3 s lease renewed every 0.5 s, a 30 s key hold),
+/// shrunk so that a lease is 3 ticks and an invocation 6. The protocol's own
+/// constants are not shrunk: a try's latency (50 ms) stays far below the
+/// `WRITE_LANDS_WITHIN_MS` (6 s) within which any write lands, which a try
+/// the SDK gave up on may take (`Fate::Stale`); and the backstop's margin
+/// past the maximum event age (7 s) outlasts a POST, a delivery and those
+/// 6 s (`Config::check`), as the deployed 5 minutes outlast a 90 s
+/// invocation and 6 s. Only the instants at which something can differ are
+/// visited, so the 6 s cost no states of their own. No bound is set (see
+/// `scenario`).
 fn base() -> Config {
     Config {
         posts: vec![false],
@@ -92,6 +113,7 @@ fn base() -> Config {
         dups: 0,
         crashes: 0,
         faults: 0,
+        stale_anytime: false,
         cancels: 0,
         known: false,
         max_retries: 2,
@@ -105,7 +127,7 @@ fn base() -> Config {
         post_timeout: 300,
         hold: 100,
         max_age: 600,
-        margin: 1000,
+        margin: 7000,
         outcomes: vec![WorkEnd::Succeeded, WorkEnd::Failed { retryable: true }],
         grid: 0,
         only: Vec::new(),
@@ -146,7 +168,9 @@ fn list<T>(name: &str, parse: impl Fn(&str) -> T) -> Option<Vec<T>> {
 
 /// `cfg` with what the `MODEL_*` variables set: `MODEL_POSTS` (`key,key`
 /// or `nokey`: one word per POST), `MODEL_DELIVERIES`, `MODEL_DUPS`,
-/// `MODEL_CRASHES`, `MODEL_FAULTS` (failed calls), `MODEL_CANCELS`,
+/// `MODEL_CRASHES`, `MODEL_FAULTS` (failed calls), `MODEL_STALE_ANYTIME=1`
+/// (a try the SDK gave up on lands at any instant until its bound),
+/// `MODEL_CANCELS`,
 /// `MODEL_LATENCY`, `MODEL_TIMEOUT` (a delivery's), `MODEL_OFFSETS` and
 /// `MODEL_POST_OFFSETS` (clock offsets, ms), `MODEL_SKEWED` (processes
 /// whose clock is off), `MODEL_OUTCOMES` (`s`ucceeded, `r`etryable,
@@ -171,6 +195,9 @@ fn from_env(mut cfg: Config) -> Config {
     number("MODEL_SKEWED", &mut cfg.skewed);
     if let Some(n) = env::<u8>("MODEL_KNOWN") {
         cfg.known = n > 0;
+    }
+    if let Some(n) = env::<u8>("MODEL_STALE_ANYTIME") {
+        cfg.stale_anytime = n > 0;
     }
     if let Some(n) = env("MODEL_LATENCY") {
         cfg.latency = n;
@@ -206,9 +233,9 @@ fn from_env(mut cfg: Config) -> Config {
 fn bounds(cfg: &Config) -> String {
     format!(
         "POSTs {} ({}), deliveries {} (of which duplicates {}), crashes {}, failed calls {}, cancels {}; \
-         max_retries {}, call latency 0 or {} ms, clock offsets {:?} (POST {:?}, {} process(es) off), \
-         lease tick {} span {}, timeouts: delivery {} POST {}, key hold {}, max event age {}, backstop \
-         {} after it, work ends {:?}{}{}",
+         max_retries {}, call latency 0 or {} ms (a try given up on lands within {} ms{}), clock \
+         offsets {:?} (POST {:?}, {} process(es) off), lease tick {} span {}, timeouts: delivery {} \
+         POST {}, key hold {}, max event age {}, backstop {} after it, work ends {:?}{}{}",
         cfg.posts.len(),
         if cfg.keyed() { "one key" } else { "no key" },
         cfg.deliveries,
@@ -218,6 +245,12 @@ fn bounds(cfg: &Config) -> String {
         cfg.cancels,
         cfg.max_retries,
         cfg.latency,
+        WRITE_LANDS_WITHIN_MS,
+        if cfg.stale_anytime {
+            ", at any instant"
+        } else {
+            ""
+        },
         cfg.offsets,
         cfg.post_offsets,
         cfg.skewed,
@@ -235,7 +268,7 @@ fn bounds(cfg: &Config) -> String {
             String::new()
         },
         if cfg.known {
-            ", known counterexamples' paths taken"
+            ", the known counterexample's path taken"
         } else {
             ""
         },
@@ -349,13 +382,28 @@ fn a_failed_call_of_any_kind() {
     check("a failed call", from_env(cfg));
 }
 
+/// A try's latency of a tick and a half (in the other checks it is one
+/// tick, so that every answer comes a whole number of ticks after its
+/// call): a start may then be known with fewer than two ticks of its lease
+/// left but before its stop point, and the work begins only under a
+/// renewal's lease (`worker::two_ticks_ahead`), or not at all.
+#[test]
+fn a_start_known_late_renews_before_the_work() {
+    let cfg = Config {
+        latency: 75,
+        offsets: vec![0],
+        ..scenario(&[false], 2, 0, 0, 0, 0)
+    };
+    check("a start known late", from_env(cfg));
+}
+
 #[test]
 fn a_cancel_at_any_moment() {
     check("a cancel", from_env(scenario(&[false], 2, 0, 0, 0, 1)));
 }
 
 #[test]
-fn two_posts_with_one_key() {
+fn a_key_shared_by_two_posts() {
     let cfg = Config {
         outcomes: vec![WorkEnd::Succeeded],
         ..scenario(&[true, true], 1, 0, 0, 0, 0)
@@ -440,89 +488,120 @@ fn fails(model: &TaskModel, states: &[World], prefix: &str) -> bool {
     states.iter().any(|s| !(property.condition)(model, s))
 }
 
+/// Whether the property whose name starts with `prefix` holds in every state.
+fn holds(model: &TaskModel, states: &[World], prefix: &str) -> bool {
+    !fails(model, states, prefix)
+}
+
 use Action::{Cancel, Deliver, Land, Orphan, Post, Step, Tick, WorkEnds};
 const OK: Fate = Fate::Ok;
 
-/// Found by `a_cancel_at_any_moment` (no key, 2 deliveries, 1 cancel): a
-/// DELETE takes its cutoff (`undeliverable_before_ms(now)`, `http.rs`
-/// `cancel_task`) when it starts; its write lands `latency` later, after a
-/// reader's clock has passed the backstop and shown the task `failed`: the
-/// task then reads `canceled` (property 4), a change outside TRANSITIONS
-/// (property 7). At fault: the cutoff `cond::CANCEL` is given leaves no
-/// margin for the write's latency and the clocks' skew. Fix: give the
-/// cancel the cutoff of `now + operation timeout + CLOCK_SKEW_MS` (a task
-/// that close to its backstop is refused as ended). Until then this path
-/// breaks both properties (turn the assertions around once fixed).
+/// Task 0 as the last state holds it.
+fn task0(states: &[World]) -> &async_api::tasks::protocol::TaskView {
+    &states.last().unwrap().tasks[0]
+        .as_ref()
+        .expect("task 0")
+        .view
+}
+
+/// Found by `a_cancel_at_any_moment` under the old protocol: a DELETE took
+/// its cutoff as `now - horizon` and its write landed `latency` later,
+/// after a reader had seen the task `failed` by the backstop: `failed`
+/// became `canceled` (properties 4 and 7). Fixed: the cancel's cutoff is
+/// `protocol::write_cutoff` (`now + WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS -
+/// horizon`). On the same path, at the edge of the new cutoff: a DELETE
+/// sent at the last instant it allows, whose try the SDK gives up on and
+/// which then lands as late as the protocol assumes (6 s after it was
+/// sent), cancels the task before the backstop; one sent a millisecond
+/// later is refused, and the task reads `failed` once past the backstop.
 #[test]
-fn regression_a_cancel_racing_the_backstop_changes_failed_to_canceled() {
+fn a_cancel_lands_before_the_backstop_or_not_at_all() {
     let cfg = Config {
         cancels: 1,
-        known: true,
+        faults: 2,
         ..base()
     };
-    let backstop = world::T0 + cfg.max_age + cfg.margin;
-    let (model, states) = replay(
-        cfg,
-        &[
-            (Post(0), 0),
-            (Step(0), 0),
-            (Land(0, OK), 0), // PutQueued
-            (Land(0, OK), 0), // Invoke: the event is never delivered
-            (Land(0, OK), 0), // MarkEnqueued: 202
-            (Tick, backstop - 23),
-            (Cancel(0, 0), 0),
-            (Step(1), 0),
-            (Tick, backstop + 27),
-            (Land(1, OK), 0), // the cancel lands past the backstop
-        ],
-    );
+    let last = cfg.last_write(world::T0);
+    let backstop = world::T0 + cfg.horizon();
+    let until_202 = [
+        (Post(0), 0),
+        (Step(0), 0),
+        (Land(0, OK), 0), // PutQueued
+        (Land(0, OK), 0), // Invoke: the event is never delivered
+        (Land(0, OK), 0), // MarkEnqueued: 202
+    ];
+    let mut steps = until_202.to_vec();
+    steps.extend([
+        (Tick, last),
+        (Cancel(0, 0), 0),
+        (Step(1), 0),
+        (Tick, last + 50),
+        (Land(1, Fate::Stale), 0), // given up on, still on its way
+        (Tick, last + 100),
+        (Land(1, Fate::Dropped), 0), // the next try fails: the DELETE answers an error
+        (Tick, last + WRITE_LANDS_WITHIN_MS),
+        (Orphan(0, true), 0), // the first try lands, as late as it may
+    ]);
+    let (model, states) = replay(cfg.clone(), &steps);
+    assert!(holds(&model, &states, "4."));
+    assert!(holds(&model, &states, "7."));
+    assert_eq!(task0(&states).status, TaskStatus::Canceled);
     assert!(
-        fails(&model, &states, "4."),
-        "fixed? then assert property 4 holds"
+        states.last().unwrap().t < backstop,
+        "canceled before the backstop"
     );
-    assert!(
-        fails(&model, &states, "7."),
-        "fixed? then assert property 7 holds"
+
+    let mut steps = until_202.to_vec();
+    steps.extend([
+        (Tick, last + 1),
+        (Cancel(0, 0), 0),
+        (Step(1), 0),
+        (Land(1, OK), 0), // refused: the task may be past the backstop when it lands
+        (Tick, backstop + 1),
+    ]);
+    let (model, states) = replay(cfg.clone(), &steps);
+    assert!(holds(&model, &states, "4."));
+    assert!(holds(&model, &states, "7."));
+    assert_eq!(
+        states.last().unwrap().shown(&cfg, 0),
+        Some(TaskStatus::Failed)
     );
 }
 
-/// Found by `deep_one_key` (hunting with `MODEL_FIRST=1`): the first POST
-/// with the key dies after writing its task (its `Invoke` may or may not
-/// have left); a retry with the key comes long after, takes the key over,
-/// and `protocol::adopt` says `Resume` for the still unmarked task: the
-/// retry sends its event again and marks it. A delivery of that new event
-/// claims the task just before the backstop (its cutoff taken at its start)
-/// and finishes it after: `failed` (the backstop) becomes `succeeded`
-/// (properties 4 and 7). At fault: `adopt` (and `KeyNext::Ours` after a
-/// lost takeover answer, which sends the old task's event again too) gives
-/// a task a fresh event however old it is, while the backstop counts from
-/// `created_ms`. Fix: resume (send again) only while `now + max event age +
-/// invocation timeout` stays short of the backstop; past that, and once no
-/// event of the first request can still arrive (`created + POST timeout +
-/// max age`), a new task; in between, answer with the task unsent.
+/// Found by `deep_one_key` under the old protocol: the first POST with the
+/// key dies after writing its task (its `Invoke` never left); a retry with
+/// the key comes long after, takes the key over, and `protocol::adopt` says
+/// `Resume` for the still unmarked task: the retry sends its event again
+/// and marks it. A delivery of that new event claimed the task just before
+/// the backstop (its cutoff taken at its start) and finished it after:
+/// `failed` (the backstop) became `succeeded` (properties 4 and 7). Fixed:
+/// each claim's cutoff is `write_cutoff` at its sending, and a claimed
+/// attempt's deadline is narrowed to the last instant a write of it may be
+/// sent (`Attempt::narrowed`). On the same path: a retry whose delivery
+/// claims at the last instant the cutoff allows cannot start (its narrowed
+/// lease is too short): it releases the task and gives the event back; one
+/// a millisecond later is refused the claim and ends (the task has ended by
+/// the backstop); the task reads `failed` once past the backstop, and its
+/// work never runs.
 #[test]
-fn regression_a_late_keyed_retry_resends_an_event_past_the_backstop() {
-    // (The cancel is never sent: its bound makes time stop just before the
-    // backstop, where the retry comes.)
+fn a_late_keyed_retry_never_runs_its_task_past_the_backstop() {
     let cfg = Config {
         posts: vec![true, true],
         deliveries: 1,
         crashes: 1,
-        cancels: 1,
-        known: true,
         ..base()
     };
-    let backstop = world::T0 + cfg.max_age + cfg.margin;
-    let (model, states) = replay(
-        cfg,
-        &[
+    let last = cfg.last_write(world::T0);
+    let backstop = world::T0 + cfg.horizon();
+    let late_retry = |at: u64| {
+        vec![
             (Post(0), 0),
             (Step(0), 0),
             (Land(0, OK), 0), // PutKey
             (Land(0, OK), 0), // PutQueued
             (Action::Crash(0), 0),
             (Orphan(0, false), 0), // its Invoke never left
-            (Tick, backstop - 23),
+            (Tick, at),
             (Post(0), 0),
             (Step(1), 0),
             (Land(1, OK), 0), // PutKey: refused
@@ -536,38 +615,52 @@ fn regression_a_late_keyed_retry_resends_an_event_past_the_backstop() {
             (Land(1, OK), 0), // AnswerKey: 202
             (Deliver(0, 0), 0),
             (Step(2), 0),
-            (Land(2, OK), 0), // the claim, before the backstop by its cutoff
-            (Tick, backstop + 20),
-            (WorkEnds(2, 0), 0),
-            (Land(2, OK), 0), // the finish: succeeded, after failed was shown
-        ],
-    );
-    assert!(
-        fails(&model, &states, "4."),
-        "fixed? then assert property 4 holds"
-    );
-    assert!(
-        fails(&model, &states, "7."),
-        "fixed? then assert property 7 holds"
-    );
+        ]
+    };
+    // The claim lands at the cutoff's last instant; too late to start.
+    let mut steps = late_retry(last);
+    steps.extend([
+        (Land(2, OK), 0), // the claim: lands; LeaseTooShort, the release sent
+        (Land(2, OK), 0), // the release: queued again, the event given back
+        (Tick, backstop + 1),
+    ]);
+    let (model, states) = replay(cfg.clone(), &steps);
+    assert!(holds(&model, &states, "4."));
+    assert!(holds(&model, &states, "7."));
+    let end = states.last().unwrap();
+    assert_eq!(end.claims[0].landed, 1);
+    assert_eq!(end.claims[0].released, 1);
+    assert_eq!(end.hist[0].started, 0, "the work never ran");
+    assert_eq!(end.shown(&cfg, 0), Some(TaskStatus::Failed));
+
+    // A millisecond later, the claim is refused.
+    let mut steps = late_retry(last + 1);
+    steps.extend([
+        (Land(2, OK), 0), // the claim: refused
+        (Land(2, OK), 0), // the read: Ended, the delivery ends
+        (Tick, backstop + 1),
+    ]);
+    let (model, states) = replay(cfg.clone(), &steps);
+    assert!(holds(&model, &states, "4."));
+    assert!(holds(&model, &states, "7."));
+    let end = states.last().unwrap();
+    assert_eq!(end.claims[0].landed, 0);
+    assert!(end.procs.iter().all(|p| !p.alive));
+    assert_eq!(end.shown(&cfg, 0), Some(TaskStatus::Failed));
 }
 
-/// Found by `a_failed_call_of_any_kind` when a try the SDK gave up on (its
-/// 2 s attempt timeout) may still land after the next try: the claim's
-/// first try is on its way, the second lands and the attempt runs, fails
-/// and is finished `queued` for Lambda's retry; then the first try lands:
-/// `cond::CLAIM` holds again (the task is `queued`), and the same claim
-/// counts a second attempt and holds the task for a dead process until its
-/// lease lapses (property 5; the next attempt's number is one too high, so
-/// `verdict` may fail the task a retry early). At fault: `cond::CLAIM` lets
-/// a claim id land twice. Fix: the claim also writes its id into a set
-/// (`ADD claims :claim`) and requires `NOT contains(claims, :claim)`.
+/// Found by `a_failed_call_of_any_kind` under the old protocol: the claim's
+/// first try timed out while on its way, the second landed and the attempt
+/// ran, failed and was finished `queued` for Lambda's retry; then the first
+/// try landed: `cond::CLAIM` held again, and the same claim counted a
+/// second attempt (property 5). Fixed: a claim counts nothing (the start
+/// counts, once per claim: `cond::UNSTARTED`). On the same path the late
+/// try takes the task again for the claim, and `attempts` stays 1.
 #[test]
-fn regression_a_stale_try_of_a_claim_counts_it_twice() {
+fn a_stale_try_of_a_claim_counts_nothing() {
     let cfg = Config {
         deliveries: 1,
         faults: 1,
-        known: true,
         ..base()
     };
     let (model, states) = replay(
@@ -582,16 +675,69 @@ fn regression_a_stale_try_of_a_claim_counts_it_twice() {
             (Step(1), 0),
             (Tick, world::T0 + 50),
             (Land(1, Fate::Stale), 0), // the claim's first try times out
-            (Land(1, OK), 0),          // the second lands: the work starts
+            (Land(1, OK), 0),          // the second lands: the start is sent
+            (Land(1, OK), 0),          // the start lands: the work runs
             (Tick, world::T0 + 100),
             (WorkEnds(1, 1), 0),  // it fails, retryable
             (Land(1, OK), 0),     // the finish: queued for Lambda's retry
-            (Orphan(0, true), 0), // the first try lands now
+            (Orphan(0, true), 0), // the first try of the claim lands now
         ],
     );
+    assert!(holds(&model, &states, "5."));
+    let end = states.last().unwrap();
+    assert_eq!(end.claims[0].landed, 2, "the claim landed twice");
+    assert_eq!(task0(&states).status, TaskStatus::Running);
+    assert_eq!(task0(&states).attempts, 1, "counted once");
+}
+
+/// Found by `a_failed_call_of_any_kind` with two failed calls
+/// (`MODEL_FAULTS=2 MODEL_KNOWN=1`): the start write's first try times out
+/// while on its way, the SDK's next try fails, and the read after it finds
+/// the claim unstarted (`Begun::NotStarted`); the first try then lands
+/// (within `WRITE_LANDS_WITHIN_MS` of the start's sending), before the
+/// release: the release is refused (`cond::UNSTARTED`: the claim started),
+/// and the delivery ends with TaskError::Store. An attempt is counted whose
+/// work never runs, outside property 5's exceptions (its lease lapses and
+/// Lambda's retry takes the task over as the next attempt, so `attempts`
+/// stays one per invocation that Lambda counted as failed). At fault:
+/// `worker::start` takes `NotStarted` after a failed start as final,
+/// while a try of it may still land. Until fixed (or the exception stated),
+/// the checks steer clear of a stale try of a start (`check::known`).
+#[test]
+fn regression_a_stale_start_landing_after_its_read_counts_an_attempt_never_run() {
+    let cfg = Config {
+        deliveries: 1,
+        faults: 2,
+        known: true,
+        ..base()
+    };
+    let (model, states) = replay(
+        cfg,
+        &[
+            (Post(0), 0),
+            (Step(0), 0),
+            (Land(0, OK), 0), // PutQueued
+            (Land(0, OK), 0), // Invoke
+            (Land(0, OK), 0), // MarkEnqueued: 202
+            (Deliver(0, 0), 0),
+            (Step(1), 0),
+            (Land(1, OK), 0), // the claim lands: the start is sent
+            (Tick, world::T0 + 50),
+            (Land(1, Fate::Stale), 0), // the start's first try times out
+            (Tick, world::T0 + 100),
+            (Land(1, Fate::Dropped), 0), // the next try fails: the read
+            (Land(1, OK), 0),            // the read: NotStarted, the release sent
+            (Orphan(0, true), 0),        // the start's first try lands now
+            (Land(1, OK), 0),            // the release: refused
+        ],
+    );
+    let end = states.last().unwrap();
+    assert_eq!(task0(&states).attempts, 1);
+    assert_eq!(end.hist[0].started, 0, "the work never ran");
+    assert!(end.procs.iter().all(|p| !p.alive));
     assert!(
         fails(&model, &states, "5."),
-        "fixed? then assert property 5 holds"
+        "fixed? then assert property 5 holds, and rename the test"
     );
 }
 

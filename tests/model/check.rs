@@ -1,13 +1,16 @@
 //! The Stateright model: the actions of the world, and the properties.
 
 use async_api::tasks::TaskStatus;
-use async_api::tasks::protocol::{self, WorkEnd};
+use async_api::tasks::protocol::{self, WRITE_LANDS_WITHIN_MS, WorkEnd};
 use stateright::{Model, Property};
 
 use super::procs;
 use super::table;
 use super::time;
-use super::world::{Config, Dlv, EventState, Io, Ms, Post, PostPc, Proc, Prog, Record, World};
+use super::world::{
+    ClaimHist, Config, Dlv, EventState, Io, Ms, Post, PostPc, Proc, Prog, Record, Req, StartEnd,
+    World,
+};
 
 /// What a failed call does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,8 +27,8 @@ pub enum Fate {
     /// It does not land, and the SDK tries again.
     DroppedRetry,
     /// The SDK gives up on this try and tries again while the try is still
-    /// on its way: it may land later, after the next try (only with
-    /// `Config::known`).
+    /// on its way: it may land at any instant until `WRITE_LANDS_WITHIN_MS`
+    /// after the call was sent, after the next try, or never.
     Stale,
 }
 
@@ -148,20 +151,24 @@ impl Model for TaskModel {
             if procs::ready(w, p).0 {
                 actions.push(Action::Step(p8));
             }
-            if let Io::InFlight { req, at, by } = &proc.io
+            if let Io::InFlight { req, at, by, sent } = &proc.io
                 && (t == *at || t >= *by)
             {
                 actions.push(Action::Land(p8, Fate::Ok));
                 // A call fails as late as its latency allows (a timeout, a
-                // lost answer, a throttle after the SDK's backoff).
+                // lost answer, a throttle after the SDK's backoff); the SDK
+                // tries again while its next try ends within the operation's
+                // timeout (`WRITE_LANDS_WITHIN_MS`).
                 if w.left.faults > 0 && t >= *by {
                     actions.push(Action::Land(p8, Fate::Dropped));
                     if !req.is_read() {
                         actions.push(Action::Land(p8, Fate::Lost));
-                        actions.push(Action::Land(p8, Fate::LostRetry));
-                        actions.push(Action::Land(p8, Fate::DroppedRetry));
-                        if cfg.known {
-                            actions.push(Action::Land(p8, Fate::Stale));
+                        if t + cfg.latency <= sent + WRITE_LANDS_WITHIN_MS {
+                            actions.push(Action::Land(p8, Fate::LostRetry));
+                            actions.push(Action::Land(p8, Fate::DroppedRetry));
+                            if cfg.known || !known::stale_start(req) {
+                                actions.push(Action::Land(p8, Fate::Stale));
+                            }
                         }
                     }
                 }
@@ -180,7 +187,7 @@ impl Model for TaskModel {
             }
         }
         for (i, orphan) in w.orphans.iter().enumerate() {
-            if t == orphan.at || t >= orphan.until {
+            if t <= orphan.dense_until || t == orphan.at || t >= orphan.until {
                 actions.push(Action::Orphan(i as u8, true));
             }
             actions.push(Action::Orphan(i as u8, false));
@@ -193,10 +200,7 @@ impl Model for TaskModel {
                 .iter()
                 .any(|off| t + off == k.hold_until + 1)
         });
-        if w.left.posts > 0
-            && (on_grid || quiet || hold_ends || w.procs.is_empty())
-            && (cfg.known || !known::late_resend(w, cfg))
-        {
+        if w.left.posts > 0 && (on_grid || quiet || hold_ends || w.procs.is_empty()) {
             for off in offsets(w, &cfg.post_offsets) {
                 actions.push(Action::Post(off));
             }
@@ -226,15 +230,16 @@ impl Model for TaskModel {
         }
         if w.left.cancels > 0 {
             for (n, task) in w.tasks.iter().enumerate() {
+                // The last instant, by its clock, at which a DELETE may
+                // still cancel the task, and the first at which it may not.
                 let backstop = task.as_ref().is_some_and(|task| {
-                    let past = task.view.created_ms + cfg.max_age + cfg.margin + 1;
-                    cfg.post_offsets.iter().any(|off| t + off == past)
+                    let last = cfg.last_write(task.view.created_ms);
+                    cfg.post_offsets
+                        .iter()
+                        .any(|off| t + off == last || t + off == last + 1)
                 });
                 if task.is_some() && (on_grid || quiet || backstop) {
                     for off in offsets(w, &cfg.post_offsets) {
-                        if !cfg.known && known::cancel_races_backstop(w, cfg, n, off) {
-                            continue;
-                        }
                         actions.push(Action::Cancel(n as u8, off));
                     }
                 }
@@ -257,19 +262,25 @@ impl Model for TaskModel {
                 }
                 for orphan in &mut w.orphans {
                     orphan.at = w.t - 1;
+                    if orphan.dense_until < w.t {
+                        orphan.dense_until = 0;
+                    }
                 }
                 w.wrote_at = w.t - 1;
             }
             Action::Step(p) => procs::step(&mut w, cfg, p as usize),
             Action::Land(p, fate) => {
                 let p = p as usize;
-                let Io::InFlight { req, .. } = w.procs[p].io.clone() else {
+                let Io::InFlight { req, sent, .. } = w.procs[p].io.clone() else {
                     return None;
                 };
                 // The answer is read the instant it arrives: a call's latency
                 // is all before its landing.
                 if fate != Fate::Ok {
                     w.left.faults -= 1;
+                    if let Req::Start { claim, .. } = req {
+                        w.claims[claim as usize].start_unanswered = true;
+                    }
                 }
                 if matches!(fate, Fate::Ok | Fate::Lost | Fate::LostRetry) {
                     let resp = table::land(&mut w, cfg, &req);
@@ -278,12 +289,19 @@ impl Model for TaskModel {
                     }
                 }
                 if fate == Fate::Stale {
-                    // Still on its way: it may land for one more latency.
-                    let until = w.t + cfg.latency;
+                    // Still on its way: it lands at any instant while the
+                    // next try is (or, with `Config::stale_anytime`, until
+                    // the call's bound), at that bound, or never.
+                    let bound = sent + WRITE_LANDS_WITHIN_MS;
                     w.orphans.push(super::world::Orphan {
                         at: w.t,
                         req: req.clone(),
-                        until,
+                        until: bound,
+                        dense_until: if cfg.stale_anytime {
+                            bound
+                        } else {
+                            w.t + cfg.latency
+                        },
                     });
                 }
                 match fate {
@@ -294,6 +312,7 @@ impl Model for TaskModel {
                             req,
                             at: w.t,
                             by: w.t + cfg.latency,
+                            sent,
                         };
                         return Some(self.observed(before, w));
                     }
@@ -409,7 +428,7 @@ impl Model for TaskModel {
                 },
             ),
             Property::always(
-                "5. attempts counts the attempts that started the work (and claims never released)",
+                "5. attempts counts the start writes that landed, each claim's once, and every attempt whose work ran",
                 |_, w: &World| attempts_count(w),
             ),
             Property::always(
@@ -445,10 +464,44 @@ impl Model for TaskModel {
                 |_, w: &World| w.hist.iter().any(|h| h.stopped),
             ));
         }
+        // Property 5's exceptions, each where its bounds reach it.
         if cfg.crashes > 0 || cfg.faults > 0 {
             properties.push(Property::sometimes(
-                "example: a claim that never started the work stays counted",
-                |_, w: &World| w.claims.iter().any(|c| !c.started && c.landed > c.released),
+                "example: a claim that cannot start is released",
+                |_, w: &World| w.claims.iter().any(|c| c.released > 0),
+            ));
+        }
+        if cfg.deliveries >= 2
+            && (cfg.deliveries >= 3
+                || cfg.dups > 0
+                || cfg.faults > 0
+                || !cfg.latency.is_multiple_of(cfg.tick))
+        {
+            properties.push(Property::sometimes(
+                "example: a start known too late to begin the work is counted, its work never run",
+                |_, w: &World| counted_never_run(w, |end| end == StartEnd::Late),
+            ));
+        }
+        if !cfg.latency.is_multiple_of(cfg.tick) {
+            properties.push(Property::sometimes(
+                "example: a start known late begins the work under a renewal's lease",
+                |_, w: &World| w.claims.iter().any(|c| c.began_renewed),
+            ));
+        }
+        if cfg.crashes > 0 {
+            properties.push(Property::sometimes(
+                "example: a start lands for a process that died before it knew",
+                |_, w: &World| counted_never_run(w, |end| end == StartEnd::Died),
+            ));
+        }
+        if cfg.faults >= 2 {
+            properties.push(Property::sometimes(
+                "example: a start lands unanswered, then its read fails or finds the task not its",
+                |_, w: &World| {
+                    counted_never_run(w, |end| {
+                        matches!(end, StartEnd::NotOurs | StartEnd::ReadFailed)
+                    })
+                },
             ));
         }
         if cfg.faults > 0 {
@@ -479,33 +532,13 @@ impl Model for TaskModel {
 /// without `Config::known`, the environment avoids them, so that a check
 /// finds what else there is.
 pub mod known {
-    use async_api::tasks::protocol::CLOCK_SKEW_MS;
+    use super::super::world::Req;
 
-    use super::super::world::{Config, Ms, World};
-
-    /// `regression_a_cancel_racing_the_backstop_changes_failed_to_canceled`:
-    /// a DELETE whose cutoff (taken at its start) still allows the cancel
-    /// while its write may land after a reader saw the task failed.
-    pub fn cancel_races_backstop(w: &World, cfg: &Config, n: usize, off: Ms) -> bool {
-        let Some(task) = &w.tasks[n] else {
-            return false;
-        };
-        let backstop = task.view.created_ms + cfg.max_age + cfg.margin;
-        w.t + off <= backstop && w.t + cfg.latency + CLOCK_SKEW_MS > backstop
-    }
-
-    /// `regression_a_late_keyed_retry_resends_an_event_past_the_backstop`:
-    /// a keyed request late enough that the event it sends again may run
-    /// the task after the backstop read it failed.
-    pub fn late_resend(w: &World, cfg: &Config) -> bool {
-        let window = cfg
-            .margin
-            .saturating_sub(cfg.post_timeout + cfg.delivery_timeout + 2 * CLOCK_SKEW_MS);
-        cfg.keyed()
-            && w.tasks
-                .iter()
-                .flatten()
-                .any(|task| w.t > task.view.created_ms + window)
+    /// `regression_a_stale_start_landing_after_its_read_counts_an_attempt_never_run`:
+    /// a try of a start write that the SDK gave up on lands after the read
+    /// that found the claim unstarted, before its release.
+    pub fn stale_start(req: &Req) -> bool {
+        matches!(req, Req::Start { .. })
     }
 }
 
@@ -554,23 +587,43 @@ pub fn one_at_a_time(w: &World) -> bool {
     })
 }
 
-/// Property 5: each claim counts once at most, an attempt that started the
-/// work stays counted; so `attempts` is the attempts that started plus the
-/// claims that never started and were never released.
+/// Property 5: `attempts` is the number of start writes that landed for the
+/// task, and each claim's start lands at most once; every delivery whose
+/// work ran had its start land; and a start that landed for a delivery whose
+/// work never ran is one of: known to have landed (answered `Done`, or read)
+/// with fewer than two ticks of its lease left, its renewal then not giving
+/// them back (`worker::two_ticks_ahead`: none sent at the stop point, or it
+/// failed, timed out, landed too late or was refused); sent by a process
+/// that died (a crash, Lambda's kill at its deadline) before its work
+/// began; or a start call that failed or lost a try's answer, after which
+/// the read found the task no longer this claim's (`Begun::NotOurs`) or
+/// failed.
 pub fn attempts_count(w: &World) -> bool {
-    let claims_ok = w.claims.iter().all(|c| {
-        let net = i32::from(c.landed) - i32::from(c.released);
-        (0..=1).contains(&net) && (!c.started || net == 1)
-    });
-    claims_ok
+    w.claims.iter().all(start_accounted)
         && w.tasks.iter().enumerate().all(|(n, task)| {
             let Some(task) = task else { return true };
-            let started = w.hist[n].started as u32;
-            let unreleased = w
+            let starts: u32 = w
                 .claims
                 .iter()
-                .filter(|c| c.task as usize == n && !c.started && c.landed > c.released)
-                .count() as u32;
-            task.view.attempts == started + unreleased
+                .filter(|c| c.task as usize == n)
+                .map(|c| u32::from(c.starts))
+                .sum();
+            task.view.attempts == starts
         })
+}
+
+/// Whether a start landed for a claim whose delivery settled it as `end`.
+fn counted_never_run(w: &World, end: fn(StartEnd) -> bool) -> bool {
+    w.claims.iter().any(|c| c.starts > 0 && end(c.start))
+}
+
+/// One claim's part of property 5.
+fn start_accounted(c: &ClaimHist) -> bool {
+    match (c.starts, c.start) {
+        (0, StartEnd::Ran) => false,
+        (0, _) => true,
+        (1, StartEnd::Open | StartEnd::Ran | StartEnd::Late | StartEnd::Died) => true,
+        (1, StartEnd::NotOurs | StartEnd::ReadFailed) => c.start_unanswered,
+        _ => false,
+    }
 }

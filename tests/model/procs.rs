@@ -5,12 +5,12 @@
 //! process's own clock, and sends its next call, sleeps, or ends.
 
 use async_api::tasks::protocol::{
-    self, Adopt, Delivery, KeyNext, Start, Verdict, Watch, WorkEnd, Wrote,
+    self, Adopt, Begun, Delivery, KeyNext, Start, Verdict, Watch, WorkEnd, Wrote,
 };
 
 use super::world::{
     Config, DlvPc, EventState, Io, Ms, Orphan, Post, PostPc, Prog, REQUEST, Record, Req, Resp,
-    World, claim_id, reservation, task_no,
+    StartEnd, World, claim_id, reservation, task_no,
 };
 
 /// How many times `reserve` tries (`RESERVE_TRIES`).
@@ -21,6 +21,7 @@ fn send(w: &mut World, p: usize, req: Req) {
         req,
         at: w.t,
         by: w.t + w.latency,
+        sent: w.t,
     };
 }
 
@@ -39,7 +40,7 @@ fn answer(w: &mut World, p: usize) -> Option<Resp> {
 fn wrote(resp: Option<Resp>) -> Wrote {
     match resp {
         Some(Resp::Wrote(wrote)) => wrote,
-        Some(Resp::Claimed(_)) => Wrote::Done,
+        Some(Resp::Claimed(_) | Resp::Started(_)) => Wrote::Done,
         other => panic!("a write's answer, not {other:?}"),
     }
 }
@@ -57,7 +58,9 @@ pub fn ready(w: &World, p: usize) -> (bool, bool) {
     match (&proc.io, &proc.prog) {
         (Io::Answered(..), _) => (true, true),
         (Io::InFlight { .. }, Prog::Delivery(d)) => match d.pc {
-            DlvPc::Renew { timeout_at, .. } => (clock >= timeout_at, clock >= timeout_at),
+            DlvPc::Renew { timeout_at, .. } | DlvPc::BeginLease { timeout_at, .. } => {
+                (clock >= timeout_at, clock >= timeout_at)
+            }
             _ => (false, false),
         },
         (Io::InFlight { .. }, _) => (false, false),
@@ -83,7 +86,10 @@ pub fn wakes_at(w: &World, p: usize) -> Option<Ms> {
     let own = match (&proc.io, &d.pc) {
         (Io::Idle, DlvPc::Sleep { until }) => *until,
         (Io::Idle, DlvPc::Watch { lease_until, now }) => d.attempt.wake_at(*now, *lease_until),
-        (Io::InFlight { .. }, DlvPc::Renew { timeout_at, .. }) => *timeout_at,
+        (
+            Io::InFlight { .. },
+            DlvPc::Renew { timeout_at, .. } | DlvPc::BeginLease { timeout_at, .. },
+        ) => *timeout_at,
         _ => return None,
     };
     Some(own.saturating_sub(proc.off))
@@ -98,10 +104,10 @@ pub fn acts_now(w: &World, p: usize) -> bool {
 }
 
 /// Whether process `p` is ready for a step that starts or stops no work
-/// (every step but the watcher's and its renewal's).
+/// (every step but the watcher's, its renewals' and a start's).
 pub fn invisible_step(w: &World, p: usize) -> bool {
     ready(w, p).0
-        && !matches!(&w.procs[p].prog, Prog::Delivery(d) if matches!(d.pc, DlvPc::Watch { .. } | DlvPc::Renew { .. }))
+        && !matches!(&w.procs[p].prog, Prog::Delivery(d) if matches!(d.pc, DlvPc::Watch { .. } | DlvPc::Renew { .. } | DlvPc::BeginLease { .. }))
 }
 
 /// Process `p` takes its step.
@@ -111,7 +117,9 @@ pub fn step(w: &mut World, cfg: &Config, p: usize) {
         Prog::Delivery(_) => step_delivery(w, cfg, p),
         Prog::Cancel { task } => match answer(w, p) {
             None => {
-                let cutoff = cfg.cutoff(w.clock(p));
+                // `cancel_task`: a cancel that could land after the backstop
+                // is refused.
+                let cutoff = protocol::write_cutoff(w.clock(p), cfg.horizon());
                 send(w, p, Req::Cancel { task, cutoff })
             }
             Some(_) => end(w, p),
@@ -151,6 +159,17 @@ pub fn kill(w: &mut World, cfg: &Config, p: usize) {
     orphan_call(w, p);
     match w.procs[p].prog.clone() {
         Prog::Delivery(d) => {
+            // A start sent and not settled: it may have landed, or land yet.
+            if matches!(
+                d.pc,
+                DlvPc::Start { .. } | DlvPc::StartRead | DlvPc::BeginLease { .. }
+            ) {
+                let claim = &mut w.claims[d.no as usize];
+                claim.start_unanswered = true;
+                if claim.start == StartEnd::Open {
+                    claim.start = StartEnd::Died;
+                }
+            }
             end(w, p);
             invocation_ended(w, cfg, d.event, false);
         }
@@ -438,53 +457,121 @@ fn claim(w: &mut World, p: usize) {
         task: d.task,
         claim: d.no,
         now: clock,
-        cutoff: d.attempt.cutoff_ms,
+        cutoff: d.attempt.cutoff(clock),
         lease_until: d.attempt.claimed_until(clock),
     };
     set_pc(w, p, DlvPc::Claim { sent: clock });
     send(w, p, req);
 }
 
-fn read(w: &mut World, p: usize) {
+fn read(w: &mut World, p: usize, pc: DlvPc) {
     let task = w.dlv(p).unwrap().task;
-    set_pc(w, p, DlvPc::Read);
+    set_pc(w, p, pc);
     send(w, p, Req::Read { task });
 }
 
-/// `start_lease`.
-fn start_lease(w: &mut World, p: usize, lease_until: Ms) {
+/// The delivery holds the task (`Holding::Ours`): from here on its attempt
+/// is narrowed to the task's backstop, and it starts (`worker::start`): a
+/// start write if two ticks of a lease from now are left, else the release
+/// (`GiveBack::LeaseTooShort`).
+fn hold_ours(w: &mut World, p: usize, created: Ms) {
     let clock = w.clock(p);
-    let d = w.dlv(p).unwrap();
-    if d.attempt.may_start(clock, lease_until) {
-        return start_work(w, p, lease_until);
+    let d = w.dlv_mut(p).unwrap();
+    d.attempt = d.attempt.narrowed(created);
+    if !d.attempt.may_start_now(clock) {
+        return release(w, p);
     }
-    let req = Req::Renew {
+    let req = Req::Start {
         task: d.task,
         claim: d.no,
-        until: d.attempt.lease.until(clock),
+        lease_until: d.attempt.lease.until(clock),
     };
-    set_pc(
-        w,
-        p,
-        DlvPc::RenewToStart {
-            lease_until,
-            sent: clock,
-        },
-    );
+    set_pc(w, p, DlvPc::Start { sent: clock });
     send(w, p, req);
 }
 
-/// `TaskStore::release(.., counted)`: the release (`cond::RELEASE`), and
-/// when it is refused and the claim is known to have landed, the uncount
-/// (`cond::UNCOUNT`); then the delivery ends (`ok`: without an error).
-fn release(w: &mut World, p: usize, counted: bool, ok: bool) {
+/// `TaskStore::release` (`cond::UNSTARTED`); then the delivery ends with a
+/// function error, whatever the release came to.
+fn release(w: &mut World, p: usize) {
     let d = w.dlv(p).unwrap();
     let req = Req::Release {
         task: d.task,
         claim: d.no,
     };
-    set_pc(w, p, DlvPc::Release { counted, ok });
+    set_pc(w, p, DlvPc::Release);
     send(w, p, req);
+}
+
+/// What the delivery does once its start is known (`deliver` after
+/// `start`): `Begun::Started` begins the work with two ticks of its lease
+/// ahead (`two_ticks_ahead`).
+fn begun(w: &mut World, cfg: &Config, p: usize, begun: Begun) {
+    let d = w.dlv(p).unwrap().clone();
+    let claim = d.no as usize;
+    match begun {
+        Begun::Started {
+            number,
+            lease_until,
+        } => {
+            w.dlv_mut(p).unwrap().number = number;
+            two_ticks_ahead(w, cfg, p, lease_until)
+        }
+        // Not this claim's any more: ended elsewhere, no error.
+        Begun::NotOurs => {
+            w.claims[claim].start = StartEnd::NotOurs;
+            end_delivery(w, cfg, p, true)
+        }
+        // Released, and TaskError::Store.
+        Begun::NotStarted => {
+            w.claims[claim].start = StartEnd::NotStarted;
+            release(w, p)
+        }
+    }
+}
+
+/// `worker::two_ticks_ahead`: the work begins under the start's lease if
+/// two ticks of it are left; else a renewal is sent, awaited until the stop
+/// point (none once the stop point has come).
+fn two_ticks_ahead(w: &mut World, cfg: &Config, p: usize, lease_until: Ms) {
+    let clock = w.clock(p);
+    let d = w.dlv(p).unwrap().clone();
+    if d.attempt.may_start(clock, lease_until) {
+        return start_work(w, p, lease_until);
+    }
+    match d.attempt.on_wake(clock, lease_until) {
+        Watch::Stop => too_late(w, cfg, p),
+        Watch::Renew {
+            until_ms,
+            timeout_ms,
+        } => {
+            set_pc(
+                w,
+                p,
+                DlvPc::BeginLease {
+                    lease_until,
+                    sent: clock,
+                    timeout_at: clock + timeout_ms,
+                },
+            );
+            send(
+                w,
+                p,
+                Req::Renew {
+                    task: d.task,
+                    claim: d.no,
+                    until: until_ms,
+                },
+            )
+        }
+    }
+}
+
+/// Started too late to begin the work: counted, and its work never runs
+/// (TaskError::Store; its lease lapses).
+fn too_late(w: &mut World, cfg: &Config, p: usize) {
+    let claim = w.dlv(p).unwrap().no as usize;
+    w.claims[claim].start = StartEnd::Late;
+    end_delivery(w, cfg, p, false)
 }
 
 /// "task started": the work runs, the watcher sleeps.
@@ -495,7 +582,7 @@ fn start_work(w: &mut World, p: usize, lease_until: Ms) {
     d.pc = DlvPc::Watch { lease_until, now };
     let (task, no) = (d.task, d.no);
     w.hist[task as usize].started += 1;
-    w.claims[no as usize].started = true;
+    w.claims[no as usize].start = StartEnd::Ran;
 }
 
 /// The work stops (the watcher's stop, or a refused renewal).
@@ -507,10 +594,9 @@ fn stop_work(w: &mut World, p: usize) {
 fn follow(w: &mut World, cfg: &Config, p: usize, next: Delivery) {
     match next {
         Delivery::Claim => claim(w, p),
-        Delivery::Owned { lease_until } => {
-            let d = w.dlv_mut(p).unwrap();
-            d.number = d.attempts;
-            start_lease(w, p, lease_until)
+        Delivery::Owned { .. } => {
+            let created = w.dlv(p).unwrap().created;
+            hold_ours(w, p, created)
         }
         Delivery::Wait { until_ms } => set_pc(w, p, DlvPc::Sleep { until: until_ms }),
         Delivery::Adopt => {
@@ -520,7 +606,7 @@ fn follow(w: &mut World, cfg: &Config, p: usize, next: Delivery) {
             send(w, p, Req::Adopt { task, now });
         }
         // Only after a read, handled there.
-        Delivery::Ended => read(w, p),
+        Delivery::Ended => read(w, p, DlvPc::Read),
         Delivery::Unknown | Delivery::GiveBack(_) => end_delivery(w, cfg, p, false),
     }
 }
@@ -531,16 +617,12 @@ fn step_delivery(w: &mut World, cfg: &Config, p: usize) {
     let d = w.dlv(p).unwrap().clone();
     match d.pc {
         DlvPc::Begin => claim(w, p),
-        DlvPc::Claim { sent } => match resp {
-            Some(Resp::Claimed(attempts)) => {
-                let dm = w.dlv_mut(p).unwrap();
-                dm.number = attempts;
-                start_lease(w, p, d.attempt.claimed_until(sent))
-            }
-            Some(Resp::Wrote(Wrote::Refused)) => read(w, p),
+        DlvPc::Claim { .. } => match resp {
+            Some(Resp::Claimed(created)) => hold_ours(w, p, created),
+            Some(Resp::Wrote(Wrote::Refused)) => read(w, p, DlvPc::Read),
             Some(Resp::Wrote(Wrote::Unknown)) => {
                 w.dlv_mut(p).unwrap().claim_failed = true;
-                read(w, p)
+                read(w, p, DlvPc::Read)
             }
             other => unreachable!("{other:?}"),
         },
@@ -550,8 +632,8 @@ fn step_delivery(w: &mut World, cfg: &Config, p: usize) {
             };
             let Some(view) = read else {
                 if d.claim_failed {
-                    // `release(.., counted: false)`, then TaskError::Store.
-                    return release(w, p, false, false);
+                    // The claim may have landed: released, then TaskError::Store.
+                    return release(w, p);
                 }
                 return end_delivery(w, cfg, p, false);
             };
@@ -559,7 +641,7 @@ fn step_delivery(w: &mut World, cfg: &Config, p: usize) {
             let dm = w.dlv_mut(p).unwrap();
             dm.claim_failed = false;
             if let Some(view) = &view {
-                dm.attempts = view.attempts;
+                dm.created = view.created_ms;
                 if next == Delivery::Ended {
                     // A duplicate: the task has ended; success.
                     return end_delivery(w, cfg, p, true);
@@ -567,33 +649,66 @@ fn step_delivery(w: &mut World, cfg: &Config, p: usize) {
             }
             follow(w, cfg, p, next)
         }
-        DlvPc::Release { counted, ok } => {
-            if wrote(resp) == Wrote::Refused && counted {
-                set_pc(w, p, DlvPc::Uncount { ok });
-                return send(
+        DlvPc::Sleep { .. } | DlvPc::Adopt => read(w, p, DlvPc::Read),
+        DlvPc::Start { sent } => match resp {
+            Some(Resp::Started(number)) => {
+                let lease_until = d.attempt.lease.until(sent);
+                begun(
                     w,
+                    cfg,
                     p,
-                    Req::Uncount {
-                        task: d.task,
-                        claim: d.no,
+                    Begun::Started {
+                        number,
+                        lease_until,
                     },
-                );
+                )
             }
-            end_delivery(w, cfg, p, ok)
-        }
-        DlvPc::Uncount { ok } => end_delivery(w, cfg, p, ok),
-        DlvPc::Sleep { .. } | DlvPc::Adopt => read(w, p),
-        DlvPc::RenewToStart { lease_until, sent } => {
-            let renewed = d.attempt.renewed(lease_until, sent);
-            match wrote(resp) {
-                Wrote::Done if d.attempt.may_start(clock, renewed) => start_work(w, p, renewed),
-                // No longer this claim's: its count released all the same,
-                // and the invocation ends without an error (ended elsewhere).
-                Wrote::Refused => release(w, p, true, true),
-                // `GiveBack::LeaseTooShort`, whatever the release came to.
-                Wrote::Done | Wrote::Unknown => release(w, p, true, false),
+            // Refused, or it may have landed: the record tells.
+            Some(Resp::Wrote(Wrote::Refused | Wrote::Unknown)) => read(w, p, DlvPc::StartRead),
+            other => unreachable!("{other:?}"),
+        },
+        DlvPc::StartRead => {
+            let Some(Resp::View(read)) = resp else {
+                unreachable!()
+            };
+            match read {
+                Some(view) => {
+                    let begun_now = d.attempt.begun(view.as_ref());
+                    begun(w, cfg, p, begun_now)
+                }
+                // Not known whether it started: released (refused if it
+                // did), then TaskError::Store.
+                None => {
+                    w.claims[d.no as usize].start = StartEnd::ReadFailed;
+                    release(w, p)
+                }
             }
         }
+        DlvPc::Release => end_delivery(w, cfg, p, false),
+        DlvPc::BeginLease {
+            lease_until, sent, ..
+        } => match resp.map(|resp| wrote(Some(resp))) {
+            Some(Wrote::Done) => {
+                let renewed = d.attempt.renewed(lease_until, sent);
+                if d.attempt.may_start(clock, renewed) {
+                    w.claims[d.no as usize].began_renewed = true;
+                    start_work(w, p, renewed)
+                } else {
+                    too_late(w, cfg, p)
+                }
+            }
+            // No longer this claim's: ended elsewhere, without an error.
+            Some(Wrote::Refused) => {
+                w.claims[d.no as usize].start = StartEnd::Late;
+                end_delivery(w, cfg, p, true)
+            }
+            Some(Wrote::Unknown) => too_late(w, cfg, p),
+            // Its timeout, at the stop point: dropped, it may still land.
+            None => {
+                orphan_call(w, p);
+                too_late(w, cfg, p)
+            }
+        },
         DlvPc::Watch { lease_until, .. } => match d.attempt.on_wake(clock, lease_until) {
             // LeaseLost (the stop point, or the invocation's deadline): a
             // function error.
@@ -700,6 +815,7 @@ fn orphan_call(w: &mut World, p: usize) {
             req,
             at: w.t,
             until,
+            dense_until: 0,
         });
     }
 }

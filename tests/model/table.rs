@@ -110,7 +110,7 @@ fn apply(w: &mut World, cfg: &Config, req: &Req) -> Resp {
                     answer_by,
                     created_ms: created,
                     retry_at: None,
-                    released_claims: Vec::new(),
+                    started_claims: Vec::new(),
                 },
                 result: false,
                 error: false,
@@ -154,7 +154,7 @@ fn apply(w: &mut World, cfg: &Config, req: &Req) -> Resp {
                 .as_ref()
                 .and_then(|t| t.finished_by.clone()),
         ),
-        // `claim`: SET running, attempts + 1, lease, claim REMOVE error, retry_at.
+        // `claim`: SET running, lease, claim (nothing counted).
         Req::Claim {
             task,
             claim,
@@ -168,9 +168,33 @@ fn apply(w: &mut World, cfg: &Config, req: &Req) -> Resp {
                 |v| cond::claim(v, now, cutoff),
                 |t| {
                     t.view.status = TaskStatus::Running;
-                    t.view.attempts += 1;
                     t.view.lease_until = Some(lease_until);
                     t.view.claim_id = Some(claim_id(claim));
+                },
+            );
+            if !landed {
+                return done(false);
+            }
+            w.claims[claim as usize].landed += 1;
+            Resp::Claimed(w.tasks[task as usize].as_ref().unwrap().view.created_ms)
+        }
+        // `start`: SET attempts + 1, lease ADD started_claims REMOVE error,
+        // retry_at.
+        Req::Start {
+            task,
+            claim,
+            lease_until,
+        } => {
+            let id = claim_id(claim);
+            let landed = update(
+                w,
+                task,
+                |v| cond::unstarted(v, &id),
+                |t| {
+                    t.view.attempts += 1;
+                    t.view.lease_until = Some(lease_until);
+                    t.view.started_claims.push(id.clone());
+                    t.view.started_claims.sort();
                     t.view.retry_at = None;
                     t.error = false;
                 },
@@ -178,8 +202,8 @@ fn apply(w: &mut World, cfg: &Config, req: &Req) -> Resp {
             if !landed {
                 return done(false);
             }
-            w.claims[claim as usize].landed += 1;
-            Resp::Claimed(w.tasks[task as usize].as_ref().unwrap().view.attempts)
+            w.claims[claim as usize].starts += 1;
+            Resp::Started(w.tasks[task as usize].as_ref().unwrap().view.attempts)
         }
         Req::Renew { task, claim, until } => done(update(
             w,
@@ -187,29 +211,16 @@ fn apply(w: &mut World, cfg: &Config, req: &Req) -> Resp {
             |v| cond::owned(v, &claim_id(claim)),
             |t| t.view.lease_until = Some(until),
         )),
-        // `release`: SET queued, attempts - 1 ADD released_claims REMOVE
-        // lease_until; `uncount`: SET attempts - 1 ADD released_claims.
-        Req::Release { task, claim } | Req::Uncount { task, claim } => {
+        // `release`: SET queued REMOVE lease_until.
+        Req::Release { task, claim } => {
             let id = claim_id(claim);
-            let release = matches!(req, Req::Release { .. });
             let landed = update(
                 w,
                 task,
-                |v| {
-                    if release {
-                        cond::release(v, &id)
-                    } else {
-                        cond::uncount(v, &id)
-                    }
-                },
+                |v| cond::unstarted(v, &id),
                 |t| {
-                    if release {
-                        t.view.status = TaskStatus::Queued;
-                        t.view.lease_until = None;
-                    }
-                    t.view.attempts -= 1;
-                    t.view.released_claims.push(id.clone());
-                    t.view.released_claims.sort();
+                    t.view.status = TaskStatus::Queued;
+                    t.view.lease_until = None;
                 },
             );
             if landed {

@@ -3,8 +3,9 @@
 //! times out, Lambda ends an invocation, an event reaches its maximum age, a
 //! decision of the protocol changes its answer (a lease lapses by some
 //! process's clock, two ticks of a lease are no longer left, a request can
-//! no longer mark its task, a key's hold ends, the backstop passes), or the
-//! optional grid. Every other action happens at the instant it is taken.
+//! no longer mark its task, a key's hold ends, a write's cutoff no longer
+//! lets it land, the backstop passes), or the optional grid. Every other
+//! action happens at the instant it is taken.
 //! Time cannot pass an instant at which a process must act: the watcher's
 //! wake-up (the real watcher sleeps until then), its renewal's timeout,
 //! Lambda's kill at a deadline, and a dropped request's last chance to land.
@@ -82,6 +83,13 @@ pub fn next_instant(w: &World, cfg: &Config) -> Option<Ms> {
             let deadline = d.attempt.lease.deadline_ms;
             own(deadline.saturating_sub(2 * tick) + 1);
             own(deadline.saturating_sub(2 * tick + POLL_MS));
+            // The claim's cutoff passes (`Delivery::Ended`), and the
+            // narrowed attempt can no longer start (`LeaseTooShort`).
+            if let Some(task) = w.tasks[d.task as usize].as_ref() {
+                let last = cfg.last_write(task.view.created_ms);
+                own(last + 1);
+                own(last.saturating_sub(2 * tick) + 1);
+            }
         }
     }
     for orphan in &w.orphans {
@@ -105,18 +113,20 @@ pub fn next_instant(w: &World, cfg: &Config) -> Option<Ms> {
             at((key.hold_until + 1).saturating_sub(*off));
         }
     }
-    // The backstop: as a reader with a true clock sees it, and as the cutoff
-    // of a delivery or a DELETE that starts (each takes its cutoff at its
-    // start).
-    let starts_may_come =
-        w.left.cancels > 0 || w.events.iter().any(|e| e.state == EventState::Pending);
+    // The backstop as a reader with a true clock sees it; and the cutoff of
+    // a DELETE, or of the claims of the event a keyed POST may send again
+    // (`Adopt::Resume`): the last instant its clock lets the write land, and
+    // the first it does not. (A delivery starts only at instants of its
+    // own: `check::TaskModel::actions`.)
+    let requests_may_come = w.left.cancels > 0 || (w.left.posts > 0 && cfg.keyed());
     for task in w.tasks.iter().flatten() {
         if !task.view.status.has_ended() {
-            let past = task.view.created_ms + cfg.max_age + cfg.margin + 1;
-            at(past);
-            if starts_may_come {
-                for off in cfg.offsets.iter().chain(&cfg.post_offsets) {
-                    at(past.saturating_sub(*off));
+            at(task.view.created_ms + cfg.horizon() + 1);
+            if requests_may_come {
+                let last = cfg.last_write(task.view.created_ms);
+                for off in &cfg.post_offsets {
+                    at(last.saturating_sub(*off));
+                    at((last + 1).saturating_sub(*off));
                 }
             }
         }

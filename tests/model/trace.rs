@@ -48,7 +48,7 @@ pub fn describe(w: &World, model: &TaskModel, action: &Action) -> String {
                 Fate::Dropped => "FAILS: never lands",
                 Fate::LostRetry => "LANDS, its answer LOST; the SDK tries again",
                 Fate::DroppedRetry => "FAILS without landing; the SDK tries again",
-                Fate::Stale => "TIMES OUT, still on its way; the SDK tries again",
+                Fate::Stale => "TIMES OUT, still on its way (may land later); the SDK tries again",
             };
             format!("{}: {req:?} {how}", who(w, *p))
         }
@@ -91,7 +91,7 @@ pub fn table(w: &World, model: &TaskModel) -> String {
         let shown = w.shown(&model.cfg, n).unwrap();
         let _ = write!(
             out,
-            "{}: {}{} {} claim={} lease={} attempts={} answer_by={}{}{} | ",
+            "{}: {}{} {} claim={} lease={} attempts={}{} answer_by={}{}{} | ",
             task_id(n as u8),
             v.status.as_str(),
             if shown != v.status {
@@ -103,6 +103,11 @@ pub fn table(w: &World, model: &TaskModel) -> String {
             v.claim_id.as_deref().unwrap_or("-"),
             v.lease_until.map_or("-".to_owned(), |l| l.to_string()),
             v.attempts,
+            if v.started_claims.is_empty() {
+                String::new()
+            } else {
+                format!(" started={}", v.started_claims.join(","))
+            },
             v.answer_by,
             if task.result { " result" } else { "" },
             if task.error { " error" } else { "" },

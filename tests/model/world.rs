@@ -5,7 +5,8 @@
 use async_api::tasks::TaskStatus;
 use async_api::tasks::lease::Lease;
 use async_api::tasks::protocol::{
-    Attempt, CLOCK_SKEW_MS, KeyView, Start, TaskView, Verdict, WorkEnd, Wrote,
+    Attempt, CLOCK_SKEW_MS, KeyView, Start, TaskView, Verdict, WRITE_LANDS_WITHIN_MS, WorkEnd,
+    Wrote,
 };
 
 /// Epoch milliseconds of the model's clock.
@@ -25,19 +26,27 @@ pub struct Config {
     /// Processes killed at any step (beside Lambda's kill at a deadline).
     pub crashes: u8,
     /// Calls that fail: the request lands at once, later or never, and the
-    /// caller sees an error (a lost answer, a throttle, a timeout).
+    /// caller sees an error (a lost answer, a throttle, a timeout); or a try
+    /// the SDK gives up on at its attempt timeout, which may still land up to
+    /// `WRITE_LANDS_WITHIN_MS` after its call was sent, after the next try
+    /// (DynamoDB applies a request when it reaches it).
     pub faults: u8,
+    /// Whether a try the SDK gave up on may land at any instant until its
+    /// bound; otherwise at any instant while the SDK's next try is on its
+    /// way, or at the bound itself (the latest it may land).
+    pub stale_anytime: bool,
     /// Whether the environment may also take the paths of the
-    /// counterexamples found and not yet fixed (`check::known`; and a try
-    /// the SDK gave up on, at its attempt timeout, landing after the next
-    /// try: DynamoDB applies a request when it reaches it).
+    /// counterexamples found and not yet fixed (`check::known`).
     pub known: bool,
     /// `DELETE /tasks/{id}` calls, each at any moment.
     pub cancels: u8,
     /// Lambda's `MaximumRetryAttempts` = `TASK_MAX_RETRY_ATTEMPTS`.
     pub max_retries: u32,
-    /// How long a call (a DynamoDB request, the `Invoke`) may take, from its
-    /// sending to its answer's arrival (or its failure).
+    /// How long a try of a call (a DynamoDB request, the `Invoke`) may take,
+    /// from its sending to its answer's arrival (or its failure): the SDK's
+    /// attempt timeout. A call's tries all go within `WRITE_LANDS_WITHIN_MS`
+    /// (its operation timeout) of its sending, and a try the SDK gave up on
+    /// lands by then or never: the protocol's assumption.
     pub latency: Ms,
     /// The offsets a process's clock may have from true time (each process
     /// draws one): differences stay below `CLOCK_SKEW_MS`.
@@ -56,7 +65,10 @@ pub struct Config {
     /// `RESERVATION_HOLD` of an Idempotency-Key.
     pub hold: Ms,
     /// Lambda's maximum event age; the backstop reads a task `failed` once
-    /// it was created more than `max_age + margin` ago.
+    /// it was created more than `max_age + margin` ago (the horizon). The
+    /// margin outlasts a POST and a delivery and a write's landing
+    /// (`Config::check`), so that only a task resent late is ever cut short
+    /// by `Attempt::narrowed`.
     pub max_age: Ms,
     pub margin: Ms,
     /// How the work of an attempt may end.
@@ -75,9 +87,24 @@ pub struct Config {
 }
 
 impl Config {
-    /// `undeliverable_before_ms` at `now`: the backstop's cutoff.
+    /// How long after its creation a task's event can still be delivered
+    /// (`backstop_horizon_ms`).
+    pub fn horizon(&self) -> Ms {
+        self.max_age + self.margin
+    }
+
+    /// `undeliverable_before_ms` at `now`: the backstop's cutoff, as a
+    /// reader applies it.
     pub fn cutoff(&self, now: Ms) -> Ms {
-        now.saturating_sub(self.max_age + self.margin)
+        now.saturating_sub(self.horizon())
+    }
+
+    /// The last instant (by the writer's clock) at which a write with a
+    /// cutoff (`protocol::write_cutoff`: a claim, a DELETE) may still be sent
+    /// for a task created at `created`, and the narrowed deadline of its
+    /// attempts (`Attempt::narrowed`).
+    pub fn last_write(&self, created: Ms) -> Ms {
+        (created + self.horizon()).saturating_sub(WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS)
     }
 
     pub fn keyed(&self) -> bool {
@@ -106,6 +133,15 @@ impl Config {
         );
         assert!(self.span >= 3 * self.tick);
         assert!(!self.outcomes.is_empty() && !self.offsets.is_empty());
+        assert!(
+            self.latency <= WRITE_LANDS_WITHIN_MS,
+            "the protocol assumes a write lands within WRITE_LANDS_WITHIN_MS"
+        );
+        assert!(
+            self.margin
+                > self.post_timeout + self.delivery_timeout + WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS,
+            "the backstop's margin outlasts a POST, a delivery and a write's landing"
+        );
     }
 }
 
@@ -162,14 +198,49 @@ pub fn reservation(n: u8) -> String {
 /// The normalised request every POST of the model sends.
 pub const REQUEST: &str = r#"{"delay_ms":1000}"#;
 
-/// A claim's history: how often it landed and was released, and whether
-/// its attempt started the work.
+/// What a delivery made of its start write (`worker::start`), as far as it
+/// got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StartEnd {
+    /// Not sent, or not settled yet.
+    #[default]
+    Open,
+    /// The work ran.
+    Ran,
+    /// Known to have landed with fewer than two ticks of its lease left,
+    /// and the renewal (`worker::two_ticks_ahead`) did not give them back:
+    /// it was not sent (the stop point had come), failed, timed out at the
+    /// stop point, landed too late, or was refused. The work never began.
+    Late,
+    /// Refused or failed, then the read found the task no longer this
+    /// claim's (`Begun::NotOurs`).
+    NotOurs,
+    /// Refused or failed, then the read failed: released.
+    ReadFailed,
+    /// Refused or failed, then the read found it unstarted
+    /// (`Begun::NotStarted`): released.
+    NotStarted,
+    /// The delivery's process died (a crash, Lambda's kill) after sending it
+    /// and before the work began.
+    Died,
+}
+
+/// A claim's history (one per delivery): how often its claim, start and
+/// release landed, and what its delivery made of its start.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ClaimHist {
     pub task: u8,
     pub landed: u8,
+    /// Start writes of this claim that landed (each counted in `attempts`).
+    pub starts: u8,
     pub released: u8,
-    pub started: bool,
+    /// A try of its start call failed or lost its answer, or the call got
+    /// no answer at all (its process died).
+    pub start_unanswered: bool,
+    pub start: StartEnd,
+    /// The work began under a renewal's lease (the start's had fewer than
+    /// two ticks left).
+    pub began_renewed: bool,
 }
 
 /// A request to DynamoDB or Lambda, with the values its sender computed.
@@ -231,11 +302,12 @@ pub enum Req {
         claim: u8,
         until: Ms,
     },
-    Release {
+    Start {
         task: u8,
         claim: u8,
+        lease_until: Ms,
     },
-    Uncount {
+    Release {
         task: u8,
         claim: u8,
     },
@@ -274,8 +346,10 @@ impl Req {
 pub enum Resp {
     /// A write: `Unknown` is any error (the SDK gave up).
     Wrote(Wrote),
-    /// The claim landed: `attempts` as it returned them.
-    Claimed(u32),
+    /// The claim landed: the record's `created_ms` as it returned it.
+    Claimed(Ms),
+    /// The start landed: `attempts` as it returned them.
+    Started(u32),
     /// A task read; `None`: the read failed.
     View(Option<Option<TaskView>>),
     /// A key read; `None`: the read failed.
@@ -284,26 +358,33 @@ pub enum Resp {
     FinishedBy(Option<String>),
 }
 
-/// A process's call. A call lands (or fails) at once (at the instant it
-/// was sent, `at`) or as late as its latency allows (`by`, `at` plus
+/// A process's call. A try of it lands (or fails) at once (at the instant
+/// it was sent, `at`) or as late as its latency allows (`by`, `at` plus
 /// `Config::latency`), and its answer is read the instant it lands: the two
 /// extremes of a latency, between which the protocol's decisions change.
+/// `sent`: when the call's first try was sent (its later tries, and a try
+/// given up on, land within `WRITE_LANDS_WITHIN_MS` of it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Io {
     Idle,
-    InFlight { req: Req, at: Ms, by: Ms },
+    InFlight { req: Req, at: Ms, by: Ms, sent: Ms },
     Answered(Resp),
 }
 
 /// A request whose caller stopped waiting (it failed, timed out, or its
-/// process died): it may still land, until `until` (its sending plus
-/// `Config::latency`), or never.
+/// process died): it may still land, until `until`, or never. A try whose
+/// caller dropped it lands at once or at its `by`; a try the SDK gave up on
+/// (`Fate::Stale`) at once, at any instant until `dense_until` (see
+/// `Config::stale_anytime`), or at its call's sending plus
+/// `WRITE_LANDS_WITHIN_MS`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Orphan {
     pub req: Req,
     /// When it was dropped: it may land at once, or at `until`.
     pub at: Ms,
     pub until: Ms,
+    /// It may land at any instant until this one (0 once past).
+    pub dense_until: Ms,
 }
 
 /// One invocation of the function.
@@ -379,10 +460,11 @@ pub struct Dlv {
     pub no: u8,
     /// The event copy it delivers.
     pub event: u8,
+    /// Its attempt; narrowed to the task (`Attempt::narrowed`) once claimed.
     pub attempt: Attempt,
-    /// `attempts` of the last read.
-    pub attempts: u32,
-    /// The attempt's number, once it holds the task.
+    /// `created_ms` of the last read.
+    pub created: Ms,
+    /// The attempt's number, once started.
     pub number: u32,
     /// The claim's call failed (`hold`'s `claim_failed`).
     pub claim_failed: bool,
@@ -398,23 +480,29 @@ pub enum DlvPc {
         sent: Ms,
     },
     Read,
-    /// `hold`'s read failed after a failed claim: the release.
-    /// `release(.., counted)`; then the delivery ends (`ok`: without an error).
-    Release {
-        counted: bool,
-        ok: bool,
-    },
-    Uncount {
-        ok: bool,
-    },
     Sleep {
         until: Ms,
     },
     Adopt,
-    RenewToStart {
-        lease_until: Ms,
+    /// The start write (`cond::UNSTARTED`), sent at `sent`.
+    Start {
         sent: Ms,
     },
+    /// The read after a refused or failed start (`Attempt::begun`).
+    StartRead,
+    /// Started with fewer than two ticks of its lease left: the renewal
+    /// (`worker::two_ticks_ahead`), sent at `sent`, awaited until
+    /// `timeout_at` (the stop point).
+    BeginLease {
+        lease_until: Ms,
+        sent: Ms,
+        timeout_at: Ms,
+    },
+    /// The release of a claim that cannot start (`cond::UNSTARTED`): after
+    /// `hold`'s read failed after a failed claim, a lease too short to start,
+    /// or a start that did not land or cannot be told; then the delivery
+    /// ends with a function error.
+    Release,
     /// The watcher sleeps until `wake_at(now, lease_until)`.
     Watch {
         lease_until: Ms,
@@ -449,9 +537,9 @@ impl Dlv {
             attempt: Attempt {
                 claim_id: claim_id(no),
                 lease,
-                cutoff_ms: cfg.cutoff(start),
+                horizon_ms: cfg.horizon(),
             },
-            attempts: 0,
+            created: 0,
             number: 0,
             claim_failed: false,
             working: false,
