@@ -390,7 +390,14 @@ async fn start(store: TaskStore<'_>, attempt: &Attempt, task_id: &str) -> Result
     };
     match (begun, failure) {
         (Begun::NotStarted, reason) => {
-            store.release(task_id, &attempt.claim_id).await;
+            // A try of the start may still land after that read: the release
+            // is then refused, and a second read tells.
+            if store.release(task_id, &attempt.claim_id).await != Wrote::Done
+                && let Ok(view) = store.view(task_id).await
+                && let started @ Begun::Started { .. } = attempt.begun(view.as_ref())
+            {
+                return Ok(started);
+            }
             Err(TaskError::Store(reason.unwrap_or_else(|| {
                 "UpdateItem (start): refused on an unstarted claim".to_owned()
             })))

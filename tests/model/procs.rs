@@ -162,7 +162,7 @@ pub fn kill(w: &mut World, cfg: &Config, p: usize) {
             // A start sent and not settled: it may have landed, or land yet.
             if matches!(
                 d.pc,
-                DlvPc::Start { .. } | DlvPc::StartRead | DlvPc::BeginLease { .. }
+                DlvPc::Start { .. } | DlvPc::StartRead { .. } | DlvPc::BeginLease { .. }
             ) {
                 let claim = &mut w.claims[d.no as usize];
                 claim.start_unanswered = true;
@@ -479,7 +479,7 @@ fn hold_ours(w: &mut World, p: usize, created: Ms) {
     let d = w.dlv_mut(p).unwrap();
     d.attempt = d.attempt.narrowed(created);
     if !d.attempt.may_start_now(clock) {
-        return release(w, p);
+        return release(w, p, None);
     }
     let req = Req::Start {
         task: d.task,
@@ -492,13 +492,13 @@ fn hold_ours(w: &mut World, p: usize, created: Ms) {
 
 /// `TaskStore::release` (`cond::UNSTARTED`); then the delivery ends with a
 /// function error, whatever the release came to.
-fn release(w: &mut World, p: usize) {
+fn release(w: &mut World, p: usize, reread: Option<Ms>) {
     let d = w.dlv(p).unwrap();
     let req = Req::Release {
         task: d.task,
         claim: d.no,
     };
-    set_pc(w, p, DlvPc::Release);
+    set_pc(w, p, DlvPc::Release { reread });
     send(w, p, req);
 }
 
@@ -524,7 +524,7 @@ fn begun(w: &mut World, cfg: &Config, p: usize, begun: Begun) {
         // Released, and TaskError::Store.
         Begun::NotStarted => {
             w.claims[claim].start = StartEnd::NotStarted;
-            release(w, p)
+            release(w, p, None)
         }
     }
 }
@@ -633,7 +633,7 @@ fn step_delivery(w: &mut World, cfg: &Config, p: usize) {
             let Some(view) = read else {
                 if d.claim_failed {
                     // The claim may have landed: released, then TaskError::Store.
-                    return release(w, p);
+                    return release(w, p, None);
                 }
                 return end_delivery(w, cfg, p, false);
             };
@@ -664,27 +664,66 @@ fn step_delivery(w: &mut World, cfg: &Config, p: usize) {
                 )
             }
             // Refused, or it may have landed: the record tells.
-            Some(Resp::Wrote(Wrote::Refused | Wrote::Unknown)) => read(w, p, DlvPc::StartRead),
+            Some(Resp::Wrote(Wrote::Refused | Wrote::Unknown)) => {
+                let lease_until = d.attempt.lease.until(sent);
+                read(w, p, DlvPc::StartRead { lease_until })
+            }
             other => unreachable!("{other:?}"),
         },
-        DlvPc::StartRead => {
+        DlvPc::StartRead { lease_until } => {
             let Some(Resp::View(read)) = resp else {
                 unreachable!()
             };
             match read {
-                Some(view) => {
-                    let begun_now = d.attempt.begun(view.as_ref());
-                    begun(w, cfg, p, begun_now)
-                }
+                Some(view) => match d.attempt.begun(view.as_ref()) {
+                    // Settled once the release, and the read after it, tell.
+                    Begun::NotStarted => release(w, p, Some(lease_until)),
+                    begun_now => begun(w, cfg, p, begun_now),
+                },
                 // Not known whether it started: released (refused if it
-                // did), then TaskError::Store.
+                // did), then TaskError::Store. (`start` reads again every
+                // `POLL_MS` while that ends before the lease's stop point:
+                // never with the model's lease, of 3 ticks.)
                 None => {
+                    assert!(
+                        clock + protocol::POLL_MS >= d.attempt.stop_at(lease_until),
+                        "worker::start would read again: model its retries"
+                    );
                     w.claims[d.no as usize].start = StartEnd::ReadFailed;
-                    release(w, p)
+                    release(w, p, None)
                 }
             }
         }
-        DlvPc::Release => end_delivery(w, cfg, p, false),
+        DlvPc::Release {
+            reread: Some(lease_until),
+        } if wrote(resp.clone()) != Wrote::Done => read(w, p, DlvPc::StartReread { lease_until }),
+        DlvPc::Release { reread } => {
+            if reread.is_some() {
+                w.claims[d.no as usize].start = StartEnd::NotStarted;
+            }
+            end_delivery(w, cfg, p, false)
+        }
+        DlvPc::StartReread { .. } => {
+            let Some(Resp::View(read)) = resp else {
+                unreachable!()
+            };
+            match read.map(|view| d.attempt.begun(view.as_ref())) {
+                Some(started @ Begun::Started { .. }) => begun(w, cfg, p, started),
+                // The read failed: if the start still lands, it is counted
+                // and never runs (a start unanswered, its record unreadable).
+                None => {
+                    w.claims[d.no as usize].start = StartEnd::ReadFailed;
+                    end_delivery(w, cfg, p, false)
+                }
+                // Unstarted still, or no longer this claim's, with its
+                // release unlanded: a try of the start could still land. As
+                // unsettled as a failed read.
+                Some(_) => {
+                    w.claims[d.no as usize].start = StartEnd::ReadFailed;
+                    end_delivery(w, cfg, p, false)
+                }
+            }
+        }
         DlvPc::BeginLease {
             lease_until, sent, ..
         } => match resp.map(|resp| wrote(Some(resp))) {

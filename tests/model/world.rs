@@ -33,7 +33,8 @@ pub struct Config {
     pub faults: u8,
     /// Whether a try the SDK gave up on may land at any instant until its
     /// bound; otherwise at any instant while the SDK's next try is on its
-    /// way, or at the bound itself (the latest it may land).
+    /// way, or at the bound itself (the latest it may land; see
+    /// `stale_to_bound`).
     pub stale_anytime: bool,
     /// Whether the environment may also take the paths of the
     /// counterexamples found and not yet fixed (`check::known`).
@@ -109,6 +110,17 @@ impl Config {
 
     pub fn keyed(&self) -> bool {
         self.posts.iter().any(|keyed| *keyed)
+    }
+
+    /// Whether a try the SDK gave up on may also land as late as its bound
+    /// (`WRITE_LANDS_WITHIN_MS` after its call was sent): where a write may
+    /// be sent near a cutoff (a DELETE, or the claims of an event a keyed
+    /// retry sends again late). Elsewhere every write is sent long before
+    /// any cutoff (`Config::check`'s margin), and it lands while the next
+    /// try is on its way, or never (or, with `stale_anytime`, at any instant
+    /// until its bound).
+    pub fn stale_to_bound(&self) -> bool {
+        self.stale_anytime || self.cancels > 0 || self.keyed()
     }
 
     /// Checks what the protocol assumes of its parameters.
@@ -376,7 +388,7 @@ pub enum Io {
 /// caller dropped it lands at once or at its `by`; a try the SDK gave up on
 /// (`Fate::Stale`) at once, at any instant until `dense_until` (see
 /// `Config::stale_anytime`), or at its call's sending plus
-/// `WRITE_LANDS_WITHIN_MS`.
+/// `WRITE_LANDS_WITHIN_MS` (`Config::stale_to_bound`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Orphan {
     pub req: Req,
@@ -488,8 +500,11 @@ pub enum DlvPc {
     Start {
         sent: Ms,
     },
-    /// The read after a refused or failed start (`Attempt::begun`).
-    StartRead,
+    /// The read after a refused or failed start (`Attempt::begun`); the
+    /// start leased the task until `lease_until`.
+    StartRead {
+        lease_until: Ms,
+    },
     /// Started with fewer than two ticks of its lease left: the renewal
     /// (`worker::two_ticks_ahead`), sent at `sent`, awaited until
     /// `timeout_at` (the stop point).
@@ -501,8 +516,19 @@ pub enum DlvPc {
     /// The release of a claim that cannot start (`cond::UNSTARTED`): after
     /// `hold`'s read failed after a failed claim, a lease too short to start,
     /// or a start that did not land or cannot be told; then the delivery
-    /// ends with a function error.
-    Release,
+    /// ends with a function error. `reread`: after a start found unstarted,
+    /// whose lease would run until this: a release not known to have landed
+    /// is followed by a second read (a try of the start may have landed
+    /// since), `StartReread`.
+    Release {
+        reread: Option<Ms>,
+    },
+    /// The second read after a start found unstarted whose release did not
+    /// land: `Begun::Started` begins the work after all; anything else ends
+    /// the delivery with a function error.
+    StartReread {
+        lease_until: Ms,
+    },
     /// The watcher sleeps until `wake_at(now, lease_until)`.
     Watch {
         lease_until: Ms,
