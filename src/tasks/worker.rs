@@ -390,26 +390,26 @@ async fn start(store: TaskStore<'_>, attempt: &Attempt, task_id: &str) -> Result
     };
     match (begun, failure) {
         (Begun::NotStarted, reason) => {
+            let reason = reason
+                .unwrap_or_else(|| "UpdateItem (start): refused on an unstarted claim".to_owned());
             // A try of the start may still land after that read: the release
             // is then refused, and a second read tells.
-            if store.release(task_id, &attempt.claim_id).await != Wrote::Done
-                && let Ok(view) = store.view(task_id).await
-                && let started @ Begun::Started { .. } = attempt.begun(view.as_ref())
-            {
-                return Ok(started);
+            if store.release(task_id, &attempt.claim_id).await == Wrote::Done {
+                return Err(TaskError::Store(reason));
             }
-            Err(TaskError::Store(reason.unwrap_or_else(|| {
-                "UpdateItem (start): refused on an unstarted claim".to_owned()
-            })))
+            match store.view(task_id).await.map(|v| attempt.begun(v.as_ref())) {
+                Ok(started @ Begun::Started { .. }) => Ok(started),
+                _ => Err(TaskError::Store(format!("{STARTED_UNKNOWN}: {reason}"))),
+            }
         }
         (begun, _) => Ok(begun),
     }
 }
 
-/// Why a start whose outcome stays unknown did not begin the work: if it
-/// landed, it is the attempt counted whose work never ran.
-pub const STARTED_UNKNOWN: &str =
-    "the start's answer was lost and the record could not be read before the lease's stop point";
+/// Why a start whose outcome stays unknown did not begin the work (its answer
+/// lost, and no read before the lease's stop point, or its release unlanded,
+/// told): if it landed, it is an attempt counted whose work never ran.
+pub const STARTED_UNKNOWN: &str = "the start's outcome could not be settled";
 
 /// The lease the work begins under: the start's, if two renewal intervals
 /// of it are left; else a renewal's, awaited until the stop point, if it
