@@ -78,10 +78,14 @@ async fn get(fixture: &Fixture, task_id: &str) -> Reply {
 }
 
 /// Polls until the task reads `status`.
+/// Waits until the task reads `status`; `running` also waits for its
+/// attempt to have started (a claim is `running` before its start write
+/// counts it).
 async fn wait_for_status(fixture: &Fixture, task_id: &str, status: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if get(fixture, task_id).await.body["status"] == status {
+        let body = get(fixture, task_id).await.body;
+        if body["status"] == status && (status != "running" || body["attempts"] != 0) {
             return;
         }
         assert!(Instant::now() < deadline, "{task_id} never {status}");

@@ -507,11 +507,15 @@ async fn a_cancel_is_counted_and_the_stopped_attempt_counts_only_its_run() {
     let task_id = uuid::Uuid::new_v4().to_string();
     queue_task(&store, &task_id).await;
     let running = api.submit(events::task(&task_id, 60_000));
+    // Started: claimed, and its start write landed (the claim alone counts
+    // nothing, and a cancel before the start leaves no attempt to time).
     while store
         .read(&task_id)
         .await
         .expect("read the task")
-        .is_none_or(|stored| stored.record.status != TaskStatus::Running)
+        .is_none_or(|stored| {
+            stored.record.status != TaskStatus::Running || stored.record.attempts == 0
+        })
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -94,10 +94,15 @@ async fn task_status(fixture: &Fixture, task_id: &str) -> (String, u64, Value) {
 }
 
 /// Waits (at most 10 s) until the task's record says `status`.
+/// Waits until the task reads `status`; `running` also waits for its
+/// attempt to have started (a claim is `running` before its start write
+/// counts it).
 async fn wait_for_status(fixture: &Fixture, task_id: &str, status: &str) {
     for _ in 0..1000 {
         let item = fixture.task_item(task_id).await.expect("record");
-        if string(&item, "status") == status {
+        if string(&item, "status") == status
+            && (status != "running" || number(&item, "attempts") > 0)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
