@@ -167,7 +167,11 @@ struct Make {
 
 impl Make {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let child = Command::new("make")
+        // SIGINT as a terminal's shell leaves it: a test run started in the background of a
+        // non-interactive shell (a CI step, `cmd &`) inherits it ignored, and Ctrl-C would
+        // reach nothing.
+        let child = Command::new("env")
+            .args(["--default-signal=INT", "make"])
             .arg("--no-print-directory")
             .args(args)
             .envs(env.iter().copied())
