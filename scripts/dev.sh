@@ -105,7 +105,9 @@ MSG
 
 # --concurrency 4: watch runs one invocation at a time per instance.
 # --disable-cors: the function answers CORS itself, as it does in Lambda.
-cargo lambda watch \
+# --bin async-api: the workspace has other binaries (crates/floor-io, the bench's floor); with
+# more than one, watch serves none of them at the root path (404).
+cargo lambda watch --bin async-api \
   --invoke-address 127.0.0.1 --invoke-port "$DEV_PORT" --concurrency 4 --disable-cors \
   --env-file "$env_file" "$@" &
 pids+=($!)
