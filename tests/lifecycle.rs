@@ -860,6 +860,34 @@ async fn an_invoke_whose_answer_was_lost_after_lambda_accepted_it_answers_503_an
     assert!(started_attempts(&all_lines(&[&one, &two]), &task_id).is_empty());
 }
 
+/// A function whose DynamoDB calls go through a fault proxy ruled by
+/// `rule`, under Lambda's asynchronous semantics with invocations of
+/// `timeout`, and a task enqueued for it.
+struct Faulted {
+    proxy: FaultProxy,
+    api: RuntimeApi,
+    fixture: Fixture,
+    function: FunctionProcess,
+    task_id: String,
+}
+
+async fn faulted(rule: fault_proxy::Rule, timeout: Duration) -> Faulted {
+    let proxy = FaultProxy::start(support::dynamodb_endpoint(), rule).await;
+    let api = RuntimeApi::start_with_async_semantics(timeout).await;
+    let fixture = Fixture::new(&api.url()).await;
+    let function = command(&api, &fixture)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
+        .spawn();
+    let task_id = enqueued_task(&fixture).await;
+    Faulted {
+        proxy,
+        api,
+        fixture,
+        function,
+        task_id,
+    }
+}
+
 /// A proxy rule: `fault` for the first DynamoDB call that `matches`, then
 /// every call passes.
 fn first_call(
@@ -1214,17 +1242,17 @@ async fn a_claim_whose_answer_is_lost_past_its_lease_is_counted_once() {
     // `:now_ms` is the first try's), and the read after it finds the claim its
     // own. The claim counted nothing: the start, with a fresh lease, counts
     // the attempt, once.
-    let proxy = FaultProxy::start(
-        support::dynamodb_endpoint(),
+    let Faulted {
+        proxy,
+        api,
+        fixture: _fixture,
+        function,
+        task_id,
+    } = faulted(
         first_call(|call| update_is(call, is_claim), Fault::LoseAnswer),
+        LONG_TIMEOUT,
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(LONG_TIMEOUT).await;
-    let fixture = Fixture::new(&api.url()).await;
-    let function = command(&api, &fixture)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
-        .spawn();
-    let task_id = enqueued_task(&fixture).await;
 
     send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
     let events = api.wait_for_events(PATIENCE).await;
@@ -1479,20 +1507,20 @@ async fn a_start_answered_past_its_leases_stop_point_is_a_counted_attempt_that_n
     // counted: the one case where a counted attempt never ran its work
     // (docs/task-protocol.md, "The lease"). The delivery ends in an error,
     // and Lambda's retry runs the work as attempt 2.
-    let proxy = FaultProxy::start(
-        support::dynamodb_endpoint(),
+    let Faulted {
+        proxy,
+        api,
+        fixture: _fixture,
+        function,
+        task_id,
+    } = faulted(
         first_call(
             |call| update_is(call, is_start),
             Fault::SlowAnswer(Duration::from_millis(600)),
         ),
+        TIMEOUT,
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
-    let fixture = Fixture::new(&api.url()).await;
-    let function = command(&api, &fixture)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
-        .spawn();
-    let task_id = enqueued_task(&fixture).await;
 
     let request_id = send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
     let events = api.wait_for_events(PATIENCE).await;
@@ -1532,20 +1560,20 @@ async fn a_start_that_landed_but_whose_answer_failed_counts_its_attempt_once_and
     // it counts nothing. The read after it finds the claim started, its
     // lease (3 s, from a 30 s invocation) still short of its stop point, and
     // the work runs as attempt 1.
-    let proxy = FaultProxy::start(
-        support::dynamodb_endpoint(),
+    let Faulted {
+        proxy,
+        api,
+        fixture: _fixture,
+        function,
+        task_id,
+    } = faulted(
         first_call(
             |call| update_is(call, is_start),
             Fault::ServerErrorAfterWrite,
         ),
+        Duration::from_secs(30),
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(Duration::from_secs(30)).await;
-    let fixture = Fixture::new(&api.url()).await;
-    let function = command(&api, &fixture)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
-        .spawn();
-    let task_id = enqueued_task(&fixture).await;
 
     send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
     let events = api.wait_for_events(PATIENCE).await;
@@ -1576,20 +1604,20 @@ async fn a_renewal_that_comes_too_late_stops_the_work_and_each_attempt_that_star
     // The first renewal is held 400 ms on its way: the attempt gives up on
     // it at its lease's stop point and stops the work. It started, so it
     // stays counted; Lambda's retry runs the work again as attempt 2.
-    let proxy = FaultProxy::start(
-        support::dynamodb_endpoint(),
+    let Faulted {
+        proxy,
+        api,
+        fixture: _fixture,
+        function,
+        task_id,
+    } = faulted(
         first_call(
             |call| update_is(call, is_renewal),
             Fault::SlowRequest(Duration::from_millis(400)),
         ),
+        TIMEOUT,
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
-    let fixture = Fixture::new(&api.url()).await;
-    let function = command(&api, &fixture)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
-        .spawn();
-    let task_id = enqueued_task(&fixture).await;
 
     send_event(&api, &json!({"task_id": task_id, "delay_ms": 1000})).await;
     let events = api.wait_for_events(PATIENCE).await;
