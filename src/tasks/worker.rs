@@ -149,6 +149,8 @@ async fn deliver(
             number,
             lease_until,
         } => (number, lease_until),
+        // (`start` turns `NotStarted` into the error that gives the event
+        // back.)
         Begun::NotOurs | Begun::NotStarted => {
             return Ok(ended_elsewhere(store, task_id, 0).await);
         }
@@ -157,8 +159,9 @@ async fn deliver(
         Written::Done(Some(lease_until)) => lease_until,
         Written::Done(None) => {
             // The start was answered too late, and no renewal made up for
-            // it: the one case where an attempt is counted and its work never
-            // runs (its lease lapses; Lambda's retry takes the task over).
+            // it: an attempt counted whose work never runs (its lease lapses;
+            // Lambda's retry takes the task over; docs/task-protocol.md, "The
+            // lease", names every such case).
             return Err(TaskError::Store(format!(
                 "attempt {number} started, but its answer came too late to begin the work"
             )));
