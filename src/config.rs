@@ -41,7 +41,7 @@ pub struct Config {
     /// `false`; the template sets it when an authorizer is configured).
     pub require_caller: bool,
     /// How many tasks one caller may start per UTC clock minute
-    /// (`TASKS_PER_MINUTE_PER_CALLER`, 0 to 100000, default 60; 0: no limit).
+    /// (`TASKS_PER_MINUTE_PER_CALLER`, 0 to 10000, default 60; 0: no limit).
     pub tasks_per_minute_per_caller: u32,
 }
 
@@ -96,14 +96,14 @@ fn require_caller(value: Option<&str>) -> Result<bool, ConfigError> {
     }
 }
 
-/// `TASKS_PER_MINUTE_PER_CALLER`'s value: 0 (no limit) to 100000, 60 when
+/// `TASKS_PER_MINUTE_PER_CALLER`'s value: 0 (no limit) to 10000, 60 when
 /// unset or empty.
 fn tasks_per_minute_per_caller(value: Option<&str>) -> Result<u32, ConfigError> {
     whole_number(
         TASKS_PER_MINUTE_PER_CALLER,
         value,
         "a whole number",
-        0..=100_000,
+        0..=crate::tasks::rate_limit::MAX_PER_MINUTE,
         60,
     )
 }
@@ -310,20 +310,17 @@ mod tests {
     }
 
     #[test]
-    fn tasks_per_minute_per_caller_is_60_by_default_0_to_100000_and_0_means_no_limit() {
+    fn tasks_per_minute_per_caller_is_60_by_default_0_to_10000_and_0_means_no_limit() {
         assert_eq!(tasks_per_minute_per_caller(None).unwrap(), 60);
         assert_eq!(tasks_per_minute_per_caller(Some("")).unwrap(), 60);
         assert_eq!(tasks_per_minute_per_caller(Some("0")).unwrap(), 0);
-        assert_eq!(
-            tasks_per_minute_per_caller(Some("100000")).unwrap(),
-            100_000
-        );
-        for value in ["-1", "100001", "1.5", "sixty"] {
+        assert_eq!(tasks_per_minute_per_caller(Some("10000")).unwrap(), 10_000);
+        for value in ["-1", "10001", "1.5", "sixty"] {
             assert_eq!(
                 message(tasks_per_minute_per_caller(Some(value))),
                 format!(
                     "environment variable TASKS_PER_MINUTE_PER_CALLER is not valid: \
-                     {value:?} is not a whole number from 0 to 100000"
+                     {value:?} is not a whole number from 0 to 10000"
                 )
             );
         }

@@ -1,14 +1,19 @@
 //! `TASKS_PER_MINUTE_PER_CALLER` (API.md, "Callers"): past the limit,
 //! `/async` answers 429 `too_many_requests` with `Retry-After` (seconds to
 //! the next UTC minute) and writes and enqueues nothing; an idempotent replay
-//! is not counted; all anonymous callers count as one.
+//! is not counted; all anonymous callers count as one; a start whose
+//! counter write lands and loses its answer counts once.
 
 mod support;
+
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 
 use std::collections::HashMap;
 
 use async_api::Function;
 use aws_sdk_dynamodb::types::AttributeValue;
+use fault_proxy::{Fault, FaultProxy};
 use support::callers::Via;
 use support::fake_lambda::FakeLambda;
 use support::{Fixture, Reply, error_body, events};
@@ -83,8 +88,11 @@ async fn past_the_limit_a_caller_gets_429_with_retry_after_and_nothing_is_writte
         config.tasks_per_minute_per_caller = 2;
     });
     let ada = Via::HttpJwt("ada");
+    let mut started = Vec::new();
     for method in ["POST", "GET"] {
-        assert_eq!(send(&function, &ada, method, None).await.status, 202);
+        let reply = send(&function, &ada, method, None).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        started.push(reply.body["task_id"].as_str().expect("task_id").to_owned());
     }
     let before = items(&fixture).await;
     let before_s = support::now_millis() / 1000;
@@ -101,7 +109,13 @@ async fn past_the_limit_a_caller_gets_429_with_retry_after_and_nothing_is_writte
     let counter_id =
         format!(r#"tasks-per-minute#{minute}#jwt:["https://issuer.example.com/","ada"]"#);
     let counter = &before[&counter_id];
-    assert_eq!(counter["started"], AttributeValue::N("2".to_owned()));
+    let mut starts = counter["starts"]
+        .as_ss()
+        .expect("a set of task ids")
+        .clone();
+    starts.sort();
+    started.sort();
+    assert_eq!(starts, started, "the ids of the tasks started");
     assert_eq!(
         counter["expires_at"],
         AttributeValue::N(((minute + 1) * 60 + 120).to_string())
@@ -203,4 +217,64 @@ async fn zero_means_no_limit_and_no_counter() {
         ids.iter().all(|id| async_api::tasks::is_task_id(id)),
         "{ids:?}"
     );
+}
+
+/// The counter write of the first start lands and its answer is lost, twice
+/// over (answered 500 after it landed, then never answered at all): each
+/// time the SDK's retry meets the write already made, and the start counts
+/// once. With a limit of 2, a second task still starts, and a third is 429.
+#[tokio::test]
+async fn a_counter_write_that_lands_and_loses_its_answer_counts_its_start_once() {
+    for fault in [Fault::ServerErrorAfterWrite, Fault::LoseAnswer] {
+        within_one_minute(30).await;
+        let lambda = FakeLambda::start(202).await;
+        let fixture = Fixture::new(&lambda.url).await;
+        let faulted = std::sync::atomic::AtomicBool::new(false);
+        let proxy = FaultProxy::start(
+            support::dynamodb_endpoint(),
+            Box::new(move |seen| {
+                let counter = seen.body["Key"]["task_id"]["S"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("tasks-per-minute#"));
+                if counter && !faulted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    fault
+                } else {
+                    Fault::Pass
+                }
+            }),
+        )
+        .await;
+        let mut state = support::state_for(
+            &fixture.users_table,
+            &fixture.tasks_table,
+            proxy.url(),
+            &lambda.url,
+            Vec::new(),
+        );
+        state.config.tasks_per_minute_per_caller = 2;
+        let function = Function::new(state);
+        let ada = Via::HttpJwt("ada");
+        for _ in 0..2 {
+            let reply = send(&function, &ada, "POST", None).await;
+            assert_eq!(reply.status, 202, "{fault:?}: {}", reply.body);
+        }
+        let counter_writes: Vec<_> = proxy
+            .calls()
+            .into_iter()
+            .filter(|call| {
+                call.item_id
+                    .as_deref()
+                    .is_some_and(|id| id.starts_with("tasks-per-minute#"))
+            })
+            .collect();
+        assert_eq!(
+            counter_writes.iter().filter(|call| call.landed()).count(),
+            3,
+            "{fault:?}: the first start's write landed twice, the second's once: {counter_writes:?}"
+        );
+        let before_s = support::now_millis() / 1000;
+        let refused = send(&function, &ada, "POST", None).await;
+        assert_limited(&refused, 2, before_s, support::now_millis() / 1000);
+        assert_eq!(lambda.invocations().len(), 2, "{fault:?}");
+    }
 }

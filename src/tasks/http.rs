@@ -174,7 +174,7 @@ async fn start(
     };
     let Some(key) = key else {
         let store = TaskStore::of(state);
-        limit.count(caller).await?;
+        limit.count(caller, &task_id).await?;
         put_queued(store, &task_id, answer_by, owner).await?;
         send_event(state, &task_id, delay_ms).await?;
         return Ok(accepted(answer_of(&base, task_id), false));
@@ -211,7 +211,7 @@ async fn start(
         .await
     } else {
         let store = TaskStore::of(state);
-        let put = match limit.count(caller).await {
+        let put = match limit.count(caller, &task_id).await {
             Ok(()) => put_queued(store, &task_id, answer_by, owner).await,
             Err(err) => Err(err),
         };

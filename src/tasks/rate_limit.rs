@@ -3,11 +3,20 @@
 //!
 //! One conditional write per task start: a counter item per caller and
 //! minute in the tasks table, under `tasks-per-minute#<minute>#<scope>`,
-//! which no task id (a UUID) can take, expiring through the table's TTL. The
-//! write adds one only while the count is below the limit, so two requests
-//! racing for the last start cannot both have it. It is made only when a new
-//! task is about to be written: an idempotent replay, a 409 or a 4xx before
-//! it count nothing.
+//! which no task id (a UUID) can take, expiring through the table's TTL. It
+//! holds the set of the ids of the tasks started (`starts`), and the write
+//! adds the new task's id only while the set is below the limit, so two
+//! requests racing for the last start cannot both have it. Adding an id is
+//! idempotent: when the write lands and its answer is lost, the SDK's retry
+//! (or the condition it then meets, the set full with this very id in it)
+//! counts nothing more. A number incremented with `ADD` would count that
+//! start twice. The write is made only when a new task is about to be
+//! written: an idempotent replay, a 409 or a 4xx before it count nothing.
+//!
+//! A write costs a write unit per KB of the item: the set of a minute's
+//! starts is about 40 bytes an id, so at the default limit (60) a counter
+//! stays under 3 KB, and at the largest (`MAX_PER_MINUTE`) under DynamoDB's
+//! 400 KB item size.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -19,6 +28,10 @@ use crate::metrics;
 /// How long a counter outlives its minute before DynamoDB's TTL may take it.
 const COUNTER_TTL_S: u64 = 120;
 
+/// The largest `TASKS_PER_MINUTE_PER_CALLER`: a minute's set of ids (36
+/// bytes each) stays within DynamoDB's 400 KB item.
+pub const MAX_PER_MINUTE: u32 = 10_000;
+
 /// The counters, in the tasks table.
 #[derive(Clone, Copy)]
 pub struct StartLimit<'a> {
@@ -29,10 +42,11 @@ pub struct StartLimit<'a> {
 }
 
 impl StartLimit<'_> {
-    /// Counts one task start for `caller` in the current minute; past the
-    /// limit, a 429 whose `Retry-After` is the seconds to the next minute,
-    /// and nothing counted. DynamoDB failing is a 503 (from the SDK error).
-    pub async fn count(self, caller: &Caller) -> Result<(), ApiError> {
+    /// Counts the start of task `task_id` for `caller` in the current minute;
+    /// past the limit, a 429 whose `Retry-After` is the seconds to the next
+    /// minute, and nothing counted. DynamoDB failing is a 503 (from the SDK
+    /// error).
+    pub async fn count(self, caller: &Caller, task_id: &str) -> Result<(), ApiError> {
         if self.per_minute == 0 {
             return Ok(());
         }
@@ -44,9 +58,12 @@ impl StartLimit<'_> {
             .update_item()
             .table_name(self.store.table)
             .key("task_id", counter_id(minute, &caller.scope()))
-            .update_expression("ADD started :one SET expires_at = :expires_at")
-            .condition_expression("attribute_not_exists(started) OR started < :limit")
-            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .update_expression("ADD starts :ids SET expires_at = :expires_at")
+            .condition_expression(
+                "attribute_not_exists(starts) OR size(starts) < :limit OR contains(starts, :id)",
+            )
+            .expression_attribute_values(":ids", AttributeValue::Ss(vec![task_id.to_owned()]))
+            .expression_attribute_values(":id", AttributeValue::S(task_id.to_owned()))
             .expression_attribute_values(":limit", AttributeValue::N(self.per_minute.to_string()))
             .expression_attribute_values(
                 ":expires_at",
