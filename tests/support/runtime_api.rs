@@ -1063,7 +1063,7 @@ impl FunctionCommand {
             ("TASKS_TABLE", fixture.tasks_table.clone()),
             // The per-caller limit's counter is written, as in production,
             // but never reached by a test's or the bench's hundreds of tasks.
-            ("TASKS_PER_MINUTE_PER_CALLER", "100000".to_owned()),
+            ("TASKS_PER_MINUTE_PER_CALLER", "10000".to_owned()),
             ("TZ", ":UTC".to_owned()),
         ];
         Self {
