@@ -47,6 +47,13 @@ help: ## this list
 dev: $(NODE_STAMP) $(VENV_STAMP) ## the API on http://127.0.0.1:9000 (dynalite + cargo lambda watch)
 	./scripts/dev.sh
 
+# The OpenAPI document the binary serves, generated from the handlers' annotations: run it after
+# changing a route, a body or an answer (tests/docs.rs fails until the file agrees with the code).
+.PHONY: openapi
+openapi: ## write src/openapi.json, the document /openapi.json serves, from the code
+	cargo run --quiet --example openapi > src/openapi.json.new
+	mv src/openapi.json.new src/openapi.json
+
 # Idempotent: creates missing tables, rewrites the same sample users.
 seed: ## create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)
 	cargo run --quiet --example seed
@@ -55,7 +62,7 @@ seed: ## create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)
 # and cargo lambda watch for the end-to-end test. Then the API from the outside: schemathesis
 # against /openapi.json, and /docs in headless Chromium.
 test: $(NODE_STAMP) $(VENV_STAMP) ## every test, against a local dynalite
-	cargo test --all-targets --no-fail-fast
+	cargo test --workspace --all-targets --no-fail-fast
 	$(MAKE) test-api
 
 test-api: $(NODE_STAMP) $(VENV_STAMP) chromium ## only the API from outside: schemathesis and /docs in Chromium
@@ -75,7 +82,7 @@ chromium:
 lint: ## cargo fmt --check, clippy, and the links of README.md and docs/
 	$(PYTHON) scripts/check-links.py
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 # --- tools -----------------------------------------------------------------------------------
 

@@ -14,8 +14,7 @@
 //! - Routes, by domain: [`users`] (`GET /users`), [`tasks::http`] (`/async`,
 //!   `/tasks/{task_id}`), [`docs`] (`/openapi.json`, `/docs`).
 //! - [`caller`]: who is calling, as API Gateway verified it.
-//! - [`item_json`]: a DynamoDB item as plain JSON; [`error`]: `ApiError`, the
-//!   JSON errors of the contract.
+//! - [`error`]: `ApiError`, the JSON errors of the contract.
 //! - [`metrics`]: the CloudWatch metrics (EMF lines on stdout); [`trace`]: each
 //!   invocation's X-Ray trace header, carried on to the `Invoke` of its task.
 //!
@@ -31,7 +30,6 @@ pub mod dispatch;
 pub mod docs;
 pub mod error;
 pub mod http_event;
-pub mod item_json;
 pub mod metrics;
 pub mod state;
 pub mod tasks;

@@ -1,6 +1,6 @@
 //! `GET /users`: one page of a DynamoDB Scan of the users table.
 //!
-//! The page's items become plain JSON ([`crate::item_json`]), the Scan's `LastEvaluatedKey` becomes an opaque cursor, and the
+//! The page's items become plain JSON (the `item-json` crate of this workspace, `crates/item-json`), the Scan's `LastEvaluatedKey` becomes an opaque cursor, and the
 //! page is cut short before the response could outgrow what Lambda may return.
 
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use item_json::ItemJson;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -20,7 +21,6 @@ use crate::error::{
     ApiError, BadRequestResponse, InternalResponse, UnauthorizedResponse, UnavailableResponse,
 };
 use crate::http_event::ResponseBudget;
-use crate::item_json::ItemJson;
 use crate::state::AppState;
 use utoipa::{IntoParams, ToSchema};
 

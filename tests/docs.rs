@@ -36,7 +36,8 @@ async fn openapi_json_is_an_openapi_3_1_document_of_exactly_the_contracts_routes
     assert_eq!(reply.body["openapi"], "3.1.0");
     assert_eq!(
         reply.body,
-        serde_json::to_value(async_api::openapi()).expect("document")
+        serde_json::to_value(async_api::openapi()).expect("document"),
+        "src/openapi.json is not the document the code describes: run `make openapi`"
     );
 
     let set = |methods: &[&str]| {
@@ -55,6 +56,19 @@ async fn openapi_json_is_an_openapi_3_1_document_of_exactly_the_contracts_routes
             ("/openapi.json".to_owned(), set(&["GET"])),
             ("/docs".to_owned(), set(&["GET"])),
         ])
+    );
+}
+
+/// The file the binary serves is, byte for byte, what `make openapi` writes.
+#[test]
+fn src_openapi_json_is_the_generated_document_as_make_openapi_writes_it() {
+    let generated = format!(
+        "{}\n",
+        async_api::openapi().to_pretty_json().expect("document")
+    );
+    assert!(
+        async_api::docs::OPENAPI_JSON == generated,
+        "src/openapi.json is not the document the code describes: run `make openapi`"
     );
 }
 

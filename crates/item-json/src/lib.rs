@@ -1,4 +1,4 @@
-//! A DynamoDB item as plain JSON, the way `GET /users` shows it: S string, N a
+//! A DynamoDB item as plain JSON, the way the function's `GET /users` shows it: S string, N a
 //! JSON number with every digit DynamoDB stored (never through an `f64`),
 //! BOOL, NULL, M object, L array, SS/NS arrays, B/BS base64 strings.
 //!
@@ -9,6 +9,12 @@
 //! blobs are base64-encoded in place. The text is byte for byte what
 //! `serde_json` made of the same item through `Serialize` (strings are
 //! escaped by `serde_json` itself).
+//!
+//! It is a package of its own so that it can be built for speed while the
+//! function is built for size (the root `Cargo.toml`'s
+//! `[profile.release.package.item-json]`): it is the loop a page runs once per
+//! attribute, and the generics it instantiates (the map's iteration, the sort,
+//! the buffer's writes, `serde_json`'s escaping) are built with it.
 
 use std::collections::HashMap;
 
@@ -40,35 +46,65 @@ const ON_STACK: usize = 16;
 /// Stands in the unused slots of the stack's array.
 static NOTHING: AttributeValue = AttributeValue::Null(true);
 
+/// An attribute, with the first 8 bytes of its name as a big-endian number
+/// (zero-padded): two names whose keys differ are in the order of their keys,
+/// so most comparisons of a sort are one of integers, not of strings.
+#[derive(Clone, Copy)]
+struct Entry<'a> {
+    key: u64,
+    name: &'a str,
+    value: &'a AttributeValue,
+}
+
+impl<'a> Entry<'a> {
+    fn new(name: &'a str, value: &'a AttributeValue) -> Self {
+        let mut head = [0_u8; 8];
+        let len = name.len().min(8);
+        head[..len].copy_from_slice(&name.as_bytes()[..len]);
+        Self {
+            key: u64::from_be_bytes(head),
+            name,
+            value,
+        }
+    }
+
+    /// The order of `str`'s `cmp`: a key is less only where the name is.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key
+            .cmp(&other.key)
+            .then_with(|| self.name.cmp(other.name))
+    }
+}
+
 fn write_map(out: &mut Vec<u8>, map: &HashMap<String, AttributeValue>) -> Result<(), String> {
     // The names sorted with their values beside them: no lookup by name (a
     // SipHash of each name) and, up to `ON_STACK` attributes, no allocation.
     if map.len() <= ON_STACK {
-        let mut entries: [(&str, &AttributeValue); ON_STACK] = [("", &NOTHING); ON_STACK];
+        let mut entries = [Entry::new("", &NOTHING); ON_STACK];
         for (entry, (name, value)) in entries.iter_mut().zip(map) {
-            *entry = (name, value);
+            *entry = Entry::new(name, value);
         }
         write_entries(out, &mut entries[..map.len()])
     } else {
-        let mut entries: Vec<(&str, &AttributeValue)> = map
+        let mut entries: Vec<Entry<'_>> = map
             .iter()
-            .map(|(name, value)| (name.as_str(), value))
+            .map(|(name, value)| Entry::new(name, value))
             .collect();
         write_entries(out, &mut entries)
     }
 }
 
-fn write_entries(out: &mut Vec<u8>, entries: &mut [(&str, &AttributeValue)]) -> Result<(), String> {
+fn write_entries(out: &mut Vec<u8>, entries: &mut [Entry<'_>]) -> Result<(), String> {
     // Names are unique within a map, so an unstable sort gives the one order.
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries.sort_unstable_by(Entry::cmp);
     out.push(b'{');
-    for (index, (name, value)) in entries.iter().enumerate() {
+    for (index, entry) in entries.iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
-        write_str(out, name);
+        write_str(out, entry.name);
         out.push(b':');
-        write_value(out, value)?;
+        write_value(out, entry.value)?;
     }
     out.push(b'}');
     Ok(())
@@ -348,6 +384,57 @@ mod tests {
             ItemJson(&item).to_json().unwrap(),
             r#"{"bin":"aGk=","bs":["AA=="],"l":[2,"y"],"m":{"b":true},"n":1.50,"ns":[1,-0.5],"null":null,"s":"x","ss":["a","b"]}"#
         );
+    }
+
+    #[test]
+    fn names_are_in_the_order_of_str_whatever_their_first_eight_bytes() {
+        let names = [
+            "",
+            "\u{0}",
+            "a",
+            "a\u{0}",
+            "a\u{0}\u{0}",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgh\u{0}",
+            "abcdefghi",
+            "abcdefgg",
+            "abcdefgz",
+            "abcdefghij",
+            "b",
+            "é",
+            "éa",
+            "\u{7f}",
+            "Z",
+            "id",
+            "email",
+            "name",
+        ];
+        let item: HashMap<String, AttributeValue> = names
+            .iter()
+            .map(|name| ((*name).to_owned(), AttributeValue::Null(true)))
+            .collect();
+        let mut sorted = names.to_vec();
+        sorted.sort();
+        let expected = sorted
+            .iter()
+            .map(|name| format!("{}:null", serde_json::to_string(name).unwrap()))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            ItemJson(&item).to_json().unwrap(),
+            format!("{{{expected}}}")
+        );
+        for pair in names.iter().flat_map(|a| names.iter().map(move |b| (a, b))) {
+            let (a, b) = pair;
+            let value = AttributeValue::Null(true);
+            assert_eq!(
+                Entry::new(a, &value).cmp(&Entry::new(b, &value)),
+                a.cmp(b),
+                "{a:?} {b:?}"
+            );
+        }
     }
 
     #[test]
