@@ -60,8 +60,39 @@ pub(crate) async fn tasks_at_once(
     started.elapsed()
 }
 
-/// `requests` `/users` events queued at once; the process's workers drain them.
-pub(crate) async fn throughput(instance: &Instance, requests: usize) -> Throughput {
+/// Rounds of the throughput measurement per concurrency level.
+pub(crate) const ROUNDS: usize = 6;
+
+/// The rounds of one binary, summed: requests over their wall time, CPU over
+/// their requests.
+#[derive(Default)]
+struct Rounds {
+    requests: usize,
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Rounds {
+    fn add(&mut self, (requests, wall, cpu): (usize, Duration, Duration)) {
+        self.requests += requests;
+        self.wall += wall;
+        self.cpu += cpu;
+    }
+
+    fn total(&self) -> Throughput {
+        Throughput {
+            per_second: self.requests as f64 / self.wall.as_secs_f64(),
+            cpu_per_call: self.cpu / self.requests.max(1) as u32,
+        }
+    }
+}
+
+/// `requests` `/users` events queued at once; the process's workers drain
+/// them. The requests, their wall time and the process's CPU time.
+pub(crate) async fn throughput(
+    instance: &Instance,
+    requests: usize,
+) -> (usize, Duration, Duration) {
     let event = users_event(COLD_PAGE);
     let cpu_before = usage(&instance.process).cpu;
     let started = Instant::now();
@@ -73,10 +104,7 @@ pub(crate) async fn throughput(instance: &Instance, requests: usize) -> Throughp
     }
     let wall = started.elapsed();
     let cpu = usage(&instance.process).cpu.saturating_sub(cpu_before);
-    Throughput {
-        per_second: requests as f64 / wall.as_secs_f64(),
-        cpu_per_call: cpu / requests as u32,
-    }
+    (requests, wall, cpu)
 }
 
 pub(crate) async fn concurrency(settings: &Settings, fixture: &Fixture) -> Vec<Concurrency> {
@@ -97,8 +125,22 @@ pub(crate) async fn concurrency(settings: &Settings, fixture: &Fixture) -> Vec<C
         // Warm both, then measure each alone.
         throughput(&function, 4 * max_concurrency).await;
         throughput(&floor, 4 * max_concurrency).await;
-        let function_throughput = throughput(&function, settings.throughput_requests).await;
-        let floor_throughput = throughput(&floor, settings.throughput_requests).await;
+        // In rounds, the two in turn and the first of each round alternating,
+        // so that a slow second of the machine falls on both alike.
+        let mut function_throughput = Rounds::default();
+        let mut floor_throughput = Rounds::default();
+        let per_round = settings.throughput_requests.div_ceil(ROUNDS);
+        for round in 0..ROUNDS {
+            if round % 2 == 0 {
+                function_throughput.add(throughput(&function, per_round).await);
+                floor_throughput.add(throughput(&floor, per_round).await);
+            } else {
+                floor_throughput.add(throughput(&floor, per_round).await);
+                function_throughput.add(throughput(&function, per_round).await);
+            }
+        }
+        let function_throughput = function_throughput.total();
+        let floor_throughput = floor_throughput.total();
         floor.stop().await;
         let peak_rss_kib = function.stop().await.peak_rss_kib;
         results.push(Concurrency {

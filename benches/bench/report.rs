@@ -355,8 +355,9 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
     // Concurrency.
     let _ = writeln!(
         out,
-        "\n**Many invocations per process** (`AWS_LAMBDA_MAX_CONCURRENCY=N`): tasks of 1 s queued at once; then {} `/users` ({COLD_PAGE} items) queued at once, function and I/O floor each alone.\n",
-        settings.throughput_requests
+        "\n**Many invocations per process** (`AWS_LAMBDA_MAX_CONCURRENCY=N`): tasks of 1 s queued at once; then {} `/users` ({COLD_PAGE} items) for each binary, in {ROUNDS} rounds of {} queued at once, the function and the I/O floor in turn.\n",
+        settings.throughput_requests,
+        settings.throughput_requests.div_ceil(ROUNDS)
     );
     let _ = writeln!(
         out,

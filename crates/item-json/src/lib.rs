@@ -151,9 +151,23 @@ fn write_list<T>(
     Ok(())
 }
 
-/// A JSON string, escaped by `serde_json` (writing into a `Vec` cannot fail).
+/// A JSON string. One with nothing to escape, as names and most values are,
+/// is copied whole between its quotes (one reservation, one copy); any other
+/// is escaped by `serde_json` (writing into a `Vec` cannot fail). Either way
+/// the bytes are `serde_json`'s: it escapes exactly `"`, `\\` and the bytes
+/// below 0x20.
+#[inline]
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes()
+        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    {
+        let _ = serde_json::to_writer(&mut *out, s);
+        return;
+    }
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 /// Base64 in place (its alphabet needs no escaping).
@@ -304,6 +318,35 @@ mod tests {
             ItemJson(&item).to_json().unwrap(),
             format!("{{{escaped}:{escaped}}}")
         );
+    }
+
+    #[test]
+    fn every_string_is_written_as_serde_json_writes_it() {
+        // Every byte value a string can start, end or be made of.
+        let mut texts: Vec<String> = (0_u8..=0x7f)
+            .map(|byte| format!("a{}b", char::from(byte)))
+            .collect();
+        texts.extend(
+            [
+                "",
+                "plain",
+                "é✓ ünïcödé",
+                "\u{7f}\u{80}\u{ffff}",
+                "a/b",
+                "\"",
+                "\\",
+            ]
+            .map(String::from),
+        );
+        for text in texts {
+            let mut out = Vec::new();
+            write_str(&mut out, &text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&text).unwrap(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
