@@ -104,7 +104,10 @@ pub async fn list_users(
     // The page is written straight into the body, each user where it goes,
     // as `UsersPage` would serialize: no buffer per user, no second copy.
     let items = output.items();
-    let mut body = Vec::with_capacity(64 * 1024);
+    // Room for the page as a users table's items usually take (a few
+    // attributes, about 128 bytes each), so that it is written without
+    // growing, and so copied, on the way.
+    let mut body = Vec::with_capacity(PAGE_START.len() + 64 + items.len() * 128);
     body.extend_from_slice(PAGE_START);
     let mut page_budget = PageBudget::new(budget);
     let mut last_key = output.last_evaluated_key().cloned();
