@@ -44,6 +44,10 @@ pub enum Fault {
     SlowAnswer(Duration),
     /// Forwarded (a write lands); no answer ever comes back.
     LoseAnswer,
+    /// Held on its way in until a call of this operation that came after it
+    /// has been answered (at most 10 s), then forwarded: it lands after that
+    /// call, whatever the timing of the SDK's retries.
+    HoldUntilAnswered(&'static str),
 }
 
 /// A call as a [`Rule`] sees it, before it is forwarded.
@@ -247,6 +251,17 @@ async fn handle(
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let forwarded = tokio::spawn(async move {
         tokio::time::sleep(hold).await;
+        if let Fault::HoldUntilAnswered(operation) = fault {
+            let answered = || {
+                lock(&exchange.calls)[index + 1..]
+                    .iter()
+                    .any(|call| call.operation == operation && call.upstream_ms.is_some())
+            };
+            let give_up = epoch_millis() + 10_000;
+            while !answered() && epoch_millis() < give_up {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         lock(&exchange.calls)[index].forwarded_ms = Some(epoch_millis());
         let forwarded = forward(&exchange.upstream, &path, &headers, &body).await;
         let mut calls = lock(&exchange.calls);
