@@ -36,7 +36,7 @@ fn is_release(update: &str) -> bool {
     update.contains("#status = :queued") && !update.contains(":done")
 }
 
-fn calls_of<'a>(calls: &'a [Call], write: fn(&str) -> bool) -> Vec<&'a Call> {
+fn calls_of(calls: &[Call], write: fn(&str) -> bool) -> Vec<&Call> {
     calls
         .iter()
         .filter(|call| call.update.as_deref().is_some_and(write))
