@@ -513,6 +513,7 @@ pub fn print_faults(what: &str, calls: &[Call]) {
             Fault::SlowRequest(_) => "slowed on the way in",
             Fault::SlowAnswer(_) => "answer slowed",
             Fault::LoseAnswer => "answer lost",
+            Fault::HoldUntilAnswered(_) => "held until another call was answered",
         };
         *faults.entry(name).or_default() += 1;
     }
