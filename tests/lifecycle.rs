@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_api::lambda_config;
-use async_api::tasks::TaskStore;
 use async_api::tasks::protocol::{CLOCK_SKEW_MS, RETRY_PAUSE_MS, WRITE_LANDS_WITHIN_MS};
 use async_api::tasks::record::{ATTEMPT_DIED, NEVER_DELIVERED};
 use async_api::tasks::store::NOT_ENQUEUED;
@@ -84,22 +83,6 @@ async fn start_task(api: &RuntimeApi, delay_ms: u64) -> String {
         .as_str()
         .expect("a task id")
         .to_owned()
-}
-
-/// A task recorded and marked enqueued, as `/async` leaves it once Lambda has
-/// accepted its event, for the tests whose event `/async` cannot send (one
-/// with `panic_attempts`, one delivered late).
-async fn enqueued_task(fixture: &Fixture) -> String {
-    let task_id = uuid::Uuid::new_v4().to_string();
-    let store = TaskStore {
-        dynamodb: &fixture.dynamodb,
-        table: &fixture.tasks_table,
-    };
-    store
-        .put_enqueued(&task_id)
-        .await
-        .expect("a queued, enqueued task record");
-    task_id
 }
 
 /// Sends `payload` as Lambda's `Invoke` with `InvocationType=Event`; the
@@ -340,7 +323,7 @@ async fn a_panic_in_the_work_leaves_the_task_queued_with_its_error_until_lambdas
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
 
     let request_id = send_event(
         &api,
@@ -377,7 +360,7 @@ async fn work_that_panics_on_every_attempt_waits_queued_between_attempts_and_its
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
 
     let event = json!({"task_id": task_id, "delay_ms": 100, "panic_attempts": 3});
     send_event(&api, &event).await;
@@ -589,7 +572,7 @@ async fn past_the_backstop(
     let function = command(api, fixture)
         .env("TASK_EVENT_MAX_AGE_SECONDS", &max_age.as_secs().to_string())
         .spawn();
-    let task_id = enqueued_task(fixture).await;
+    let task_id = fixture.enqueued_task().await;
     let horizon = max_age + Duration::from_secs(5 * 60);
     let created_ms = support::now_millis() - horizon.as_millis() as u64 - 1000;
     let mut update = fixture
@@ -679,7 +662,7 @@ async fn a_canceled_queued_task_never_runs_and_its_event_does_nothing() {
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
 
     let answer = http(&api, "DELETE", &format!("/tasks/{task_id}"), None, &[]).await;
     assert_eq!(answer.status, 200, "{answer:?}");
@@ -878,7 +861,7 @@ async fn faulted(rule: fault_proxy::Rule, timeout: Duration) -> Faulted {
     let function = command(&api, &fixture)
         .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
         .spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
     Faulted {
         proxy,
         api,
@@ -1035,7 +1018,7 @@ async fn a_claim_answered_after_its_lease_lapsed_neither_starts_the_work_another
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
     let (one, two) = (command.clone().spawn(), command.spawn());
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
     let event = json!({"task_id": task_id, "delay_ms": 2000});
 
     let first = send_event(&api, &event).await;
@@ -1150,7 +1133,7 @@ async fn a_task_lambda_gave_up_on_stays_failed_when_another_copy_of_its_event_ar
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
     let event = json!({"task_id": task_id, "delay_ms": 0});
 
     // Lambda's record of the event it gave up on, through the failure queue.
@@ -1285,7 +1268,7 @@ async fn with_no_retries_configured_the_first_failed_attempt_is_final_and_lambda
     let function = command(&api, &fixture)
         .env("TASK_MAX_RETRY_ATTEMPTS", "0")
         .spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
 
     let event = json!({"task_id": task_id, "delay_ms": 0, "fail_attempts": 1});
     send_event(&api, &event).await;
@@ -1329,7 +1312,7 @@ async fn work_that_fails_for_good_ends_failed_at_once_without_a_function_error_s
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
 
     send_event(
         &api,
@@ -1371,7 +1354,7 @@ async fn a_task_waiting_for_lambdas_retry_can_be_canceled_and_the_retry_then_doe
     let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
 
     let request_id = send_event(
         &api,
@@ -1435,7 +1418,7 @@ async fn a_claim_whose_process_dies_before_the_work_starts_is_not_an_attempt() {
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
     let first = command.clone().spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
 
     let request_id = send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
     let sent = Instant::now();
@@ -1678,7 +1661,7 @@ async fn a_claim_that_lands_too_close_to_its_tasks_backstop_is_released_counting
         .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
         .env("TASK_EVENT_MAX_AGE_SECONDS", &max_age.as_secs().to_string())
         .spawn();
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
     let horizon_ms = (max_age + Duration::from_secs(5 * 60)).as_millis() as u64;
     let last_write_ms = support::now_millis() + 600;
     let created_ms = last_write_ms + WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS - horizon_ms;

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_api::Function;
-use async_api::tasks::TaskStore;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use fault_proxy::{Call, Fault, FaultProxy, Seen};
@@ -58,14 +57,7 @@ fn calls_of(calls: &[Call], write: fn(&str) -> bool) -> Vec<&Call> {
 async fn a_start_that_lands_after_the_worker_read_its_claim_unstarted_is_found_by_a_second_read_and_its_work_runs_once()
  {
     let fixture = Fixture::new(&dead_endpoint()).await;
-    let task_id = uuid::Uuid::new_v4().to_string();
-    TaskStore {
-        dynamodb: &fixture.dynamodb,
-        table: &fixture.tasks_table,
-    }
-    .put_enqueued(&task_id)
-    .await
-    .expect("a queued, enqueued task record");
+    let task_id = fixture.enqueued_task().await;
 
     let starts = AtomicUsize::new(0);
     let proxy = FaultProxy::start(

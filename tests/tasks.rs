@@ -8,7 +8,6 @@ mod support;
 use std::collections::HashMap;
 
 use async_api::FunctionError;
-use async_api::tasks::TaskStore;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::fake_lambda::FakeLambda;
@@ -40,20 +39,6 @@ fn diagnostic(err: FunctionError) -> (String, String) {
 /// `fail_attempts` attempts.
 fn failing_event(task_id: &str, delay_ms: u64, fail_attempts: u32) -> String {
     json!({"task_id": task_id, "delay_ms": delay_ms, "fail_attempts": fail_attempts}).to_string()
-}
-
-/// A task recorded and enqueued as `/async` leaves it, for a test that
-/// delivers its event itself; its id.
-async fn enqueued_task(fixture: &Fixture) -> String {
-    let task_id = uuid::Uuid::new_v4().to_string();
-    TaskStore {
-        dynamodb: &fixture.dynamodb,
-        table: &fixture.tasks_table,
-    }
-    .put_enqueued(&task_id)
-    .await
-    .expect("a queued, enqueued task record");
-    task_id
 }
 
 async fn get(fixture: &Fixture, task_id: &str) -> Reply {
@@ -414,7 +399,7 @@ async fn a_failed_attempt_leaves_the_task_queued_with_its_error_until_lambdas_re
 async fn the_third_failed_attempt_fails_the_task_for_good_and_a_fourth_delivery_does_nothing() {
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
     let event = failing_event(&task_id, 0, 3);
     let message = "simulated failure (fail_attempts = 3)";
 
@@ -479,7 +464,7 @@ async fn with_task_max_retry_attempts_0_the_first_failed_attempt_is_final() {
     let function = fixture.function_with_config(&lambda.url, |config| {
         config.task_max_retry_attempts = 0;
     });
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
     let event = failing_event(&task_id, 0, 1);
     let message = "simulated failure (fail_attempts = 1)";
 
@@ -507,7 +492,7 @@ async fn with_task_max_retry_attempts_0_the_first_failed_attempt_is_final() {
 async fn work_that_fails_for_good_ends_the_task_failed_at_once_without_a_function_error() {
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
     let event = json!({"task_id": task_id, "delay_ms": 0, "fail_for_good": true}).to_string();
 
     // No function error: Lambda must not retry what no retry can cure.
@@ -545,7 +530,7 @@ async fn work_that_fails_for_good_ends_the_task_failed_at_once_without_a_functio
 async fn a_claim_too_late_to_start_the_work_is_released_and_the_next_attempt_is_1() {
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
-    let task_id = enqueued_task(&fixture).await;
+    let task_id = fixture.enqueued_task().await;
     let event = events::task(&task_id, 0);
 
     // An invocation 100 ms from its deadline: its claim's lease can never

@@ -241,6 +241,20 @@ impl Fixture {
         }
     }
 
+    /// A task recorded and enqueued as `/async` leaves it once Lambda has its
+    /// event, for a test that delivers the event itself; its id.
+    pub async fn enqueued_task(&self) -> String {
+        let task_id = uuid::Uuid::new_v4().to_string();
+        async_api::tasks::TaskStore {
+            dynamodb: &self.dynamodb,
+            table: &self.tasks_table,
+        }
+        .put_enqueued(&task_id)
+        .await
+        .expect("a queued, enqueued task record");
+        task_id
+    }
+
     /// The raw task record, if any.
     pub async fn task_item(&self, task_id: &str) -> Option<HashMap<String, AttributeValue>> {
         self.dynamodb
