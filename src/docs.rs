@@ -4,9 +4,10 @@
 //! time (`make openapi` writes `src/openapi.json`, and tests/docs.rs fails
 //! while the file and the code disagree) and served as the binary holds it:
 //! building it at init took utoipa's builders and serializers into the
-//! bootstrap (0.11 MiB of the zip) and its time into every cold start. Lambda has no files to serve, so the
-//! page carries Swagger UI's script and style inline, compiled into the binary
-//! (swagger-ui-dist 5.35.0 from npm, Apache-2.0: see `src/docs/`).
+//! bootstrap (0.11 MiB of the zip) and its time into every cold start.
+//! Lambda has no files to serve, so the page carries Swagger UI's script and
+//! style inline, compiled into the binary (swagger-ui-dist 5.35.0 from npm,
+//! Apache-2.0: see `src/docs/`).
 
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
