@@ -7,8 +7,8 @@
 //! users table holds, no allocation: attribute names are put in order on the
 //! stack, numbers DynamoDB sent in JSON's own form are copied as they are,
 //! blobs are base64-encoded in place. The text is byte for byte what
-//! `serde_json` made of the same item through `Serialize` (strings are
-//! escaped by `serde_json` itself).
+//! `serde_json` made of the same item through `Serialize` (a string with
+//! nothing to escape is copied whole, any other escaped by `serde_json`).
 //!
 //! It is a package of its own so that it can be built for speed while the
 //! function is built for size (the root `Cargo.toml`'s
