@@ -60,10 +60,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use async_api::config::Config;
-use async_api::{AppState, Function, dynamodb_config, lambda_config};
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
+use async_api::Function;
 use aws_sdk_dynamodb::types::AttributeValue;
 use fault_proxy::{Call, Fault, FaultProxy, Rule, Seen};
 use serde_json::{Value, json};
@@ -108,51 +105,18 @@ const KEY_RECORD: &str = "idempotency-key#";
 // ---------------------------------------------------------------------------
 
 /// The function with the fixture's tables, DynamoDB at `dynamodb`, `Invoke`
-/// at `lambda`, and short SDK timeouts: `attempt_timeout` per attempt, 3
-/// attempts 20 ms of backoff apart at first.
+/// at `lambda`, short SDK bounds (`Fixture::state_through`) and the per-caller
+/// limit at its default, so that the caller's start counter is one of the
+/// writes.
 fn function_through(
     fixture: &Fixture,
     dynamodb: &str,
     lambda: &str,
     attempt_timeout: Duration,
 ) -> Function {
-    let sdk = support::sdk_config();
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(500))
-        .operation_attempt_timeout(attempt_timeout)
-        .operation_timeout(attempt_timeout * 4)
-        .build();
-    let retries = RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::from_millis(20));
-    Function::new(AppState {
-        config: Config {
-            users_table: fixture.users_table.clone(),
-            tasks_table: fixture.tasks_table.clone(),
-            function_name: support::FUNCTION_NAME.to_owned(),
-            cors_allowed_origins: Vec::new(),
-            metrics_namespace: "AsyncApi".to_owned(),
-            task_event_max_age: Duration::from_secs(3600),
-            task_max_retry_attempts: 2,
-            require_caller: false,
-            // The default: the caller's start counter is one of the writes.
-            tasks_per_minute_per_caller: 60,
-        },
-        dynamodb: aws_sdk_dynamodb::Client::from_conf(
-            dynamodb_config(&sdk)
-                .endpoint_url(dynamodb)
-                .timeout_config(timeouts.clone())
-                .retry_config(retries.clone())
-                .build(),
-        ),
-        lambda: aws_sdk_lambda::Client::from_conf(
-            lambda_config(&sdk)
-                .endpoint_url(lambda)
-                .timeout_config(timeouts)
-                .retry_config(retries)
-                .build(),
-        ),
-    })
+    let mut state = fixture.state_through(dynamodb, lambda, attempt_timeout);
+    state.config.tasks_per_minute_per_caller = 60;
+    Function::new(state)
 }
 
 /// The cases take turns: their SDK attempts give up after 400 ms, and a

@@ -10,6 +10,7 @@ mod support;
 mod fault_proxy;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_api::Function;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -34,7 +35,7 @@ async fn within_one_minute(seconds: u64) {
     let into_minute = support::now_millis() / 1000 % 60;
     if into_minute + seconds >= 60 {
         let wait_ms = (60 - into_minute) * 1000 + 100;
-        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
     }
 }
 
@@ -244,13 +245,7 @@ async fn a_counter_write_that_lands_and_loses_its_answer_counts_its_start_once()
             }),
         )
         .await;
-        let mut state = support::state_for(
-            &fixture.users_table,
-            &fixture.tasks_table,
-            proxy.url(),
-            &lambda.url,
-            Vec::new(),
-        );
+        let mut state = fixture.state_through(proxy.url(), &lambda.url, Duration::from_millis(400));
         state.config.tasks_per_minute_per_caller = 2;
         let function = Function::new(state);
         let ada = Via::HttpJwt("ada");

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_api::Function;
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use fault_proxy::{Call, Fault, FaultProxy, Seen};
 use serde_json::json;
 use support::{Fixture, dead_endpoint, events};
@@ -77,31 +75,11 @@ async fn a_start_that_lands_after_the_worker_read_its_claim_unstarted_is_found_b
         }),
     )
     .await;
-    let mut state = support::state_for(
-        &fixture.users_table,
-        &fixture.tasks_table,
+    let function = Function::new(fixture.state_through(
         proxy.url(),
         &dead_endpoint(),
-        Vec::new(),
-    );
-    state.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        async_api::dynamodb_config(&support::sdk_config())
-            .endpoint_url(proxy.url())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_millis(500))
-                    .operation_attempt_timeout(Duration::from_millis(300))
-                    .operation_timeout(Duration::from_millis(1500))
-                    .build(),
-            )
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(Duration::from_millis(20)),
-            )
-            .build(),
-    );
-    let function = Function::new(state);
+        Duration::from_millis(300),
+    ));
 
     let deadline_ms = support::now_millis() + 30_000;
     let delivered =

@@ -13,12 +13,15 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use async_api::FunctionError;
 use async_api::config::Config;
 use async_api::{AppState, Function, dynamodb_config, lambda_config};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
@@ -255,6 +258,51 @@ impl Fixture {
         task_id
     }
 
+    /// The state of a function on this fixture's tables whose DynamoDB is
+    /// `dynamodb` and whose `Invoke` is `lambda` (a fault proxy, a dead
+    /// endpoint), with SDK bounds short enough that a lost answer is retried
+    /// within the test: `attempt_timeout` per attempt, four times that per
+    /// call, 3 attempts 20 ms of backoff apart at first.
+    pub fn state_through(
+        &self,
+        dynamodb: &str,
+        lambda: &str,
+        attempt_timeout: Duration,
+    ) -> AppState {
+        let sdk = sdk_config();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .operation_attempt_timeout(attempt_timeout)
+            .operation_timeout(attempt_timeout * 4)
+            .build();
+        let retries = RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(20));
+        AppState {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                dynamodb_config(&sdk)
+                    .endpoint_url(dynamodb)
+                    .timeout_config(timeouts.clone())
+                    .retry_config(retries.clone())
+                    .build(),
+            ),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                lambda_config(&sdk)
+                    .endpoint_url(lambda)
+                    .timeout_config(timeouts)
+                    .retry_config(retries)
+                    .build(),
+            ),
+            ..state_for(
+                &self.users_table,
+                &self.tasks_table,
+                dynamodb,
+                lambda,
+                Vec::new(),
+            )
+        }
+    }
+
     /// The raw task record, if any.
     pub async fn task_item(&self, task_id: &str) -> Option<HashMap<String, AttributeValue>> {
         self.dynamodb
@@ -342,7 +390,7 @@ pub fn state_for(
             function_name: FUNCTION_NAME.to_owned(),
             cors_allowed_origins,
             metrics_namespace: "AsyncApi".to_owned(),
-            task_event_max_age: std::time::Duration::from_secs(3600),
+            task_event_max_age: Duration::from_secs(3600),
             task_max_retry_attempts: 2,
             // Off here, so that a test's table holds only its tasks and keys;
             // tests/rate_limit.rs and tests/callers.rs turn them on.
