@@ -26,6 +26,14 @@ use crate::caller::Caller;
 use crate::error::{ApiError, sdk_summary};
 use crate::state::AppState;
 
+mod cancel;
+mod error;
+
+mod owned;
+
+pub use error::StoreError;
+pub use owned::OwnedPage;
+
 /// Task records expire (DynamoDB TTL on `expires_at`) a week after creation.
 const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// The `error` of a task whose event did not leave.
@@ -111,22 +119,6 @@ impl StoredTask {
             .with_backstop(self.view.created_ms, undeliverable_before_ms);
         (record, retry_after)
     }
-}
-
-/// A page of one owner's tasks ([`TaskStore::owned`]).
-pub struct OwnedPage {
-    /// The tasks, newest first.
-    pub tasks: Vec<StoredTask>,
-    /// The [`OWNER_INDEX`] key the next page starts after; `None`: no more.
-    pub next: Option<HashMap<String, AttributeValue>>,
-}
-
-/// A task's key in [`OWNER_INDEX`]: the table's key and the index's.
-fn index_key(item: &HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
-    item.iter()
-        .filter(|(name, _)| matches!(name.as_str(), "task_id" | OWNER | "created_ms"))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
 }
 
 /// The result of an attempt, as the finish writes it.
@@ -334,112 +326,6 @@ impl<'a> TaskStore<'a> {
         wrote(task_id, "UpdateItem task (answer_by)", extended)
     }
 
-    /// Cancels a task that has not ended ([`cond::CANCEL`]): `queued` or
-    /// `running`, created after `undeliverable_before_ms`, and one `caller`
-    /// may reach ([`Caller::may_reach`], in the same condition: no
-    /// read-then-write race). `Refused`: no such task, another caller's, or
-    /// it has ended.
-    pub async fn cancel(
-        self,
-        task_id: &str,
-        undeliverable_before_ms: u64,
-        caller: &Caller,
-    ) -> Result<Written<StoredTask>, StoreError<UpdateItemError>> {
-        let owner = caller.owner_key();
-        let reachable = match owner {
-            Some(_) => "(attribute_not_exists(#owner) OR #owner = :owner)",
-            None => "attribute_not_exists(#owner)",
-        };
-        let canceled = self
-            .dynamodb
-            .update_item()
-            .table_name(self.table)
-            .key("task_id", AttributeValue::S(task_id.to_owned()))
-            .update_expression(
-                "SET #status = :canceled, updated_at = :now REMOVE lease_until, retry_at, #error",
-            )
-            .condition_expression(format!("({}) AND {reachable}", cond::CANCEL))
-            .expression_attribute_names("#owner", OWNER)
-            .set_expression_attribute_values(
-                owner.map(|owner| HashMap::from([(":owner".to_owned(), AttributeValue::S(owner))])),
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#error", "error")
-            .expression_attribute_values(":canceled", TaskStatus::Canceled.attribute())
-            .expression_attribute_values(":running", TaskStatus::Running.attribute())
-            .expression_attribute_values(":queued", TaskStatus::Queued.attribute())
-            .expression_attribute_values(
-                ":cutoff",
-                AttributeValue::N(undeliverable_before_ms.to_string()),
-            )
-            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match canceled {
-            Ok(output) => StoredTask::from_item(output.attributes().unwrap_or(&HashMap::new()))
-                .map(Written::Done)
-                .map_err(StoreError::Record),
-            Err(err) if is_condition_failure(&err) => Ok(Written::Refused),
-            Err(err) => Err(StoreError::Sdk(Box::new(err))),
-        }
-    }
-
-    /// Up to `limit` tasks of `owner` (with `status`, if given), newest
-    /// first, from [`OWNER_INDEX`], starting after `start` (a key of that
-    /// index); with the key to start the next page after, `None` once there
-    /// is no more. A status filter may leave a Query's page short: the next
-    /// Query carries on, a few at most, before the page is answered as it is.
-    pub async fn owned(
-        self,
-        owner: &str,
-        status: Option<TaskStatus>,
-        limit: usize,
-        mut start: Option<HashMap<String, AttributeValue>>,
-    ) -> Result<OwnedPage, StoreError<QueryError>> {
-        const QUERIES: usize = 4;
-        let mut tasks = Vec::new();
-        for _ in 0..QUERIES {
-            let mut query = self
-                .dynamodb
-                .query()
-                .table_name(self.table)
-                .index_name(OWNER_INDEX)
-                .key_condition_expression("#owner = :owner")
-                .expression_attribute_names("#owner", OWNER)
-                .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(limit - tasks.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            if let Some(status) = status {
-                query = query
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", status.attribute());
-            }
-            let output = query
-                .send()
-                .await
-                .map_err(|err| StoreError::Sdk(Box::new(err)))?;
-            let items = output.items();
-            for (index, item) in items.iter().enumerate() {
-                tasks.push(StoredTask::from_item(item).map_err(StoreError::Record)?);
-                if tasks.len() == limit {
-                    // The page is full: the next starts after this task, read
-                    // or not the rest of this Query's page.
-                    let next = (index + 1 < items.len() || output.last_evaluated_key().is_some())
-                        .then(|| index_key(item));
-                    return Ok(OwnedPage { tasks, next });
-                }
-            }
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                break;
-            }
-        }
-        Ok(OwnedPage { tasks, next: start })
-    }
-
     /// Lambda gave up on the task's event (its on-failure destination record):
     /// a task still `queued` or `running` becomes `failed` with `error`
     /// ([`cond::GIVE_UP`]). `Refused`: the task has ended, or does not exist
@@ -488,34 +374,6 @@ pub(super) fn wrote<T>(
                 "{operation}: no answer"
             );
             Wrote::Unknown
-        }
-    }
-}
-
-/// Why a read or write of a task record failed.
-#[derive(Debug)]
-pub enum StoreError<E> {
-    /// The call failed.
-    Sdk(Box<SdkError<E>>),
-    /// The item is not a task record this function wrote.
-    Record(String),
-}
-
-impl<E: ProvideErrorMetadata> StoreError<E> {
-    /// As an HTTP answer: 503 or 500 as [`ApiError::from_sdk`] says, 500 for
-    /// an unreadable record.
-    pub fn into_api_error(self, operation: &str) -> ApiError {
-        match self {
-            Self::Sdk(err) => ApiError::from_sdk(operation, &err),
-            Self::Record(message) => ApiError::Internal(message),
-        }
-    }
-
-    /// As one line for a task's function error.
-    pub fn summary(&self, operation: &str) -> String {
-        match self {
-            Self::Sdk(err) => format!("{operation}: {}", sdk_summary(err)),
-            Self::Record(message) => message.clone(),
         }
     }
 }
