@@ -56,8 +56,8 @@ mod task_logs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_api::Function;
@@ -66,6 +66,7 @@ use fault_proxy::{Call, Fault, FaultProxy, Rule, Seen};
 use serde_json::{Value, json};
 use support::fake_lambda::{FakeLambda, Invocation};
 use support::{Fixture, Reply, events, invoke_with_deadline, now_millis};
+use task_logs::capture_logs;
 
 #[path = "async_write_faults/case.rs"]
 mod case;
@@ -120,7 +121,7 @@ fn function_through(
     lambda: &str,
     attempt_timeout: Duration,
 ) -> Function {
-    let mut state = fixture.state_through(dynamodb, lambda, attempt_timeout);
+    let mut state = fixture.state_through(dynamodb, lambda, attempt_timeout, 3);
     state.config.tasks_per_minute_per_caller = 60;
     Function::new(state)
 }
@@ -132,53 +133,14 @@ async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     TURN.lock().await
 }
 
-/// Every log line the function wrote in this test binary (JSON, with its
-/// spans, as `AWS_LAMBDA_LOG_FORMAT=JSON` has it).
-fn captured() -> &'static Mutex<Vec<String>> {
-    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    LINES.get_or_init(Mutex::default)
-}
-
-/// One log line being written; captured whole when the formatter drops it.
-struct LineWriter(Vec<u8>);
-
-impl std::io::Write for LineWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.0);
-        let mut lines = captured().lock().unwrap_or_else(|e| e.into_inner());
-        lines.extend(text.lines().map(str::to_owned));
-    }
-}
-
-/// Installs the capture, once per test binary.
-fn capture_logs() {
-    static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| {
-        use lambda_http::tracing::subscriber;
-        let _ = subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .with_env_filter(subscriber::EnvFilter::new("async_api=info"))
-            .with_writer(|| LineWriter(Vec::new()))
-            .try_init();
-    });
-}
-
 /// How many times `task_id` logged `task started`.
 fn starts(task_id: &str) -> usize {
-    let lines = captured().lock().unwrap_or_else(|e| e.into_inner()).clone();
-    task_logs::lines_about(&task_logs::log_lines(&lines), task_id, "task started").len()
+    task_logs::lines_about(
+        &task_logs::log_lines(&task_logs::captured_lines()),
+        task_id,
+        "task started",
+    )
+    .len()
 }
 
 /// The key record of `key` (its id contains the key), read directly.

@@ -23,14 +23,10 @@ mod task_logs;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, Once, OnceLock};
 use std::time::Duration;
 
-use async_api::config::Config;
-use async_api::tasks::{TaskError, TaskStore};
-use async_api::{AppState, Function, FunctionError, dynamodb_config, lambda_config};
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
+use async_api::tasks::TaskError;
+use async_api::{Function, FunctionError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::http::StatusCode;
@@ -51,7 +47,8 @@ mod duplicates;
 mod lease_margins;
 #[path = "reliability/logs_and_answers.rs"]
 mod logs_and_answers;
-use lease_margins::{capture_logs, logged};
+use lease_margins::logged;
+use task_logs::capture_logs;
 
 /// Concurrent deliveries of one task event.
 const DUPLICATE_DELIVERIES: usize = 50;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use support::samples::{CHECKED_HEADERS, EXPECTATIONS, Expected, Source, expected_document};
 
 /// One test at a time: see the module's doc.
 static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -31,110 +32,11 @@ const SETUP_PATIENCE: Duration = Duration::from_secs(30 * 60);
 /// A task of a few milliseconds, delivered by local_lambda to start-lambda's warm container.
 const TASK_PATIENCE: Duration = Duration::from_secs(60);
 
-/// How the event's source shapes the response document Lambda returns.
-#[derive(Clone, Copy, Debug)]
-enum Source {
-    /// API Gateway HTTP API or Function URL (payload format 2.0).
-    PayloadV2,
-    /// API Gateway REST API (payload format 1.0): headers in `multiValueHeaders`.
-    RestApi,
-    /// Application Load Balancer: both header forms and a status description.
-    Alb,
-    /// The function's own task event.
-    Task,
-    /// The failure queue's SQS event.
-    Sqs,
-}
-
-/// What the function must answer to one sample event.
-#[derive(Clone, Copy, Debug)]
-enum Expected {
-    /// 200 and the first page of two sample users.
-    UsersPage,
-    /// 202 with a new task, which then runs to `succeeded` in one attempt.
-    TaskStarted,
-    /// 404 with the contract's error body.
-    NotFound { message: &'static str },
-    /// A function error.
-    FunctionError {
-        error_type: &'static str,
-        message: &'static str,
-    },
-    /// A non-HTTP event's answer: exactly this JSON document.
-    Answer { document: &'static str },
-}
-
-/// Every file in `events/` and its outcome: a copy of the table of tests/events.rs, whose
-/// replay through the Runtime API emulator must give the same answers. A new file in events/
-/// needs an entry in both (the first test below names a file that has none here).
-const EXPECTATIONS: &[(&str, Source, Expected)] = &[
-    ("alb-get-users.json", Source::Alb, Expected::UsersPage),
-    (
-        "function-url-get-users.json",
-        Source::PayloadV2,
-        Expected::UsersPage,
-    ),
-    (
-        "http-delete-task.json",
-        Source::PayloadV2,
-        Expected::NotFound {
-            message: "No task 0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c",
-        },
-    ),
-    (
-        "http-get-async.json",
-        Source::PayloadV2,
-        Expected::TaskStarted,
-    ),
-    (
-        "http-get-task.json",
-        Source::PayloadV2,
-        Expected::NotFound {
-            message: "No task 0b7e4c1a-2f3d-4e5a-8c6b-9d1e2f3a4b5c",
-        },
-    ),
-    (
-        "http-get-unknown.json",
-        Source::PayloadV2,
-        Expected::NotFound {
-            message: "No route for GET /nope",
-        },
-    ),
-    (
-        "http-get-users.json",
-        Source::PayloadV2,
-        Expected::UsersPage,
-    ),
-    (
-        "http-post-async.json",
-        Source::PayloadV2,
-        Expected::TaskStarted,
-    ),
-    ("rest-get-users.json", Source::RestApi, Expected::UsersPage),
-    (
-        "sqs-failure-record.json",
-        Source::Sqs,
-        Expected::Answer {
-            document: r#"{"batchItemFailures":[]}"#,
-        },
-    ),
-    (
-        "task.json",
-        Source::Task,
-        Expected::FunctionError {
-            error_type: "UnknownTask",
-            message: "no task 5a1f0c3e-9d2b-4e6f-8a7c-1b3d5e7f9a2c is recorded",
-        },
-    ),
-];
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The files of `events/` replayed here. The identity samples (`*-list-tasks.json`, each a
-/// `GET /tasks` under one kind of caller) are replayed by tests/events.rs through the Runtime
-/// API emulator; their `sam local` expectations come with the one shared table (issue 18).
+/// The files of `events/`, sorted.
 fn event_files() -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(root().join("events"))
         .expect("read events/")
@@ -145,7 +47,6 @@ fn event_files() -> Vec<String> {
                 .into_string()
                 .expect("UTF-8 name")
         })
-        .filter(|name| !name.ends_with("-list-tasks.json"))
         .collect();
     files.sort();
     files
@@ -322,9 +223,6 @@ async fn sample_users_first_page() -> Value {
     json!({"users": users, "next_cursor": cursor})
 }
 
-/// The headers these tests pin down, as tests/events.rs does.
-const CHECKED_HEADERS: &[&str] = &["content-length", "content-type", "location"];
-
 /// The response document with `body` parsed and the header maps reduced to CHECKED_HEADERS.
 fn http_document(file: &str, document: &Value) -> Value {
     let text = document["body"]
@@ -338,45 +236,6 @@ fn http_document(file: &str, document: &Value) -> Value {
         }
     }
     parsed
-}
-
-/// The exact document lambda_http returns for `source`, with `body` parsed.
-fn expected_document(
-    source: Source,
-    status: u16,
-    headers: &[(&str, String)],
-    body: Value,
-) -> Value {
-    let single: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), json!(value)))
-        .collect();
-    let multi: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), json!([value])))
-        .collect();
-    match source {
-        Source::PayloadV2 => json!({
-            "statusCode": status, "headers": single, "multiValueHeaders": {}, "cookies": [],
-            "body": body, "isBase64Encoded": false,
-        }),
-        Source::RestApi => json!({
-            "statusCode": status, "headers": {}, "multiValueHeaders": multi,
-            "body": body, "isBase64Encoded": false,
-        }),
-        Source::Alb => {
-            let reason = axum::http::StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or_default();
-            json!({
-                "statusCode": status, "statusDescription": format!("{status} {reason}"),
-                "headers": single, "multiValueHeaders": multi,
-                "body": body, "isBase64Encoded": false,
-            })
-        }
-        Source::Task | Source::Sqs => panic!("{source:?}: no HTTP response document"),
-    }
 }
 
 fn json_headers(body: &Value) -> Vec<(&'static str, String)> {
@@ -460,7 +319,15 @@ async fn make_sam_invoke_answers_every_sample_event_in_an_arm64_container_as_the
                 expected_document(source, 200, &json_headers(&users_page), users_page.clone()),
                 "{file}"
             ),
-            Expected::TaskStarted => {
+            Expected::Ok { body } => {
+                let body: Value = serde_json::from_str(body).expect("JSON");
+                assert_eq!(
+                    http_document(file, &document),
+                    expected_document(source, 200, &json_headers(&body), body),
+                    "{file}"
+                );
+            }
+            Expected::TaskStarted { .. } => {
                 let parsed = http_document(file, &document);
                 let task_id = parsed["body"]["task_id"]
                     .as_str()

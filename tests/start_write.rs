@@ -79,6 +79,7 @@ async fn a_start_that_lands_after_the_worker_read_its_claim_unstarted_is_found_b
         proxy.url(),
         &dead_endpoint(),
         Duration::from_millis(300),
+        3,
     ));
 
     let deadline_ms = support::now_millis() + 30_000;

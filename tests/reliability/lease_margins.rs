@@ -2,115 +2,16 @@
 
 use super::*;
 
-/// Every log line the function wrote in this process (JSON with its spans,
-/// as in Lambda), for the `task started` lines of the in-process function.
-fn captured() -> &'static Mutex<Vec<String>> {
-    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    LINES.get_or_init(Mutex::default)
-}
-
-/// One log line being written; captured whole when the formatter drops it.
-struct LineWriter(Vec<u8>);
-
-impl std::io::Write for LineWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.0);
-        let mut lines = captured().lock().unwrap_or_else(|e| e.into_inner());
-        lines.extend(text.lines().map(str::to_owned));
-    }
-}
-
-pub(super) fn capture_logs() {
-    static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| {
-        use lambda_http::tracing::subscriber;
-        let _ = subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .with_env_filter(subscriber::EnvFilter::new("async_api=info"))
-            .with_writer(|| LineWriter(Vec::new()))
-            .try_init();
-    });
-}
-
 /// The attempts of `task_id`'s lines that say `message`.
 pub(super) fn logged(task_id: &str, message: &str) -> Vec<Option<u64>> {
-    let lines = captured().lock().unwrap_or_else(|e| e.into_inner()).clone();
-    task_logs::lines_about(&task_logs::log_lines(&lines), task_id, message)
-        .iter()
-        .map(|line| line.attempt())
-        .collect()
-}
-
-/// The function on the fixture's tables, DynamoDB at `dynamodb`, with
-/// `attempts` SDK attempts of `attempt_timeout` each.
-fn function_with_sdk(
-    fixture: &Fixture,
-    dynamodb: &str,
-    attempt_timeout: Duration,
-    attempts: u32,
-) -> Function {
-    let sdk = support::sdk_config();
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(500))
-        .operation_attempt_timeout(attempt_timeout)
-        .operation_timeout(attempt_timeout * (attempts + 1))
-        .build();
-    let retries = RetryConfig::standard()
-        .with_max_attempts(attempts)
-        .with_initial_backoff(Duration::from_millis(20));
-    Function::new(AppState {
-        config: Config {
-            users_table: fixture.users_table.clone(),
-            tasks_table: fixture.tasks_table.clone(),
-            function_name: support::FUNCTION_NAME.to_owned(),
-            cors_allowed_origins: Vec::new(),
-            metrics_namespace: "AsyncApi".to_owned(),
-            task_event_max_age: Duration::from_secs(3600),
-            task_max_retry_attempts: 2,
-            require_caller: false,
-            tasks_per_minute_per_caller: 0,
-        },
-        dynamodb: aws_sdk_dynamodb::Client::from_conf(
-            dynamodb_config(&sdk)
-                .endpoint_url(dynamodb)
-                .timeout_config(timeouts.clone())
-                .retry_config(retries.clone())
-                .build(),
-        ),
-        lambda: aws_sdk_lambda::Client::from_conf(
-            lambda_config(&sdk)
-                .endpoint_url(dead_endpoint())
-                .timeout_config(timeouts)
-                .retry_config(retries)
-                .build(),
-        ),
-    })
-}
-
-/// A task as `/async` leaves it once Lambda has its event; the event.
-async fn enqueued_task(fixture: &Fixture, delay_ms: u64) -> (String, String) {
-    let task_id = uuid::Uuid::new_v4().to_string();
-    TaskStore {
-        dynamodb: &fixture.dynamodb,
-        table: &fixture.tasks_table,
-    }
-    .put_enqueued(&task_id)
-    .await
-    .expect("a queued, enqueued task");
-    let event = events::task(&task_id, delay_ms);
-    (task_id, event)
+    task_logs::lines_about(
+        &task_logs::log_lines(&task_logs::captured_lines()),
+        task_id,
+        message,
+    )
+    .iter()
+    .map(|line| line.attempt())
+    .collect()
 }
 
 /// A renewal of the lease (src/tasks/claims.rs), and nothing else.
@@ -149,7 +50,8 @@ async fn an_attempt_whose_renewal_fails_just_before_the_stop_point_stops_its_wor
     let _turn = one_at_a_time().await;
     capture_logs();
     let fixture = Fixture::new(&dead_endpoint()).await;
-    let (task_id, event) = enqueued_task(&fixture, 5_000).await;
+    let task_id = fixture.enqueued_task().await;
+    let event = events::task(&task_id, 5_000);
     let renewals = AtomicUsize::new(0);
     let renewals_of = task_id.clone();
     let proxy = FaultProxy::start(
@@ -168,7 +70,12 @@ async fn an_attempt_whose_renewal_fails_just_before_the_stop_point_stops_its_wor
     )
     .await;
     let tick_ms = 500;
-    let function = function_with_sdk(&fixture, proxy.url(), Duration::from_millis(440), 1);
+    let function = Function::new(fixture.state_through(
+        proxy.url(),
+        &dead_endpoint(),
+        Duration::from_millis(440),
+        1,
+    ));
     let deadline = now_millis() + 15_000;
     let first = invoke_with_deadline(&function, &event, deadline).await;
     let stopped_at = now_millis();
@@ -250,7 +157,8 @@ async fn a_claim_answered_late_counts_nothing_and_the_start_takes_a_fresh_lease_
     let _turn = one_at_a_time().await;
     capture_logs();
     let fixture = Fixture::new(&dead_endpoint()).await;
-    let (task_id, event) = enqueued_task(&fixture, 50).await;
+    let task_id = fixture.enqueued_task().await;
+    let event = events::task(&task_id, 50);
     let proxy = FaultProxy::start(
         support::dynamodb_endpoint(),
         Box::new(|seen| {
@@ -296,7 +204,8 @@ async fn a_start_answered_late_begins_the_work_only_once_a_renewal_leaves_two_re
     let _turn = one_at_a_time().await;
     capture_logs();
     let fixture = Fixture::new(&dead_endpoint()).await;
-    let (task_id, event) = enqueued_task(&fixture, 50).await;
+    let task_id = fixture.enqueued_task().await;
+    let event = events::task(&task_id, 50);
     let proxy = FaultProxy::start(
         support::dynamodb_endpoint(),
         Box::new(|seen| {

@@ -8,6 +8,7 @@ pub mod callers;
 pub mod events;
 pub mod fake_lambda;
 pub mod runtime_api;
+pub mod samples;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -261,22 +262,23 @@ impl Fixture {
     /// The state of a function on this fixture's tables whose DynamoDB is
     /// `dynamodb` and whose `Invoke` is `lambda` (a fault proxy, a dead
     /// endpoint), with SDK bounds short enough that a lost answer is retried
-    /// within the test: `attempt_timeout` per attempt, four times that per
-    /// call, 3 attempts 20 ms of backoff apart at first.
+    /// within the test: `attempts` attempts of `attempt_timeout` each, 20 ms
+    /// of backoff apart at first, and one attempt's time more for the call.
     pub fn state_through(
         &self,
         dynamodb: &str,
         lambda: &str,
         attempt_timeout: Duration,
+        attempts: u32,
     ) -> AppState {
         let sdk = sdk_config();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(500))
             .operation_attempt_timeout(attempt_timeout)
-            .operation_timeout(attempt_timeout * 4)
+            .operation_timeout(attempt_timeout * (attempts + 1))
             .build();
         let retries = RetryConfig::standard()
-            .with_max_attempts(3)
+            .with_max_attempts(attempts)
             .with_initial_backoff(Duration::from_millis(20));
         AppState {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(

@@ -1,7 +1,9 @@
-//! What tests/lifecycle.rs and tests/chaos.rs read off the real binary (each
-//! includes this file with `#[path]`): its HTTP answers through the Runtime
-//! API emulator, and its JSON log lines (`AWS_LAMBDA_LOG_FORMAT=JSON`, as in
-//! Lambda) as events with a time, a message, the task and the invocation.
+//! What the tests read off the function (each includes this file with
+//! `#[path]`): the real binary's HTTP answers through the Runtime API
+//! emulator, and its JSON log lines (`AWS_LAMBDA_LOG_FORMAT=JSON`, as in
+//! Lambda) as events with a time, a message, the task and the invocation,
+//! whether written by a process or captured from the function in the test's
+//! own process ([`capture_logs`]).
 // Each test that includes this file uses a part of it.
 #![allow(dead_code)]
 
@@ -138,4 +140,56 @@ pub fn lines_about<'a>(lines: &'a [LogLine], task_id: &str, message: &str) -> Ve
         .iter()
         .filter(|line| line.task_id.as_deref() == Some(task_id) && line.message == message)
         .collect()
+}
+
+// --- the in-process function's log lines ----------------------------------------------------
+
+/// Every log line the functions of this test binary wrote in its own process
+/// (JSON with its spans, as `AWS_LAMBDA_LOG_FORMAT=JSON` has it), once
+/// [`capture_logs`] is installed.
+fn captured() -> &'static std::sync::Mutex<Vec<String>> {
+    static LINES: std::sync::OnceLock<std::sync::Mutex<Vec<String>>> = std::sync::OnceLock::new();
+    LINES.get_or_init(std::sync::Mutex::default)
+}
+
+/// The lines captured so far.
+pub fn captured_lines() -> Vec<String> {
+    captured().lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// One log line being written; captured whole when the formatter drops it.
+struct LineWriter(Vec<u8>);
+
+impl std::io::Write for LineWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let mut lines = captured().lock().unwrap_or_else(|e| e.into_inner());
+        lines.extend(text.lines().map(str::to_owned));
+    }
+}
+
+/// Installs the capture of the function's `async_api` lines at INFO, once per
+/// test binary.
+pub fn capture_logs() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        use lambda_http::tracing::subscriber;
+        let _ = subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(subscriber::EnvFilter::new("async_api=info"))
+            .with_writer(|| LineWriter(Vec::new()))
+            .try_init();
+    });
 }
