@@ -224,11 +224,11 @@ async fn start(
             Err(err) => Err(err),
         };
         match put {
-            Ok(()) => send_event(state, &task_id, delay_ms)
-                .await
-                .map(|()| (task_id, false))
-                .map_err(Unstarted::Never),
-            Err(err) => Err(Unstarted::Never(err)),
+            Ok(()) => match send_event(state, &task_id, delay_ms).await {
+                Ok(()) => Ok((task_id, false)),
+                Err(err) => Err(Unstarted::Never { err, task_id }),
+            },
+            Err(err) => Err(Unstarted::Never { err, task_id }),
         }
     };
     match started {
@@ -237,10 +237,19 @@ async fn start(
             keys.answer(&key, &reservation, &answer).await;
             Ok(accepted(answer, replayed))
         }
-        // The key's task can never run: a retry with the key starts afresh.
-        Err(Unstarted::Never(err)) => {
-            keys.release(&key, &reservation).await;
-            Err(err)
+        // The task can never run by this request's doing: once the key is
+        // released, a retry with it starts afresh; if another request took
+        // the key over, that one may carry the task on.
+        Err(Unstarted::Never { err, task_id }) => {
+            let mut next = protocol::after_key_release(keys.release(&key, &reservation).await);
+            if next == Start::Settle {
+                let view = keys.settle(&key).await;
+                next = protocol::after_key_settle(view.as_ref(), &reservation);
+            }
+            match next {
+                Start::Accepted => Ok(accepted(answer_of(&base, task_id), false)),
+                _ => Err(err),
+            }
         }
         // Whether it can run is not known: the key keeps it, and a retry after
         // the hold takes it over.
@@ -250,17 +259,11 @@ async fn start(
 
 /// Why a keyed request did not start its task.
 enum Unstarted {
-    /// The task can never run.
-    Never(ApiError),
+    /// Nothing this request did can make `task_id` run.
+    Never { err: ApiError, task_id: String },
     /// Nothing this request did can run, but the key's task may still be
     /// started by the request that held the key before.
     Unknown(ApiError),
-}
-
-impl From<ApiError> for Unstarted {
-    fn from(err: ApiError) -> Self {
-        Self::Never(err)
-    }
 }
 
 /// Carries on with the key's task `task_id` after taking the key over from a
@@ -287,8 +290,10 @@ async fn adopt(
             // Now this request's to mark: a delivery waits for it until
             // `answer_by`. Sent again, its event is a duplicate at worst.
             store.extend_answer_by(&task_id, answer_by).await;
-            send_event(state, &task_id, delay_ms).await?;
-            Ok((task_id, false))
+            match send_event(state, &task_id, delay_ms).await {
+                Ok(()) => Ok((task_id, false)),
+                Err(err) => Err(Unstarted::Never { err, task_id }),
+            }
         }
         Adopt::NewTask => {
             let new_task = Uuid::new_v4().to_string();
@@ -296,9 +301,17 @@ async fn adopt(
                 .replace_task(key, reservation, &new_task)
                 .await
                 .map_err(Unstarted::Unknown)?;
-            put_queued(store, &new_task, answer_by, owner).await?;
-            send_event(state, &new_task, delay_ms).await?;
-            Ok((new_task, false))
+            let sent = match put_queued(store, &new_task, answer_by, owner).await {
+                Ok(()) => send_event(state, &new_task, delay_ms).await,
+                Err(err) => Err(err),
+            };
+            match sent {
+                Ok(()) => Ok((new_task, false)),
+                Err(err) => Err(Unstarted::Never {
+                    err,
+                    task_id: new_task,
+                }),
+            }
         }
     }
 }

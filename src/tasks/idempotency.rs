@@ -20,8 +20,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::HeaderMap;
 use uuid::Uuid;
 
-use super::protocol::{self, KeyNext, KeyState, KeyView};
-use super::store::{TaskStore, epoch_millis, is_condition_failure};
+use super::protocol::{self, KeyNext, KeyState, KeyView, Wrote};
+use super::store::{TaskStore, epoch_millis, is_condition_failure, wrote};
 use crate::caller::Caller;
 use crate::error::{ApiError, sdk_summary};
 
@@ -316,9 +316,10 @@ impl KeyStore<'_> {
         }
     }
 
-    /// The request that holds `reservation` failed and its task can never
-    /// run: the key is free again.
-    pub async fn release(self, key: &str, reservation: &str) {
+    /// The request that holds `reservation` cannot start its task: the key is
+    /// free again, unless another request took it over
+    /// ([`protocol::after_key_release`] says what that means for the answer).
+    pub async fn release(self, key: &str, reservation: &str) -> Wrote {
         let released = self
             .0
             .dynamodb
@@ -331,12 +332,13 @@ impl KeyStore<'_> {
             .expression_attribute_values(":reservation", AttributeValue::S(reservation.to_owned()))
             .send()
             .await;
-        if let Err(err) = released {
-            tracing::warn!(
-                detail = sdk_summary(&err),
-                "Idempotency-Key not released: a retry after the hold finds its task failed and starts afresh"
-            );
-        }
+        wrote(key, "Idempotency-Key release", released)
+    }
+
+    /// The key record as read to settle a release whose answer was lost
+    /// (`None` when the read failed or found none).
+    pub async fn settle(self, key: &str) -> Option<KeyView> {
+        self.read(key).await.ok().flatten().map(|(view, _)| view)
     }
 }
 

@@ -286,3 +286,82 @@ async fn a_request_that_outlives_its_keys_hold_and_the_retry_that_takes_the_key_
     );
     assert_eq!(run.events, [task_id.clone(), task_id]);
 }
+
+/// The model's counterexample to "a task whose caller got a 5xx never starts
+/// its work" (tests/model.rs, `deep_one_key` with one failed call), at the
+/// wire: a keyed request writes its task's record, every answer to that
+/// write is lost, and meanwhile its key's hold ends and a retry takes the key
+/// over, finds the record and carries the task on. The first request cannot
+/// then tell whether its task runs (its release of the key is refused): it
+/// answers 202 with that task, as the retry does, never 503, and the task
+/// runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_record_write_lost_its_answers_while_a_retry_took_its_key_over_answers_202_with_the_task_that_runs_once()
+ {
+    let _turn = one_at_a_time().await;
+    capture_logs();
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    // Every try of a task record's write lands and loses its answer.
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(|seen: &Seen<'_>| {
+            let item = seen.body["Item"]["task_id"]["S"].as_str().unwrap_or("");
+            if seen.operation == "PutItem" && uuid::Uuid::try_parse(item).is_ok() {
+                Fault::LoseAnswer
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let function = function_through(&fixture, proxy.url(), &lambda.url, ATTEMPT_TIMEOUT);
+    let key = format!("key-{}", uuid::Uuid::new_v4().simple());
+    let first = tokio::spawn({
+        let (function, key) = (function.clone(), key.clone());
+        async move { post(&function, &key).await }
+    });
+    // The record's first try has landed: the first request waits on it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !proxy.calls().iter().any(|call| {
+        call.operation == "PutItem"
+            && call
+                .item_id
+                .as_deref()
+                .is_some_and(|id| uuid::Uuid::try_parse(id).is_ok())
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no record write: {:#?}",
+            proxy.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    end_hold(&fixture, &key).await;
+    let retry = post(&fixture.function, &key).await;
+    let first = first.await.expect("the first request answers");
+
+    let task_id = retry.body["task_id"]
+        .as_str()
+        .expect("the retry's task")
+        .to_owned();
+    assert_eq!(retry.status, 202, "{}", retry.body);
+    assert_eq!(
+        (first.status, first.body["task_id"].as_str()),
+        (202, Some(task_id.as_str())),
+        "the first request: {}",
+        first.body
+    );
+    let invocations = lambda.invocations();
+    assert_eq!(invocations.len(), 1, "one event, the retry's");
+    let delivered = deliver_all(&fixture.function, &invocations).await;
+    assert_eq!(
+        delivered,
+        [
+            json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": false})
+                .to_string()
+        ]
+    );
+    assert_eq!(starts(&task_id), 1, "the work ran once");
+    proxy.settle(Duration::from_secs(5)).await;
+}

@@ -462,6 +462,8 @@ pub enum PostPc {
     Send(Start),
     AnswerKey,
     ReleaseKey,
+    /// The key read after a release whose answer was lost.
+    SettleKey,
 }
 
 /// A delivery of a task event (`src/tasks/worker.rs`).

@@ -68,6 +68,33 @@ pub fn after_settle(view: Option<&TaskView>) -> Start {
     }
 }
 
+/// After a keyed request whose task can never run by its own doing releases
+/// the key (condition: the reservation is still its own). Done: no later
+/// request can carry the task on (a retry reserves the key afresh, with a
+/// task of its own), so the 5xx is safe. Refused: the request outlived its
+/// hold and another took the key over, with this task, which it may carry on
+/// (a record this request wrote, its answer lost, is resumed): whether the
+/// task runs cannot be told, and a 5xx task must never run, so 202. Unknown:
+/// read the key ([`after_key_settle`]).
+pub fn after_key_release(wrote: Wrote) -> Start {
+    match wrote {
+        Wrote::Done => Start::Refused,
+        Wrote::Refused => Start::Accepted,
+        Wrote::Unknown => Start::Settle,
+    }
+}
+
+/// The key as read after a release whose answer was lost (`None`: the read
+/// failed or found no record). Another reservation holds it: taken over,
+/// 202 as for a refused release. Still this request's, or not known: the
+/// 5xx, as when the release is known to have landed.
+pub fn after_key_settle(view: Option<&KeyView>, mine: &str) -> Start {
+    match view {
+        Some(key) if key.reservation != mine => Start::Accepted,
+        _ => Start::Refused,
+    }
+}
+
 // --- Idempotency-Key ----------------------------------------------------------------------
 
 /// Where a key's first request got to.

@@ -88,7 +88,8 @@ fn send_event(w: &mut World, p: usize, mut post: Post, next: Start) {
     send(w, p, req);
 }
 
-/// `Unstarted::Never`: the key is released, then 5xx.
+/// `Unstarted::Never`: the key is released, then 5xx, or 202 when another
+/// request may carry the task on (`protocol::after_key_release`).
 fn unstarted_never(w: &mut World, p: usize, mut post: Post) {
     if post.keyed {
         post.pc = PostPc::ReleaseKey;
@@ -227,7 +228,27 @@ pub(super) fn step_post(w: &mut World, cfg: &Config, p: usize, mut post: Post) {
         }
         PostPc::ReleaseKey => {
             let task = post.task;
-            reply(w, p, Some(task), false)
+            match protocol::after_key_release(wrote(resp)) {
+                Start::Refused => reply(w, p, Some(task), false),
+                Start::Accepted => reply(w, p, Some(task), true),
+                Start::Settle => {
+                    post.pc = PostPc::SettleKey;
+                    set_post(w, p, post);
+                    send(w, p, Req::ReadKey);
+                }
+                other => unreachable!("{other:?}"),
+            }
+        }
+        PostPc::SettleKey => {
+            let Some(Resp::Key(read)) = resp else {
+                unreachable!()
+            };
+            let task = post.task;
+            let mine = reservation(post.no);
+            match protocol::after_key_settle(read.flatten().as_ref(), &mine) {
+                Start::Accepted => reply(w, p, Some(task), true),
+                _ => reply(w, p, Some(task), false),
+            }
         }
     }
 }
