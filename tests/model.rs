@@ -472,6 +472,20 @@ fn deep_one_key_a_crash() {
     check_deep("deep: one key, a crash", from_env(cfg));
 }
 
+/// Two POSTs with one key and two failed calls: where a record write that
+/// lost its answer and a release of the key that never landed met (see
+/// `a_request_whose_key_release_never_landed_fails_its_task_before_its_503`).
+#[test]
+#[ignore = "make model"]
+fn deep_one_key_two_failed_calls() {
+    let cfg = Config {
+        outcomes: vec![WorkEnd::Succeeded],
+        offsets: vec![0],
+        ..scenario(&[true, true], 1, 0, 0, 2, 0)
+    };
+    check_deep("deep: one key, two failed calls", from_env(cfg));
+}
+
 // --- the counterexamples found, replayed -------------------------------------------------
 
 /// Replays `steps` (a `Tick` goes on to the instant beside it) in `cfg`'s
@@ -807,6 +821,68 @@ fn a_request_whose_key_was_taken_over_answers_202_with_the_task_the_retry_runs()
     );
     let hist = &states.last().unwrap().hist[0];
     assert_eq!((hist.told_5xx, hist.told_202, hist.started), (false, 2, 1));
+    assert!(holds(&model, &states, "2."), "property 2 holds");
+    assert!(holds(&model, &states, "3."), "property 3 holds");
+}
+
+/// Found by `deep_one_key_two_failed_calls` under the previous protocol:
+/// the first POST's record write lands and loses its answer, its release of
+/// the key never lands (throttled) and the key, read, is still its own: it
+/// answered 503, and the retry that took the key over after the hold found
+/// the record unmarked, resumed it and ran the task told 503 (property 2).
+/// Fixed: `protocol::after_key_settle` fails the task (condition
+/// `cond::UNMARKED`) before the 503, so the retry finds it failed and gives
+/// the key a new task. tests/async_write_faults.rs replays it at the wire.
+#[test]
+fn a_request_whose_key_release_never_landed_fails_its_task_before_its_503() {
+    let cfg = Config {
+        outcomes: vec![WorkEnd::Succeeded],
+        offsets: vec![0],
+        ..scenario(&[true, true], 1, 0, 0, 2, 0)
+    };
+    let t = |ms: u64| world::T0 + ms;
+    let (model, states) = replay(
+        cfg,
+        &[
+            (Post(0), 0),
+            (Step(0), 0),
+            (Tick, t(50)),
+            (Land(0, OK), 0), // PutKey
+            (Tick, t(100)),
+            (Land(0, Fate::Lost), 0), // PutQueued: lands, its answer lost
+            (Tick, t(150)),
+            (Land(0, Fate::Dropped), 0), // ReleaseKey: never lands
+            (Tick, t(200)),
+            (Land(0, OK), 0), // ReadKey: still its own
+            (Tick, t(250)),
+            (Land(0, OK), 0), // MarkNotEnqueued: the task failed, then 503
+            (Post(0), 0),
+            (Step(1), 0),
+            (Land(1, OK), 0), // PutKey: refused
+            (Land(1, OK), 0), // ReadKey: TakeOver (the hold is over)
+            (Land(1, OK), 0), // TakeOver, keeping the key's task
+            (Tick, t(300)),
+            (Land(1, OK), 0), // PutQueued: refused, the record is there
+            (Tick, t(350)),
+            (Land(1, OK), 0), // Read: failed, so adopt says NewTask
+            (Tick, t(400)),
+            (Land(1, OK), 0), // ReplaceTask: the key's task is now task 2
+            (Tick, t(450)),
+            (Land(1, OK), 0), // PutQueued of the new task
+            (Tick, t(500)),
+            (Land(1, OK), 0), // Invoke
+            (Tick, t(550)),
+            (Land(1, OK), 0), // MarkEnqueued
+            (Land(1, OK), 0), // AnswerKey: 202
+            (Deliver(0, 0), 0),
+            (Step(2), 0),
+            (Land(2, OK), 0), // Claim
+            (Land(2, OK), 0), // Start: the work begins
+        ],
+    );
+    let hist = &states.last().unwrap().hist;
+    assert_eq!((hist[0].told_5xx, hist[0].started), (true, 0));
+    assert_eq!((hist[2].told_202, hist[2].started), (1, 1));
     assert!(holds(&model, &states, "2."), "property 2 holds");
     assert!(holds(&model, &states, "3."), "property 3 holds");
 }

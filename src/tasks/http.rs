@@ -246,6 +246,9 @@ async fn start(
                 let view = keys.settle(&key).await;
                 next = protocol::after_key_settle(view.as_ref(), &reservation);
             }
+            if next == Start::MarkNotEnqueued {
+                next = enqueue::drive(state, &task_id, delay_ms, next, &mut None).await;
+            }
             match next {
                 Start::Accepted => Ok(accepted(answer_of(&base, task_id), false)),
                 _ => Err(err),

@@ -365,3 +365,72 @@ async fn a_request_whose_record_write_lost_its_answers_while_a_retry_took_its_ke
     assert_eq!(starts(&task_id), 1, "the work ran once");
     proxy.settle(Duration::from_secs(5)).await;
 }
+
+/// Found by the model (`deep_one_key_two_failed_calls`): the record's write
+/// lands and loses its answers, the release of the key never lands and the
+/// key, read, is still the request's. Unfailed, the record would be resumed
+/// by a retry that takes the key over after its hold, and a task told 503
+/// would run; failed first, the 503 is safe and the retry gets a new task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_whose_key_release_never_landed_fails_its_task_before_its_503_and_a_retry_runs_a_new_one()
+ {
+    let _turn = one_at_a_time().await;
+    capture_logs();
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let proxy = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(|seen: &Seen<'_>| {
+            let item = seen.body["Item"]["task_id"]["S"].as_str().unwrap_or("");
+            let key = seen.body["Key"]["task_id"]["S"].as_str().unwrap_or("");
+            if seen.operation == "PutItem" && uuid::Uuid::try_parse(item).is_ok() {
+                Fault::LoseAnswer
+            } else if key.starts_with(KEY_RECORD) && update_has(seen, "key_state = :released") {
+                Fault::Throttle
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let function = function_through(&fixture, proxy.url(), &lambda.url, ATTEMPT_TIMEOUT);
+    let key = format!("key-{}", uuid::Uuid::new_v4().simple());
+    let first = post(&function, &key).await;
+    assert_eq!(first.status, 503, "{}", first.body);
+    assert!(
+        lambda.invocations().is_empty(),
+        "no event for the first task"
+    );
+    let first_task = proxy
+        .calls()
+        .iter()
+        .filter(|call| call.operation == "PutItem")
+        .find_map(|call| {
+            call.item_id
+                .clone()
+                .filter(|id| uuid::Uuid::try_parse(id).is_ok())
+        })
+        .expect("the first task's record write");
+    let record = fixture.task_item(&first_task).await.expect("its record");
+    assert_eq!(
+        (text(&record, "status"), text(&record, "enqueued")),
+        (Some("failed".to_owned()), Some("false".to_owned())),
+        "the task told 503 can never be claimed"
+    );
+
+    end_hold(&fixture, &key).await;
+    let retry = post(&fixture.function, &key).await;
+    assert_eq!(retry.status, 202, "{}", retry.body);
+    let task_id = retry.body["task_id"].as_str().expect("the retry's task");
+    assert_ne!(task_id, first_task, "a new task, not the one told 503");
+    let delivered = deliver_all(&fixture.function, &lambda.invocations()).await;
+    assert_eq!(
+        delivered,
+        [
+            json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": false})
+                .to_string()
+        ]
+    );
+    assert_eq!(starts(&first_task), 0, "the task told 503 never ran");
+    proxy.settle(Duration::from_secs(5)).await;
+}

@@ -464,6 +464,10 @@ pub enum PostPc {
     ReleaseKey,
     /// The key read after a release whose answer was lost.
     SettleKey,
+    /// Failing the task before a 5xx, at this step, when the key's release
+    /// is not known to have landed (`enqueue::drive` from
+    /// `protocol::after_key_settle`).
+    Fail(Start),
 }
 
 /// A delivery of a task event (`src/tasks/worker.rs`).

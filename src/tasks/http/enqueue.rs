@@ -10,15 +10,34 @@ pub(super) async fn send_event(
     task_id: &str,
     delay_ms: u64,
 ) -> Result<(), ApiError> {
-    let store = TaskStore::of(state);
     let mut error = None;
-    let mut step = protocol::after_put();
+    if drive(state, task_id, delay_ms, protocol::after_put(), &mut error).await == Start::Refused {
+        return Err(error.unwrap_or_else(|| {
+            ApiError::Unavailable("the task could not be enqueued".to_owned())
+        }));
+    }
+    tracing::info!(task_id, delay_ms, "task enqueued");
+    metrics::task_enqueued(task_id);
+    Ok(())
+}
+
+/// Takes the task's start from `step` to [`Start::Accepted`] or
+/// [`Start::Refused`], as [`protocol::Start`] leads; `error`: why the
+/// `Invoke` failed, if it did.
+pub(super) async fn drive(
+    state: &AppState,
+    task_id: &str,
+    delay_ms: u64,
+    mut step: Start,
+    error: &mut Option<ApiError>,
+) -> Start {
+    let store = TaskStore::of(state);
     loop {
         step = match step {
             Start::Invoke => match invoke(state, task_id, delay_ms).await {
                 Ok(()) => protocol::after_invoke(true),
                 Err(err) => {
-                    error = Some(err);
+                    *error = Some(err);
                     protocol::after_invoke(false)
                 }
             },
@@ -32,17 +51,9 @@ pub(super) async fn send_event(
                 let view = store.view(task_id).await.ok().flatten();
                 protocol::after_settle(view.as_ref())
             }
-            Start::Accepted => break,
-            Start::Refused => {
-                return Err(error.unwrap_or_else(|| {
-                    ApiError::Unavailable("the task could not be enqueued".to_owned())
-                }));
-            }
+            Start::Accepted | Start::Refused => return step,
         };
     }
-    tracing::info!(task_id, delay_ms, "task enqueued");
-    metrics::task_enqueued(task_id);
-    Ok(())
 }
 
 /// The task event, sent to this function (`InvocationType=Event`).

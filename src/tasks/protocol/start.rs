@@ -86,12 +86,17 @@ pub fn after_key_release(wrote: Wrote) -> Start {
 
 /// The key as read after a release whose answer was lost (`None`: the read
 /// failed or found no record). Another reservation holds it: taken over,
-/// 202 as for a refused release. Still this request's, or not known: the
-/// 5xx, as when the release is known to have landed.
+/// 202 as for a refused release. Released by this request: the 5xx, as when
+/// the release is known to have landed. Still this request's, or not known:
+/// the release may never land, and a request that takes the key over after
+/// its hold would resume a record this request wrote (its answer lost), so
+/// the task is failed first (condition [`cond::UNMARKED`]) and the 5xx said
+/// only once it is known to be ([`after_mark_not_enqueued`]).
 pub fn after_key_settle(view: Option<&KeyView>, mine: &str) -> Start {
     match view {
         Some(key) if key.reservation != mine => Start::Accepted,
-        _ => Start::Refused,
+        Some(key) if key.state == KeyState::Released => Start::Refused,
+        _ => Start::MarkNotEnqueued,
     }
 }
 

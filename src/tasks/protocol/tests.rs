@@ -97,6 +97,33 @@ fn a_key_keeps_its_task_when_a_retry_takes_it_over() {
 }
 
 #[test]
+fn a_request_whose_task_cannot_run_says_503_only_when_no_takeover_can_run_it() {
+    assert_eq!(after_key_release(Wrote::Done), Start::Refused);
+    assert_eq!(after_key_release(Wrote::Refused), Start::Accepted);
+    assert_eq!(after_key_release(Wrote::Unknown), Start::Settle);
+    let mine = KeyView {
+        state: KeyState::InProgress,
+        request: "r".to_owned(),
+        reservation: "me".to_owned(),
+        task_id: "t1".to_owned(),
+        hold_until: 100,
+    };
+    let taken = KeyView {
+        reservation: "other".to_owned(),
+        ..mine.clone()
+    };
+    let released = KeyView {
+        state: KeyState::Released,
+        ..mine.clone()
+    };
+    assert_eq!(after_key_settle(Some(&taken), "me"), Start::Accepted);
+    assert_eq!(after_key_settle(Some(&released), "me"), Start::Refused);
+    // The release may never land: the task is failed before the 5xx.
+    assert_eq!(after_key_settle(Some(&mine), "me"), Start::MarkNotEnqueued);
+    assert_eq!(after_key_settle(None, "me"), Start::MarkNotEnqueued);
+}
+
+#[test]
 fn an_adopted_task_runs_once_or_is_replaced_only_when_it_can_never_run() {
     assert_eq!(adopt(Ok(Some(&view(TaskStatus::Running)))), Adopt::Accepted);
     let mut unmarked = view(TaskStatus::Queued);

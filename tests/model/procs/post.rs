@@ -207,20 +207,12 @@ pub(super) fn step_post(w: &mut World, cfg: &Config, p: usize, mut post: Post) {
             Wrote::Refused | Wrote::Unknown => reply(w, p, None, false),
         },
         PostPc::Send(step) => {
-            let next = match (step, resp) {
-                (Start::Invoke, Some(Resp::Wrote(wrote))) => {
-                    let accepted = wrote == Wrote::Done;
-                    post.invoke_failed |= !accepted;
-                    protocol::after_invoke(accepted)
-                }
-                (Start::MarkEnqueued, resp) => protocol::after_mark_enqueued(wrote(resp)),
-                (Start::MarkNotEnqueued, resp) => protocol::after_mark_not_enqueued(wrote(resp)),
-                (Start::Settle, Some(Resp::View(read))) => {
-                    protocol::after_settle(read.flatten().as_ref())
-                }
-                other => unreachable!("{other:?}"),
-            };
+            let next = after_step(&mut post, step, resp);
             send_event(w, p, post, next);
+        }
+        PostPc::Fail(step) => {
+            let next = after_step(&mut post, step, resp);
+            fail_task(w, p, post, next);
         }
         PostPc::AnswerKey => {
             let task = post.task;
@@ -243,14 +235,42 @@ pub(super) fn step_post(w: &mut World, cfg: &Config, p: usize, mut post: Post) {
             let Some(Resp::Key(read)) = resp else {
                 unreachable!()
             };
-            let task = post.task;
             let mine = reservation(post.no);
-            match protocol::after_key_settle(read.flatten().as_ref(), &mine) {
-                Start::Accepted => reply(w, p, Some(task), true),
-                _ => reply(w, p, Some(task), false),
-            }
+            let next = protocol::after_key_settle(read.flatten().as_ref(), &mine);
+            fail_task(w, p, post, next);
         }
     }
+}
+
+/// What `enqueue::drive` does after `step`'s answer `resp`.
+fn after_step(post: &mut Post, step: Start, resp: Option<Resp>) -> Start {
+    match (step, resp) {
+        (Start::Invoke, Some(Resp::Wrote(wrote))) => {
+            let accepted = wrote == Wrote::Done;
+            post.invoke_failed |= !accepted;
+            protocol::after_invoke(accepted)
+        }
+        (Start::MarkEnqueued, resp) => protocol::after_mark_enqueued(wrote(resp)),
+        (Start::MarkNotEnqueued, resp) => protocol::after_mark_not_enqueued(wrote(resp)),
+        (Start::Settle, Some(Resp::View(read))) => protocol::after_settle(read.flatten().as_ref()),
+        other => unreachable!("{other:?}"),
+    }
+}
+
+/// After the key's settling read (`protocol::after_key_settle`): 202, the
+/// 5xx, or the task failed first, the 5xx only once it is known to be.
+fn fail_task(w: &mut World, p: usize, mut post: Post, next: Start) {
+    let task = post.task;
+    let req = match next {
+        Start::MarkNotEnqueued => Req::MarkNotEnqueued { task },
+        Start::Settle => Req::Read { task },
+        Start::Accepted => return reply(w, p, Some(task), true),
+        Start::Refused => return reply(w, p, Some(task), false),
+        other => unreachable!("{other:?}"),
+    };
+    post.pc = PostPc::Fail(next);
+    set_post(w, p, post);
+    send(w, p, req);
 }
 
 // --- a delivery ---------------------------------------------------------------------------
