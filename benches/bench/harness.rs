@@ -93,6 +93,9 @@ pub(crate) struct Usage {
     pub(crate) rss_file_kib: u64,
     /// User + system CPU time so far.
     pub(crate) cpu: Duration,
+    /// Minor page faults so far: pages the process touched that the kernel
+    /// had to map (fresh heap pages among them), each a trap and a zeroed page.
+    pub(crate) minor_faults: u64,
 }
 
 pub(crate) fn usage(process: &FunctionProcess) -> Usage {
@@ -109,22 +112,24 @@ pub(crate) fn usage(process: &FunctionProcess) -> Usage {
             .unwrap_or(0)
     };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let ticks: u64 = stat
+    // Fields after the parenthesised command name: minflt is the 8th, utime
+    // and stime the 12th and 13th.
+    let fields: Vec<u64> = stat
         .rsplit_once(')')
         .map(|(_, rest)| {
             rest.split_whitespace()
-                .skip(11)
-                .take(2)
-                .filter_map(|t| t.parse::<u64>().ok())
-                .sum()
+                .map(|field| field.parse().unwrap_or(0))
+                .collect()
         })
-        .unwrap_or(0);
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n).copied().unwrap_or(0);
+    let ticks = field(11) + field(12);
     Usage {
         peak_rss_kib: kib("VmHWM:"),
         rss_anon_kib: kib("RssAnon:"),
         rss_file_kib: kib("RssFile:"),
         cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()),
+        minor_faults: field(7),
     }
 }
 

@@ -144,11 +144,13 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
     let cpu_ratio = warm_cpu(Binary::Function) / warm_cpu(Binary::IoFloor);
     let _ = writeln!(
         out,
-        "| CPU per warm {WARM_PAGE}-item page | ≤ 1.05 × I/O floor | {} vs {} = **{cpu_ratio:.2} ×**; at {FUNCTION_MB:.0} MB as Lambda bills it (× {ONE_VCPU_MB:.0} / {FUNCTION_MB:.0}): {} vs {} | {} |",
+        "| CPU per warm {WARM_PAGE}-item page | ≤ 1.05 × I/O floor | {} vs {} = **{cpu_ratio:.2} ×**; at {FUNCTION_MB:.0} MB as Lambda bills it (× {ONE_VCPU_MB:.0} / {FUNCTION_MB:.0}): {} vs {}; minor page faults per page {:.1} vs {:.1} | {} |",
         ms(warm_cpu(Binary::Function)),
         ms(warm_cpu(Binary::IoFloor)),
         ms(billed_ms(warm_cpu(Binary::Function))),
         ms(billed_ms(warm_cpu(Binary::IoFloor))),
+        warm(Binary::Function).faults_per_call,
+        warm(Binary::IoFloor).faults_per_call,
         verdict(cpu_ratio <= 1.05)
     );
     for run in results.concurrency.iter().filter(|c| c.max_concurrency > 1) {

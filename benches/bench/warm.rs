@@ -7,6 +7,8 @@ use async_api::tasks::protocol::Wrote;
 pub(crate) struct Warm {
     pub(crate) latency: Vec<Duration>,
     pub(crate) cpu_per_call: Duration,
+    /// Minor page faults per call.
+    pub(crate) faults_per_call: f64,
     pub(crate) usage: Usage,
 }
 
@@ -24,7 +26,7 @@ pub(crate) async fn warm_users(settings: &Settings, fixture: &Fixture) -> Vec<(B
             check_page(instance.binary, &outcome, WARM_PAGE);
         }
     }
-    let cpu_before: Vec<Duration> = instances.iter().map(|i| usage(&i.process).cpu).collect();
+    let before: Vec<Usage> = instances.iter().map(|i| usage(&i.process)).collect();
     let mut latency = vec![Vec::with_capacity(settings.warm_runs); instances.len()];
     for _ in 0..settings.warm_runs {
         for (instance, samples) in instances.iter().zip(&mut latency) {
@@ -34,14 +36,16 @@ pub(crate) async fn warm_users(settings: &Settings, fixture: &Fixture) -> Vec<(B
         }
     }
     let mut results = Vec::new();
-    for ((instance, samples), before) in instances.into_iter().zip(latency).zip(cpu_before) {
+    for ((instance, samples), before) in instances.into_iter().zip(latency).zip(before) {
         let binary = instance.binary;
         let usage = instance.stop().await;
+        let faults = usage.minor_faults.saturating_sub(before.minor_faults);
         results.push((
             binary,
             Warm {
                 latency: samples,
-                cpu_per_call: (usage.cpu.saturating_sub(before)) / settings.warm_runs as u32,
+                cpu_per_call: (usage.cpu.saturating_sub(before.cpu)) / settings.warm_runs as u32,
+                faults_per_call: faults as f64 / settings.warm_runs as f64,
                 usage,
             },
         ));

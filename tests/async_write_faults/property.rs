@@ -366,11 +366,12 @@ async fn a_request_whose_record_write_lost_its_answers_while_a_retry_took_its_ke
     proxy.settle(Duration::from_secs(5)).await;
 }
 
-/// Found by the model (`deep_one_key_two_failed_calls`): the record's write
-/// lands and loses its answers, the release of the key never lands and the
-/// key, read, is still the request's. Unfailed, the record would be resumed
-/// by a retry that takes the key over after its hold, and a task told 503
-/// would run; failed first, the 503 is safe and the retry gets a new task.
+/// Found on the model's one-key paths (tests/model.rs replays it): the
+/// record's write lands and loses its answers, the release of the key never
+/// lands and the key, read, is still the request's. Unfailed, the record
+/// would be resumed by a retry that takes the key over after its hold, and a
+/// task told 503 would run; failed first, the 503 is safe and the retry gets
+/// a new task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_whose_key_release_never_landed_fails_its_task_before_its_503_and_a_retry_runs_a_new_one()
  {
