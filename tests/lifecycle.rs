@@ -38,8 +38,8 @@ use aws_sdk_lambda::types::InvocationType;
 use fault_proxy::{Fault, FaultProxy};
 use serde_json::{Value, json};
 use support::runtime_api::async_invoke::{
-    self, Account, Answer, Condition, EventEnd, MessageState, Policy, QueueMessage,
-    invocation_record, sqs_event,
+    self, Answer, Condition, EventEnd, MessageState, Policy, QueueMessage, invocation_record,
+    sqs_event,
 };
 use support::runtime_api::{
     Completed, FunctionCommand, FunctionProcess, Outcome, RuntimeApi, function_command,

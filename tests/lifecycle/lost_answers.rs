@@ -395,11 +395,7 @@ async fn a_task_lambda_gave_up_on_stays_failed_when_another_copy_of_its_event_ar
     let event = json!({"task_id": task_id, "delay_ms": 0});
 
     // Lambda's record of the event it gave up on, through the failure queue.
-    let account = Account {
-        region: "us-east-1".to_owned(),
-        account_id: "123456789012".to_owned(),
-        queue_name: "async-api-test-task-failures".to_owned(),
-    };
+    let account = test_function().account;
     let attempts = vec![Answer::unhandled("Sandbox.Timedout", "timed out"); 3];
     let record_json = invocation_record(
         &account,

@@ -21,3 +21,8 @@
 pub mod async_invoke;
 pub mod http_target;
 pub mod runtime_api;
+
+/// README.md's example, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
