@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make dev`: the API on this machine. Starts dynalite (unless
 # AWS_ENDPOINT_URL_DYNAMODB names a DynamoDB already), creates and seeds the
-# tables, then runs the function under `cargo lambda watch`, with local_lambda
-# (examples/local_lambda.rs) as the Lambda API the function calls: /async's
+# tables, then runs the function under `cargo lambda watch`, with local-lambda
+# (crates/local-lambda) as the Lambda API the function calls: /async's
 # Invoke (Event) is answered 202 at once, as in Lambda, and the task event is
 # delivered to the function through watch in the background, retried and, if
 # it keeps failing, handed to the function as the failure queue's record.
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"   # cargo-lambda, installed by the Makefile
 
 : "${DEV_PORT:=9000}"          # where cargo lambda watch listens: the API
-: "${LAMBDA_PORT:=9001}"       # where local_lambda listens (0: a port the OS picks)
+: "${LAMBDA_PORT:=9001}"       # where local-lambda listens (0: a port the OS picks)
 : "${DYNAMODB_PORT:=8000}"     # where dynalite listens, when this script starts it
 : "${USERS_TABLE:=users}"
 : "${TASKS_TABLE:=tasks}"
@@ -21,7 +21,7 @@ export PATH="$PWD/.venv/bin:$PATH"   # cargo-lambda, installed by the Makefile
 # origins from the template's CorsAllowedOrigins parameter); several are
 # separated by commas.
 : "${CORS_ALLOWED_ORIGINS:=*}"
-# The function timeout local_lambda applies (template.yaml's 90 s): Lambda's
+# The function timeout local-lambda applies (template.yaml's 90 s): Lambda's
 # retry delays (60 s, 120 s) and event age scale with it.
 : "${FUNCTION_TIMEOUT_MS:=90000}"
 # Local endpoints accept any credentials; real ones from the environment win.
@@ -31,7 +31,7 @@ export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
 export USERS_TABLE TASKS_TABLE
 
 pids=()
-tmp=$(mktemp -d)   # local_lambda's port, the function's settings
+tmp=$(mktemp -d)   # local-lambda's port, the function's settings
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -50,22 +50,22 @@ fi
 
 cargo run --quiet --example seed
 
-# The function's Invoke goes to local_lambda, which delivers to watch, unless
+# The function's Invoke goes to local-lambda, which delivers to watch, unless
 # AWS_ENDPOINT_URL_LAMBDA names another Lambda API (the API tests' stub).
-serving=()   # watch, and local_lambda when this script runs it
+serving=()   # watch, and local-lambda when this script runs it
 if [ -z "${AWS_ENDPOINT_URL_LAMBDA:-}" ]; then
   # One of watch's 4 instances stays free for HTTP requests while 3 run tasks.
   # A background job (not a process substitution), so that `wait -n` below sees it.
-  cargo run --quiet --example local_lambda -- --port "$LAMBDA_PORT" \
+  cargo run --quiet -p local-lambda -- --port "$LAMBDA_PORT" \
     --target "http://127.0.0.1:$DEV_PORT" --function-timeout-ms "$FUNCTION_TIMEOUT_MS" \
-    --max-parallel 3 > "$tmp/lambda-port" &
+    --max-parallel 3 --queue-name async-api-task-failures > "$tmp/lambda-port" &
   lambda_pid=$!
   pids+=("$lambda_pid")
   serving+=("$lambda_pid")
   lambda_port=""
   # Its first line is its port, once it is built and listening.
   until [ -n "$lambda_port" ]; do
-    kill -0 "$lambda_pid" 2>/dev/null || { echo "local_lambda did not start on port $LAMBDA_PORT" >&2; exit 1; }
+    kill -0 "$lambda_pid" 2>/dev/null || { echo "local-lambda did not start on port $LAMBDA_PORT" >&2; exit 1; }
     sleep 0.2
     read -r lambda_port < "$tmp/lambda-port" || true
   done
@@ -112,5 +112,5 @@ cargo lambda watch --bin async-api \
   --env-file "$env_file" "$@" &
 pids+=($!)
 serving+=($!)
-# Whichever of watch and local_lambda ends first ends it all.
+# Whichever of watch and local-lambda ends first ends it all.
 wait -n "${serving[@]}"

@@ -7,7 +7,7 @@
 #   scripts/sam-invoke.sh EVENT_FILE...
 #
 # Several files run one after the other against the same tables. When the function starts a
-# task (202 from /async), the script waits until local_lambda has delivered it, then prints what
+# task (202 from /async), the script waits until local-lambda has delivered it, then prints what
 # GET /tasks/{task_id} answers. With SAM_INVOKE_RESULTS=DIR, each result is also written to
 # DIR/<event file name>, and that task answer to DIR/<event name>.task.json (for the tests).
 # AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL_LAMBDA, when set, are used instead of starting

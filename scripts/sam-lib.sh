@@ -412,7 +412,7 @@ sam_wait_port() {
 }
 
 # The Lambda Invoke endpoint the function's /async calls, unless AWS_ENDPOINT_URL_LAMBDA is set:
-# examples/local_lambda.rs on the bridge's address, which answers an Event invocation at once
+# local-lambda (crates/local-lambda) on the bridge's address, which answers an Event invocation at once
 # and delivers it, with Lambda's retries, to `sam local start-lambda` on loopback (which alone
 # would run the task before answering). start-lambda's container starts at once (EAGER), so a
 # delivery does not wait for one. Sets SAM_START_LAMBDA to start-lambda's URL.
@@ -423,12 +423,13 @@ sam_invoke_endpoint() {
   SAM_START_LAMBDA="http://127.0.0.1:$port"
   SAM_LOCAL_LAMBDA_LOG="$SAM_LOCAL_DIR/local-lambda.$$.log"
   sam_on_exit "rm -f '$SAM_LOCAL_LAMBDA_LOG'"
-  exec {fd}< <(exec "$SAM_EXAMPLES/local_lambda" --address "$SAM_BRIDGE_IP" --port 0 \
+  exec {fd}< <(exec "$SAM_BIN/local-lambda" --address "$SAM_BRIDGE_IP" --port 0 \
     --target "$SAM_START_LAMBDA" --target-function "$SAM_FUNCTION" \
+    --queue-name async-api-task-failures \
     2> >(tee "$SAM_LOCAL_LAMBDA_LOG" >&2))
   local pid=$! invoke_port
   sam_on_exit "sam_kill $pid"
-  read -r -t 20 invoke_port <&"$fd" || sam_die "local_lambda did not start"
+  read -r -t 20 invoke_port <&"$fd" || sam_die "local-lambda did not start"
   export AWS_ENDPOINT_URL_LAMBDA="http://$SAM_BRIDGE_IP:$invoke_port"
 
   sam_env_vars
@@ -440,10 +441,10 @@ sam_invoke_endpoint() {
   sam_on_exit "sam_kill $pid INT 30"
   sam_timed "start-lambda ready" sam_wait_port 127.0.0.1 "$port" 180 "$pid" ||
     sam_die "sam local start-lambda did not start: see $SAM_LOCAL_DIR/start-lambda.log"
-  sam_log "Invoke endpoint: $AWS_ENDPOINT_URL_LAMBDA (local_lambda, delivering to sam local start-lambda)"
+  sam_log "Invoke endpoint: $AWS_ENDPOINT_URL_LAMBDA (local-lambda, delivering to sam local start-lambda)"
 }
 
-# sam_wait_deliveries SECONDS: until every event local_lambda queued has ended (succeeded, or
+# sam_wait_deliveries SECONDS: until every event local-lambda queued has ended (succeeded, or
 # its destination record was handled), so that stopping does not cut a task short.
 sam_wait_deliveries() {
   [ -n "${SAM_LOCAL_LAMBDA_LOG:-}" ] || return 0
@@ -496,11 +497,12 @@ sam_prepare() {
   sam_local_template
   : "${CORS_ALLOWED_ORIGINS:=*}"
   export CORS_ALLOWED_ORIGINS
-  sam_timed "build seed and local_lambda" \
-    cargo build --quiet --example seed --example local_lambda
+  sam_timed "build seed and local-lambda" \
+    cargo build --quiet -p async-api --example seed -p local-lambda --bin local-lambda
   # Run as built, not through `cargo run`, which would rebuild them after any edit meanwhile.
-  SAM_EXAMPLES="$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples"
+  SAM_BIN="$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+  SAM_EXAMPLES="$SAM_BIN/examples"
   sam_dynalite
   sam_invoke_endpoint
   sam_env_vars

@@ -22,7 +22,9 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::{Value, json};
 use support::runtime_api::async_invoke::{Answer, EventEnd, MessageState, Policy, md5_hex};
-use support::runtime_api::{Completed, FunctionCommand, InvocationKind, Outcome, RuntimeApi};
+use support::runtime_api::{
+    Completed, InvocationKind, Outcome, RuntimeApi, function_command, test_function,
+};
 use support::{FUNCTION_NAME, Fixture};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -87,9 +89,10 @@ fn json_payload(completed: &Completed) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_event_whose_first_attempt_fails_is_delivered_again_with_its_payload_and_request_id()
 {
-    let api = RuntimeApi::start_with_async_semantics(Duration::from_millis(1500)).await;
+    let api =
+        RuntimeApi::start_with_async_semantics(test_function(), Duration::from_millis(1500)).await;
     let fixture = Fixture::new(&api.url()).await;
-    let _function = FunctionCommand::new(&api, &fixture).spawn();
+    let _function = function_command(&api, &fixture).spawn();
     let task_id = queued_task(&fixture).await;
     let event = json!({"task_id": task_id, "delay_ms": 0, "fail_attempts": 1});
 
@@ -132,9 +135,9 @@ async fn a_task_event_whose_first_attempt_fails_is_delivered_again_with_its_payl
 async fn a_task_event_failing_every_attempt_reaches_the_function_as_the_failure_queues_sqs_event() {
     let mut policy = Policy::scaled(Duration::from_millis(1500));
     policy.max_receive_count = 1;
-    let api = RuntimeApi::start_with_policy(policy).await;
+    let api = RuntimeApi::start_with_policy(test_function(), policy).await;
     let fixture = Fixture::new(&api.url()).await;
-    let _function = FunctionCommand::new(&api, &fixture).spawn();
+    let _function = function_command(&api, &fixture).spawn();
     let task_id = queued_task(&fixture).await;
     let event = json!({"task_id": task_id, "delay_ms": 0, "fail_attempts": 3});
 
@@ -261,9 +264,9 @@ async fn an_invocation_past_its_deadline_times_out_and_its_process_is_killed() {
     let mut policy = Policy::scaled(Duration::from_secs(1));
     policy.retry_delays.clear();
     policy.max_receive_count = 1;
-    let api = RuntimeApi::start_with_policy(policy).await;
+    let api = RuntimeApi::start_with_policy(test_function(), policy).await;
     let fixture = Fixture::new(&api.url()).await;
-    let command = FunctionCommand::new(&api, &fixture);
+    let command = function_command(&api, &fixture);
     // The function stops its own work before its deadline; what keeps it past
     // the deadline is a call that hangs: its claim, to a DynamoDB that never
     // answers (the SDK would give up only after 6 s).
@@ -312,9 +315,9 @@ async fn an_invocation_past_its_deadline_times_out_and_its_process_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_whose_process_dies_fails_as_a_runtime_exit_and_is_delivered_again_to_a_new_process()
  {
-    let api = RuntimeApi::start_with_async_semantics(Duration::from_secs(3)).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), Duration::from_secs(3)).await;
     let fixture = Fixture::new(&api.url()).await;
-    let command = FunctionCommand::new(&api, &fixture);
+    let command = function_command(&api, &fixture);
     let first = command.clone().spawn();
     let task_id = queued_task(&fixture).await;
     let event = json!({"task_id": task_id, "delay_ms": 1000});
@@ -363,9 +366,9 @@ async fn a_failure_record_the_function_does_not_take_is_received_again_up_to_the
     policy.retry_delays.clear();
     policy.visibility_timeout = Duration::from_millis(300);
     policy.max_receive_count = 2;
-    let api = RuntimeApi::start_with_policy(policy).await;
+    let api = RuntimeApi::start_with_policy(test_function(), policy).await;
     let fixture = Fixture::new(&api.url()).await;
-    let _function = FunctionCommand::new(&api, &fixture).spawn();
+    let _function = function_command(&api, &fixture).spawn();
 
     // No task event: its record names no task the function could mark.
     send_event(&api, &json!({"not": "a task event"})).await;

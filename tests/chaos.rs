@@ -72,7 +72,7 @@ use fault_proxy::FaultProxy;
 use report::{BackstopRead, Report, is_final, number, scan_tasks, string};
 use support::Fixture;
 use support::runtime_api::async_invoke::Policy;
-use support::runtime_api::{FunctionCommand, RuntimeApi};
+use support::runtime_api::{RuntimeApi, function_command, test_function};
 use world::{Fleet, Rng, Run, Weather, client, dynamodb_rule, lambda_rule};
 
 /// The seed of the run inside `make test`.
@@ -212,10 +212,10 @@ async fn storm(seed: u64, tasks: u64, process_count: usize) -> Settled {
     .await;
     let mut policy = Policy::scaled(TIMEOUT);
     policy.visibility_timeout = TIMEOUT;
-    let api = RuntimeApi::start_with_policy(policy).await;
+    let api = RuntimeApi::start_with_policy(test_function(), policy).await;
     let fixture = Fixture::new(&api.url()).await;
     let lambda_proxy = FaultProxy::start(&api.url(), lambda_rule(seed, weather.clone())).await;
-    let command = FunctionCommand::new(&api, &fixture)
+    let command = function_command(&api, &fixture)
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
         .env("AWS_ENDPOINT_URL_LAMBDA", lambda_proxy.url())

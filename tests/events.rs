@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use support::runtime_api::{FunctionCommand, InvocationKind, Outcome, RuntimeApi};
+use support::runtime_api::{InvocationKind, Outcome, RuntimeApi, function_command, test_function};
 use support::samples::{CHECKED_HEADERS, EXPECTATIONS, Expected, Source, expected_document};
 use support::{FUNCTION_NAME, Fixture, events};
 
@@ -219,11 +219,11 @@ fn every_event_file_has_an_expected_outcome_and_every_expectation_a_file() {
 
 #[tokio::test]
 async fn every_sample_event_through_the_binary_gets_the_answer_its_source_expects() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     fixture.seed_users(SEEDED_USERS).await;
     let users_page = first_users_page(&fixture).await;
-    let function = FunctionCommand::new(&api, &fixture).spawn();
+    let function = function_command(&api, &fixture).spawn();
 
     for (file, event) in sample_events() {
         let (source, expected) = expectation(&file)
@@ -296,9 +296,9 @@ async fn every_sample_event_through_the_binary_gets_the_answer_its_source_expect
 #[tokio::test]
 async fn the_sample_task_event_fails_as_unknown_task_until_its_task_is_recorded_then_succeeds_once()
 {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
-    let _function = FunctionCommand::new(&api, &fixture).spawn();
+    let _function = function_command(&api, &fixture).spawn();
     let event = read_event("task.json");
 
     assert_eq!(
@@ -360,10 +360,10 @@ async fn the_sample_task_event_fails_as_unknown_task_until_its_task_is_recorded_
 #[tokio::test]
 async fn an_event_that_is_neither_http_nor_a_task_is_an_unrecognized_event_error_and_writes_nothing()
  {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     fixture.seed_users(SEEDED_USERS).await;
-    let _function = FunctionCommand::new(&api, &fixture).spawn();
+    let _function = function_command(&api, &fixture).spawn();
 
     assert_eq!(
         api.invoke(r#"{"hello":"world"}"#).await,
@@ -390,9 +390,9 @@ fn not_an_object_error(kind: &str) -> String {
 #[tokio::test]
 async fn a_json_array_string_number_or_null_event_is_an_unrecognized_event_error_and_writes_nothing()
  {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
-    let _function = FunctionCommand::new(&api, &fixture).spawn();
+    let _function = function_command(&api, &fixture).spawn();
     // A queued task, as `/async` records it: an array that a serde struct would
     // read as its task event would run it.
     let now = "2025-11-26T08:15:31Z";
@@ -456,9 +456,9 @@ async fn a_json_array_string_number_or_null_event_is_an_unrecognized_event_error
 
 #[tokio::test]
 async fn a_missing_users_table_stops_init_with_a_nonzero_exit_that_names_it() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
-    let output = FunctionCommand::new(&api, &fixture)
+    let output = function_command(&api, &fixture)
         .without_env("USERS_TABLE")
         .spawn()
         .wait_for_exit(Duration::from_secs(20))
@@ -483,9 +483,9 @@ async fn a_missing_users_table_stops_init_with_a_nonzero_exit_that_names_it() {
 
 #[tokio::test]
 async fn json_logs_carry_each_invocations_request_id_and_the_tasks_lines_its_task_id() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
-    let function = FunctionCommand::new(&api, &fixture)
+    let function = function_command(&api, &fixture)
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .spawn();
 
@@ -560,11 +560,11 @@ async fn json_logs_carry_each_invocations_request_id_and_the_tasks_lines_its_tas
 
 #[tokio::test]
 async fn a_synchronous_invoke_returns_the_binarys_result_and_flags_its_function_error() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     fixture.seed_users(SEEDED_USERS).await;
     let users_page = first_users_page(&fixture).await;
-    let _function = FunctionCommand::new(&api, &fixture).spawn();
+    let _function = function_command(&api, &fixture).spawn();
     let lambda = aws_sdk_lambda::Client::from_conf(
         async_api::lambda_config(&support::sdk_config())
             .endpoint_url(api.url())

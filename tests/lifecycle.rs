@@ -38,10 +38,13 @@ use aws_sdk_lambda::types::InvocationType;
 use fault_proxy::{Fault, FaultProxy};
 use serde_json::{Value, json};
 use support::runtime_api::async_invoke::{
-    self, Account, Answer, Condition, EventEnd, MessageState, Policy, QueueMessage,
-    invocation_record, sqs_event,
+    self, Answer, Condition, EventEnd, MessageState, Policy, QueueMessage, invocation_record,
+    sqs_event,
 };
-use support::runtime_api::{Completed, FunctionCommand, FunctionProcess, Outcome, RuntimeApi};
+use support::runtime_api::{
+    Completed, FunctionCommand, FunctionProcess, Outcome, RuntimeApi, function_command,
+    test_function,
+};
 use support::{FUNCTION_NAME, Fixture};
 use task_logs::{LogLine, http, lines_about, log_lines};
 
@@ -78,7 +81,7 @@ const LONG_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The binary as Lambda runs it here: JSON logs, as the template sets.
 fn command(api: &RuntimeApi, fixture: &Fixture) -> FunctionCommand {
-    FunctionCommand::new(api, fixture).env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+    function_command(api, fixture).env("AWS_LAMBDA_LOG_FORMAT", "JSON")
 }
 
 /// `POST /async` through the binary; the new task's id.

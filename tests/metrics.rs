@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_api::tasks::{TaskStatus, TaskStore};
 use serde_json::{Map, Value, json};
-use support::runtime_api::{FunctionCommand, FunctionProcess, Outcome, RuntimeApi};
+use support::runtime_api::{
+    FunctionCommand, FunctionProcess, Outcome, RuntimeApi, function_command, test_function,
+};
 use support::{FUNCTION_NAME, Fixture, events};
 
 #[path = "metrics/requests.rs"]
@@ -24,7 +26,7 @@ const NAMESPACE: &str = "AsyncApi";
 
 /// The binary as Lambda runs it with the template's JSON log format.
 fn json_logging(api: &RuntimeApi, fixture: &Fixture) -> FunctionCommand {
-    FunctionCommand::new(api, fixture).env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+    function_command(api, fixture).env("AWS_LAMBDA_LOG_FORMAT", "JSON")
 }
 
 fn epoch_millis() -> u64 {

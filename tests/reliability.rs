@@ -35,7 +35,9 @@ use axum::routing::post;
 use fault_proxy::{Call, Fault, FaultProxy};
 use serde_json::{Value, json};
 use support::fake_lambda::FakeLambda;
-use support::runtime_api::{FunctionCommand, Outcome, ProcessOutput, RuntimeApi};
+use support::runtime_api::{
+    FunctionCommand, Outcome, ProcessOutput, RuntimeApi, function_command, test_function,
+};
 use support::{Fixture, Reply, dead_endpoint, events, invoke, invoke_with_deadline, now_millis};
 use tokio::task::JoinSet;
 

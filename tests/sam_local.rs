@@ -1,7 +1,7 @@
 //! `make sam-invoke` and `make sam-api` end to end, as a user runs them: the function `sam build`
 //! made, in its arm64 container under `sam local` (qemu on an x86_64 machine), against dynalite
 //! on the Docker bridge seeded with the sample users, `/async` self-invoking through
-//! examples/local_lambda.rs. The scripts install and start what they need (Docker, qemu, the
+//! local-lambda (crates/local-lambda). The scripts install and start what they need (Docker, qemu, the
 //! base image), so the first run on a fresh machine takes minutes; each test stops everything
 //! its command started, pass or fail.
 //!
@@ -29,7 +29,7 @@ static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A fresh machine installs Docker and qemu, builds the base image and the arm64 function
 /// (about ten minutes on two cores) before the first container runs.
 const SETUP_PATIENCE: Duration = Duration::from_secs(30 * 60);
-/// A task of a few milliseconds, delivered by local_lambda to start-lambda's warm container.
+/// A task of a few milliseconds, delivered by local-lambda to start-lambda's warm container.
 const TASK_PATIENCE: Duration = Duration::from_secs(60);
 
 fn root() -> PathBuf {
@@ -136,7 +136,7 @@ impl Drop for Make {
             self.signal_group("-INT");
             self.wait(Duration::from_secs(60));
         }
-        // The scripts' own children (dynalite, local_lambda, SAM) share the group.
+        // The scripts' own children (dynalite, local-lambda, SAM) share the group.
         self.signal_group("-KILL");
         let _ = self.child.wait();
     }

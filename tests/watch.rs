@@ -1,6 +1,6 @@
 //! End to end as `make dev` runs the API: `scripts/dev.sh` itself, so `cargo
-//! lambda watch` serving the real binary over HTTP, and `local_lambda`
-//! (examples/local_lambda.rs) as the function's Lambda API, delivering each
+//! lambda watch` serving the real binary over HTTP, and `local-lambda`
+//! (crates/local-lambda) as the function's Lambda API, delivering each
 //! task event through watch in the background with Lambda's retries. The
 //! tables are a fresh pair on the tests' dynalite. The two tests take turns:
 //! each starts its own stack, and the "answers within a second" bound must
@@ -21,14 +21,14 @@ use support::Fixture;
 /// One stack at a time (see the module docs).
 static ONE_STACK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The function timeout local_lambda applies here: Lambda's retries come 6 s
+/// The function timeout local-lambda applies here: Lambda's retries come 6 s
 /// and 12 s after a failure (60 s and 120 s of 90 s), and the longest task of
 /// these tests (5 s) stays well within it.
 const FUNCTION_TIMEOUT_MS: u64 = 9_000;
 /// The origins `CORS_ALLOWED_ORIGINS` lists: a comma must reach the function.
 const ORIGINS: [&str; 2] = ["https://one.example.com", "https://two.example.com"];
-/// How long a first start may take: dev.sh builds the seed and local_lambda
-/// examples, and watch the function, when they are not built yet.
+/// How long a first start may take: dev.sh builds the seed example and
+/// local-lambda, and watch the function, when they are not built yet.
 const START_PATIENCE: Duration = Duration::from_secs(900);
 
 /// `scripts/dev.sh` in its own process group, stopped with everything it
@@ -37,7 +37,7 @@ struct DevStack {
     child: Child,
     /// watch: the API.
     port: u16,
-    /// local_lambda: the function's Lambda API.
+    /// local-lambda: the function's Lambda API.
     lambda_port: u16,
     /// dev.sh's stdout and stderr (watch passes the function's logs on), in order.
     output: Arc<Mutex<Vec<String>>>,
@@ -488,7 +488,7 @@ async fn under_make_dev_async_answers_at_once_each_task_runs_one_attempt_at_a_ti
         stack.tail()
     );
     assert_final_is_final(&retried_readings, &stack);
-    // Between the failed attempt and local_lambda's retry (6 s later) the
+    // Between the failed attempt and local-lambda's retry (6 s later) the
     // poller saw the task waiting `queued` with the attempt's error, told to
     // come back no sooner than Lambda's own retry (60 s, not scaled): never
     // `failed`, which would have been final.
@@ -539,7 +539,8 @@ async fn under_make_dev_async_answers_at_once_each_task_runs_one_attempt_at_a_ti
         "{}",
         stack.tail()
     );
-    // local_lambda delivered the failed event again, and said so.
+    // local-lambda delivered the failed event again, and said so (its log
+    // lines start with `local_lambda: `).
     assert!(
         lines
             .iter()

@@ -12,7 +12,7 @@ pub(crate) struct ColdStart {
 /// One fresh process: the first `/users` event is queued before the spawn, as
 /// Lambda queues the event that causes a cold start.
 pub(crate) async fn cold_start(binary: Binary, fixture: &Fixture) -> (Duration, Duration, u64) {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let submitted = api.submit(users_event(COLD_PAGE));
     let instance = Instance::start_with(binary, api, fixture, &page_env(COLD_PAGE));
     let outcome = submitted.outcome().await;

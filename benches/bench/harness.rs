@@ -184,7 +184,7 @@ pub(crate) struct Instance {
 
 impl Instance {
     pub(crate) async fn start(binary: Binary, fixture: &Fixture, env: &[(&str, String)]) -> Self {
-        let api = RuntimeApi::start().await;
+        let api = RuntimeApi::start(test_function()).await;
         Self::start_with(binary, api, fixture, env)
     }
 
@@ -195,7 +195,7 @@ impl Instance {
         fixture: &Fixture,
         env: &[(&str, String)],
     ) -> Self {
-        let mut command = FunctionCommand::new(&api, fixture).program(binary.path());
+        let mut command = function_command(&api, fixture).program(binary.path());
         for (name, value) in env {
             command = command.env(name, value);
         }

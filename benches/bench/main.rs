@@ -4,7 +4,7 @@
 //! The release binaries (the function and its two floors: `floor_hello` of
 //! `examples/`, of the function's profile, and the I/O floor `crates/floor-io`,
 //! built for speed with a profile of its own) are started by the Runtime API
-//! emulator of the tests (`tests/support/runtime_api.rs`) against dynalite
+//! emulator of the tests (`crates/local-lambda`) against dynalite
 //! seeded with 10,000 users. The driver measures cold starts, warm latency,
 //! peak RSS, the arm64 `bootstrap` that `cargo lambda build` made, and many
 //! invocations per process (`AWS_LAMBDA_MAX_CONCURRENCY`), then prints one
@@ -32,7 +32,7 @@ use async_api::tasks::TaskStore;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::Value;
-use support::runtime_api::{FunctionCommand, FunctionProcess, Outcome, RuntimeApi};
+use support::runtime_api::{FunctionProcess, Outcome, RuntimeApi, function_command, test_function};
 use support::{Fixture, dead_endpoint, dynamodb_endpoint, events};
 
 use cold::*;

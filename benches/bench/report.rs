@@ -93,7 +93,7 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
     let _ = writeln!(out, "### `make bench`, {date}\n");
     let _ = writeln!(
         out,
-        "{}. Release profile of `Cargo.toml` (the I/O floor: its `[profile.floor]`, opt-level 3 throughout); {USERS} users in dynalite; every binary driven through the Runtime API emulator of `tests/support/runtime_api.rs`. Times in ms.\n",
+        "{}. Release profile of `Cargo.toml` (the I/O floor: its `[profile.floor]`, opt-level 3 throughout); {USERS} users in dynalite; every binary driven through the Runtime API emulator of `crates/local-lambda`. Times in ms.\n",
         machine()
     );
 

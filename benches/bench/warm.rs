@@ -143,7 +143,7 @@ pub(crate) async fn warm_async(settings: &Settings, fixture: &Fixture) -> AsyncR
     let peak_rss_kib = instance.stop().await.peak_rss_kib;
 
     // An emulator with no function behind it: the events only queue up.
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let lambda = aws_sdk_lambda::Client::from_conf(
         async_api::lambda_config(&support::sdk_config())
             .endpoint_url(api.url())

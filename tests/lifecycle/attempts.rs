@@ -6,7 +6,7 @@ use super::*;
 async fn a_process_killed_after_its_claim_is_retried_by_lambda_and_the_retry_succeeds_as_attempt_2()
 {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture);
     let first = command.clone().spawn();
@@ -41,7 +41,7 @@ async fn a_process_killed_after_its_claim_is_retried_by_lambda_and_the_retry_suc
 async fn a_panic_in_the_work_leaves_the_task_queued_with_its_error_until_lambdas_retry_succeeds_as_attempt_2()
  {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
     let task_id = fixture.enqueued_task().await;
@@ -78,7 +78,7 @@ async fn a_panic_in_the_work_leaves_the_task_queued_with_its_error_until_lambdas
 async fn work_that_panics_on_every_attempt_waits_queued_between_attempts_and_its_last_attempt_ends_it_failed_with_its_own_error()
  {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
     let task_id = fixture.enqueued_task().await;
@@ -154,7 +154,7 @@ async fn a_finish_write_failing_for_attempts(failed_attempts: u64) {
     // (jittered, not scaled): a 3 s invocation could time out on them, and
     // the emulator's process with it, leaving Lambda's retry nothing to run
     // on (seen once in CI). 10 s holds them; the retries come 6.7 s apart.
-    let api = RuntimeApi::start_with_async_semantics(LONG_TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), LONG_TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture)
         .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
@@ -205,7 +205,7 @@ async fn a_finish_write_failing_on_two_attempts_succeeds_on_lambdas_last_retry_a
 async fn a_duplicate_delivered_while_a_healthy_attempt_runs_waits_for_it_and_answers_its_success_and_the_work_runs_once()
  {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture);
     let (one, two) = (command.clone().spawn(), command.spawn());
@@ -250,7 +250,7 @@ async fn an_event_that_expires_before_its_delivery_fails_its_task_through_the_de
     let _turn = one_at_a_time().await;
     let mut policy = Policy::scaled(TIMEOUT);
     policy.max_event_age = Duration::ZERO;
-    let api = RuntimeApi::start_with_policy(policy).await;
+    let api = RuntimeApi::start_with_policy(test_function(), policy).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
 

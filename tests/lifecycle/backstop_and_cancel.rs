@@ -69,7 +69,7 @@ async fn assert_ended_by_the_backstop(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_task_whose_event_never_comes_reads_failed_once_it_can_no_longer_be_delivered() {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let (task_id, function) = past_the_backstop(&api, &fixture, "", &[]).await;
 
@@ -80,7 +80,7 @@ async fn a_queued_task_whose_event_never_comes_reads_failed_once_it_can_no_longe
 async fn a_running_task_whose_last_attempt_died_reads_failed_past_the_backstop_and_no_delivery_claims_it()
  {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     // As an attempt that died leaves it: running, counted, its lease lapsed.
     let lapsed = (support::now_millis() - 60_000).to_string();
@@ -103,7 +103,7 @@ async fn a_running_task_whose_last_attempt_died_reads_failed_past_the_backstop_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canceled_queued_task_never_runs_and_its_event_does_nothing() {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
     let task_id = fixture.enqueued_task().await;
@@ -137,7 +137,7 @@ async fn a_canceled_queued_task_never_runs_and_its_event_does_nothing() {
 async fn a_canceled_running_task_stops_within_a_second_its_invocation_ends_without_error_and_is_not_retried()
  {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture);
     let (one, two) = (command.clone().spawn(), command.spawn());

@@ -10,7 +10,7 @@ async fn with_no_retries_configured_the_first_failed_attempt_is_final_and_lambda
     // come from one template parameter: 0 for both.
     let mut policy = Policy::scaled(TIMEOUT);
     policy.retry_delays.clear();
-    let api = RuntimeApi::start_with_policy(policy).await;
+    let api = RuntimeApi::start_with_policy(test_function(), policy).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture)
         .env("TASK_MAX_RETRY_ATTEMPTS", "0")
@@ -56,7 +56,7 @@ async fn with_no_retries_configured_the_first_failed_attempt_is_final_and_lambda
 async fn work_that_fails_for_good_ends_failed_at_once_without_a_function_error_so_lambda_neither_retries_nor_records_it()
  {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
     let task_id = fixture.enqueued_task().await;
@@ -98,7 +98,7 @@ async fn work_that_fails_for_good_ends_failed_at_once_without_a_function_error_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_waiting_for_lambdas_retry_can_be_canceled_and_the_retry_then_does_nothing() {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
     let task_id = fixture.enqueued_task().await;
@@ -161,7 +161,7 @@ async fn a_claim_whose_process_dies_before_the_work_starts_is_not_an_attempt() {
         ),
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
     let first = command.clone().spawn();
@@ -401,7 +401,7 @@ async fn a_claim_that_lands_too_close_to_its_tasks_backstop_is_released_counting
         ),
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let max_age = Policy::scaled(TIMEOUT).max_event_age;
     let function = command(&api, &fixture)

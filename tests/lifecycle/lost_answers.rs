@@ -35,7 +35,8 @@ async fn an_invoke_whose_answer_was_lost_after_lambda_accepted_it_answers_503_an
     let _turn = one_at_a_time().await;
     // Long enough for the SDK's three tries of the Invoke (6 s) inside the
     // request's own invocation.
-    let api = RuntimeApi::start_with_async_semantics(Duration::from_secs(10)).await;
+    let api =
+        RuntimeApi::start_with_async_semantics(test_function(), Duration::from_secs(10)).await;
     let fixture = Fixture::new(&api.url()).await;
     let lost = every_answer_losing_proxy(&api.url()).await;
     let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_LAMBDA", &lost);
@@ -113,7 +114,7 @@ pub(super) struct Faulted {
 
 pub(super) async fn faulted(rule: fault_proxy::Rule, timeout: Duration) -> Faulted {
     let proxy = FaultProxy::start(support::dynamodb_endpoint(), rule).await;
-    let api = RuntimeApi::start_with_async_semantics(timeout).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), timeout).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture)
         .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
@@ -240,7 +241,7 @@ async fn an_event_delivered_while_async_is_still_marking_its_task_enqueued_runs_
         }),
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
     let (one, two) = (command.clone().spawn(), command.spawn());
@@ -271,7 +272,7 @@ async fn a_claim_answered_after_its_lease_lapsed_neither_starts_the_work_another
         ),
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
     let (one, two) = (command.clone().spawn(), command.spawn());
@@ -351,7 +352,7 @@ async fn a_finish_write_that_landed_but_whose_answer_failed_completes_the_task_o
         ),
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture)
         .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
@@ -387,18 +388,14 @@ async fn a_finish_write_that_landed_but_whose_answer_failed_completes_the_task_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_lambda_gave_up_on_stays_failed_when_another_copy_of_its_event_arrives() {
     let _turn = one_at_a_time().await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let function = command(&api, &fixture).spawn();
     let task_id = fixture.enqueued_task().await;
     let event = json!({"task_id": task_id, "delay_ms": 0});
 
     // Lambda's record of the event it gave up on, through the failure queue.
-    let account = Account {
-        region: "us-east-1".to_owned(),
-        account_id: "123456789012".to_owned(),
-        queue_name: "async-api-test-task-failures".to_owned(),
-    };
+    let account = test_function().account;
     let attempts = vec![Answer::unhandled("Sandbox.Timedout", "timed out"); 3];
     let record_json = invocation_record(
         &account,
@@ -446,7 +443,7 @@ async fn an_enqueued_mark_that_landed_though_every_answer_failed_answers_202_and
         }),
     )
     .await;
-    let api = RuntimeApi::start_with_async_semantics(TIMEOUT).await;
+    let api = RuntimeApi::start_with_async_semantics(test_function(), TIMEOUT).await;
     let fixture = Fixture::new(&api.url()).await;
     let command = command(&api, &fixture).env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
     let (one, two) = (command.clone().spawn(), command.spawn());

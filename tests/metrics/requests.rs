@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn cold_start_is_counted_once_per_process_on_its_first_invocation() {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     fixture.seed_users(2).await;
 
@@ -37,7 +37,7 @@ async fn cold_start_is_counted_once_per_process_on_its_first_invocation() {
 #[tokio::test]
 async fn requests_are_counted_by_route_template_and_status_class_never_by_raw_path() {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     fixture.seed_users(2).await;
     let process = json_logging(&api, &fixture).spawn();
@@ -80,7 +80,7 @@ async fn requests_are_counted_by_route_template_and_status_class_never_by_raw_pa
 
     // DynamoDB unreachable: a 503, counted as a 5xx of its route.
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let process = json_logging(&api, &fixture)
         .env("AWS_ENDPOINT_URL_DYNAMODB", &support::dead_endpoint())
         .spawn();
@@ -95,7 +95,7 @@ async fn requests_are_counted_by_route_template_and_status_class_never_by_raw_pa
 #[tokio::test]
 async fn the_namespace_is_metrics_namespace_when_set() {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     let process = json_logging(&api, &fixture)
         .env("METRICS_NAMESPACE", "Shop/Orders")
@@ -112,7 +112,7 @@ async fn the_namespace_is_metrics_namespace_when_set() {
 
 #[tokio::test]
 async fn a_namespace_cloudwatch_would_refuse_stops_init_and_says_why() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     let output = json_logging(&api, &fixture)
         .env("METRICS_NAMESPACE", "AWS/Lambda")
@@ -134,9 +134,9 @@ async fn a_namespace_cloudwatch_would_refuse_stops_init_and_says_why() {
 async fn with_text_logs_in_lambda_the_emf_documents_are_still_printed() {
     // A deployer who sets `LogFormat: Text` keeps the metrics and the alarms.
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
-    let process = FunctionCommand::new(&api, &fixture)
+    let process = function_command(&api, &fixture)
         .env("AWS_LAMBDA_LOG_FORMAT", "Text")
         .spawn();
     let outcome = api.invoke(events::http_api("GET", "/nope", None)).await;
@@ -148,7 +148,7 @@ async fn with_text_logs_in_lambda_the_emf_documents_are_still_printed() {
 
     // And with no log format at all (Text is Lambda's default).
     let since_ms = epoch_millis();
-    let process = FunctionCommand::new(&api, &fixture)
+    let process = function_command(&api, &fixture)
         .without_env("AWS_LAMBDA_LOG_FORMAT")
         .spawn();
     let outcome = api.invoke(events::http_api("GET", "/nope", None)).await;
@@ -162,7 +162,7 @@ async fn with_text_logs_in_lambda_the_emf_documents_are_still_printed() {
 /// The binary as `cargo lambda watch` runs it: the Runtime API's variables,
 /// no log group, no log format.
 fn under_watch(api: &RuntimeApi, fixture: &Fixture) -> FunctionCommand {
-    FunctionCommand::new(api, fixture)
+    function_command(api, fixture)
         .without_env("AWS_LAMBDA_LOG_GROUP_NAME")
         .without_env("AWS_LAMBDA_LOG_STREAM_NAME")
         .without_env("AWS_LAMBDA_INITIALIZATION_TYPE")
@@ -171,7 +171,7 @@ fn under_watch(api: &RuntimeApi, fixture: &Fixture) -> FunctionCommand {
 
 #[tokio::test]
 async fn under_cargo_lambda_watch_the_metrics_are_readable_debug_lines_not_json() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
 
     // At the default level (INFO), nothing of the metrics shows.
@@ -218,14 +218,14 @@ fn root_of(header: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_invoke_carries_the_trace_root_of_the_invocation_that_made_it() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     // A process-wide trace id left over from another invocation: what the
     // SDK's recursion detection would send if the function passed none.
     let stale = "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0";
 
     for concurrency in ["1", "4"] {
-        let process = FunctionCommand::new(&api, &fixture)
+        let process = function_command(&api, &fixture)
             .env("AWS_LAMBDA_MAX_CONCURRENCY", concurrency)
             .env("_X_AMZN_TRACE_ID", stale)
             .spawn();

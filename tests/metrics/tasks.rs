@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn a_tasks_life_is_counted_and_timed_in_emf_documents() {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     let process = json_logging(&api, &fixture).spawn();
 
@@ -96,7 +96,7 @@ async fn a_tasks_life_is_counted_and_timed_in_emf_documents() {
 #[tokio::test]
 async fn a_retried_attempt_counts_its_run_but_not_a_second_queue_wait() {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     let process = json_logging(&api, &fixture).spawn();
     let task_id = uuid::Uuid::new_v4().to_string();
@@ -171,7 +171,7 @@ fn attempt_failed(task_id: &str, for_good: bool) -> Value {
 #[tokio::test]
 async fn every_failed_attempt_counts_task_attempts_failed_and_only_the_last_tasks_failed() {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     let process = json_logging(&api, &fixture).spawn();
     let task_id = uuid::Uuid::new_v4().to_string();
@@ -220,7 +220,7 @@ async fn every_failed_attempt_counts_task_attempts_failed_and_only_the_last_task
 #[tokio::test]
 async fn work_that_fails_for_good_counts_tasks_failed_and_task_attempts_failed_once_each() {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     let process = json_logging(&api, &fixture).spawn();
     let task_id = uuid::Uuid::new_v4().to_string();
@@ -280,7 +280,7 @@ fn failure_record_event(event: &str) -> String {
 async fn a_failure_record_that_fails_its_task_counts_tasks_failed_and_one_of_an_ended_task_nothing()
 {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     let process = json_logging(&api, &fixture).spawn();
     let store = TaskStore {
@@ -324,7 +324,7 @@ async fn a_failure_record_that_fails_its_task_counts_tasks_failed_and_one_of_an_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_is_counted_and_the_stopped_attempt_counts_only_its_run() {
     let since_ms = epoch_millis();
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     // Two invocations at once: the task's, and the DELETE while it runs.
     let process = json_logging(&api, &fixture)

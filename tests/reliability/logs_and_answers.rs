@@ -145,7 +145,7 @@ fn output_leaks(name: &str, output: &ProcessOutput) -> Vec<String> {
 
 /// The binary with marker credentials, pointed at `api` and `fixture`'s tables.
 fn binary_with_marker_credentials(api: &RuntimeApi, fixture: &Fixture) -> FunctionCommand {
-    FunctionCommand::new(api, fixture)
+    function_command(api, fixture)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
@@ -154,7 +154,7 @@ fn binary_with_marker_credentials(api: &RuntimeApi, fixture: &Fixture) -> Functi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_and_answers_never_show_credentials_client_data_or_error_dumps() {
     let _turn = one_at_a_time().await;
-    let healthy_api = RuntimeApi::start().await;
+    let healthy_api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&healthy_api.url()).await;
     fixture.seed_users(3).await;
     // As in Lambda: JSON logs. The faulty ones below log as text, as locally.
@@ -198,7 +198,7 @@ async fn logs_and_answers_never_show_credentials_client_data_or_error_dumps() {
             [200, 404, 503],
         ),
     ] {
-        let api = RuntimeApi::start().await;
+        let api = RuntimeApi::start(test_function()).await;
         let mut command = binary_with_marker_credentials(&api, &fixture)
             .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb);
         if let Some(lambda) = &lambda {
@@ -254,7 +254,7 @@ async fn logs_and_answers_never_show_credentials_client_data_or_error_dumps() {
 /// invoker) must not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_task_events_error_does_not_quote_the_event() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
     let process = binary_with_marker_credentials(&api, &fixture).spawn();
     let mut answers = Vec::new();
@@ -285,9 +285,9 @@ async fn a_malformed_task_events_error_does_not_quote_the_event() {
 /// on serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_lambda_http_panics_on_is_a_function_error_and_the_binary_serves_on() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(test_function()).await;
     let fixture = Fixture::new(&api.url()).await;
-    let process = FunctionCommand::new(&api, &fixture).spawn();
+    let process = function_command(&api, &fixture).spawn();
 
     let mut lying_base64: Value =
         serde_json::from_str(&events::http_api("POST", "/async", Some("{}"))).expect("json");
