@@ -35,7 +35,7 @@ SAM := $(BIN)/sam
 export PATH := $(abspath $(BIN)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev seed test test-api fuzz-api chromium lint lint-template build deploy delete rust-target
+.PHONY: help dev seed test test-containers test-api fuzz-api chromium lint lint-template build deploy delete rust-target
 
 # Every verb a user types carries a `## what it does` comment on its rule line; `make help` lists
 # exactly those, so a new verb shows up by writing that comment.
@@ -58,15 +58,26 @@ openapi: ## write src/openapi.json, the document /openapi.json serves, from the 
 seed: ## create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)
 	cargo run --quiet --example seed
 
-# The tests start their own dynalite on a free loopback port (or use AWS_ENDPOINT_URL_DYNAMODB),
-# and cargo lambda watch for the end-to-end test. Then the API from the outside: schemathesis
-# against /openapi.json, and /docs in headless Chromium.
-test: $(NODE_STAMP) $(VENV_STAMP) ## every test, against a local dynalite
-	cargo test --workspace --all-targets --no-fail-fast
-	$(MAKE) test-api
+# Three tiers; CI (.ci/run) runs all three. `make test` needs only Rust, Node and Python: the
+# tests start their own dynalite on a free loopback port (or use AWS_ENDPOINT_URL_DYNAMODB), the
+# real binary through the local Lambda (crates/local-lambda), and cargo lambda watch for the
+# end-to-end test; it says how long it took. `make test-containers` adds what needs Docker or a
+# browser (sam local in arm64 containers, /docs in headless Chromium); `make test-api` is the API
+# from the outside (schemathesis against /openapi.json, the document validated as OpenAPI 3.1).
+test: $(NODE_STAMP) $(VENV_STAMP) ## the tests that need only Rust, Node and Python (run before a commit)
+	@start=$$(date +%s); status=0; \
+	cargo test --workspace --all-targets --no-fail-fast || status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
 
-test-api: $(NODE_STAMP) $(VENV_STAMP) chromium ## only the API from outside: schemathesis and /docs in Chromium
-	tests/api/run.sh
+test-containers: $(NODE_STAMP) $(VENV_STAMP) ## sam local in Docker and /docs in Chromium (installs them, as root)
+	@echo "make test-containers: installs what is missing, as root: Debian's docker.io (and starts dockerd), qemu-user-static, Chromium"
+	@$(MAKE) --no-print-directory chromium
+	cargo test --test sam_local -- --include-ignored
+	tests/api/run.sh browser
+
+test-api: $(NODE_STAMP) $(VENV_STAMP) ## the API from outside: schemathesis against /openapi.json
+	@echo "make test-api: schemathesis and openapi-spec-validator from the project's .venv (PyPI)"
+	tests/api/run.sh schemathesis
 
 fuzz-api: $(NODE_STAMP) $(VENV_STAMP) ## a 10-minute schemathesis run against make dev's API
 	FUZZ_API_SECONDS=600 tests/api/run.sh schemathesis

@@ -281,6 +281,7 @@ fn every_event_file_has_an_expected_outcome_under_sam_local_invoke() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "make test-containers: Docker"]
 async fn make_sam_invoke_answers_every_sample_event_in_an_arm64_container_as_the_replay_does() {
     let _turn = DOCKER.lock().await;
     let before = sam_containers();
@@ -427,6 +428,7 @@ fn wait_for_port(make: &mut Make, port: u16) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "make test-containers: Docker"]
 async fn make_sam_api_serves_users_runs_a_task_to_succeeded_answers_404_and_ctrl_c_stops_it_all() {
     let _turn = DOCKER.lock().await;
     let before = sam_containers();
