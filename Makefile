@@ -35,7 +35,7 @@ SAM := $(BIN)/sam
 export PATH := $(abspath $(BIN)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev seed test test-containers test-api fuzz-api chromium lint lint-template build deploy delete rust-target
+.PHONY: help dev seed test test-containers test-api test-deployed fuzz-api chromium lint lint-template build deploy delete rust-target
 
 # Every verb a user types carries a `## what it does` comment on its rule line; `make help` lists
 # exactly those, so a new verb shows up by writing that comment.
@@ -75,9 +75,19 @@ test-containers: $(NODE_STAMP) $(VENV_STAMP) ## sam local in Docker and /docs in
 	cargo test --test sam_local -- --include-ignored
 	tests/api/run.sh browser
 
-test-api: $(NODE_STAMP) $(VENV_STAMP) ## the API from outside: schemathesis against /openapi.json
+test-api: $(NODE_STAMP) $(VENV_STAMP) ## the API from outside: schemathesis, and test-deployed's suite, against make dev
 	@echo "make test-api: schemathesis and openapi-spec-validator from the project's .venv (PyPI)"
 	tests/api/run.sh schemathesis
+	tests/api/run.sh deployed
+
+# One suite for any deployed URL (tests/deployed/suite.py, Python's standard library only): users
+# paging, a task to `succeeded` through `Location`, errors as JSON, Idempotency-Key replay, DELETE,
+# a CORS preflight; with API_TOKEN, the caller's ownership. Safe against production: a few bounded
+# requests and three tasks of its own. `make test-api` runs it against make dev, `make
+# test-containers` against make sam-api, so what a deployer runs against AWS is known to pass here.
+test-deployed: ## the black-box suite against a deployed API: API_URL=https://… [API_TOKEN=…] [API_ORIGIN=…]
+	@test -n "$(API_URL)" || { echo "make test-deployed API_URL=https://… [API_TOKEN=…] [API_ORIGIN=…]" >&2; exit 2; }
+	python3 tests/deployed/suite.py
 
 fuzz-api: $(NODE_STAMP) $(VENV_STAMP) ## a 10-minute schemathesis run against make dev's API
 	FUZZ_API_SECONDS=600 tests/api/run.sh schemathesis

@@ -429,7 +429,7 @@ fn wait_for_port(make: &mut Make, port: u16) {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "make test-containers: Docker"]
-async fn make_sam_api_serves_users_runs_a_task_to_succeeded_answers_404_and_ctrl_c_stops_it_all() {
+async fn make_sam_api_serves_users_tasks_404s_and_the_deployed_suite_and_ctrl_c_stops_it_all() {
     let _turn = DOCKER.lock().await;
     let before = sam_containers();
     let port = free_port();
@@ -461,6 +461,22 @@ async fn make_sam_api_serves_users_runs_a_task_to_succeeded_answers_404_and_ctrl
             404,
             json!({"error": {"code": "not_found", "message": "No route for GET /nope", "request_id": request_id}})
         )
+    );
+
+    // The suite a deployer runs against AWS (`make test-deployed`), against sam local's API.
+    let suite = std::process::Command::new("python3")
+        .arg(root().join("tests/deployed/suite.py"))
+        .env("API_URL", format!("http://127.0.0.1:{port}"))
+        .env("API_TASK_TIMEOUT", TASK_PATIENCE.as_secs().to_string())
+        .env_remove("API_TOKEN")
+        .env_remove("API_ORIGIN")
+        .output()
+        .expect("python3 runs the deployed suite");
+    assert!(
+        suite.status.success(),
+        "the deployed suite against make sam-api:\n{}{}",
+        String::from_utf8_lossy(&suite.stdout),
+        String::from_utf8_lossy(&suite.stderr)
     );
 
     // Ctrl-C: the terminal sends SIGINT to the whole foreground group.
