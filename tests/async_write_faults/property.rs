@@ -303,18 +303,7 @@ async fn a_request_whose_record_write_lost_its_answers_while_a_retry_took_its_ke
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
     // Every try of a task record's write lands and loses its answer.
-    let proxy = FaultProxy::start(
-        support::dynamodb_endpoint(),
-        Box::new(|seen: &Seen<'_>| {
-            let item = seen.body["Item"]["task_id"]["S"].as_str().unwrap_or("");
-            if seen.operation == "PutItem" && uuid::Uuid::try_parse(item).is_ok() {
-                Fault::LoseAnswer
-            } else {
-                Fault::Pass
-            }
-        }),
-    )
-    .await;
+    let proxy = record_answers_lost(|_| Fault::Pass).await;
     let function = function_through(&fixture, proxy.url(), &lambda.url, ATTEMPT_TIMEOUT);
     let key = format!("key-{}", uuid::Uuid::new_v4().simple());
     let first = tokio::spawn({
@@ -379,20 +368,15 @@ async fn a_request_whose_key_release_never_landed_fails_its_task_before_its_503_
     capture_logs();
     let lambda = FakeLambda::start(202).await;
     let fixture = Fixture::new(&lambda.url).await;
-    let proxy = FaultProxy::start(
-        support::dynamodb_endpoint(),
-        Box::new(|seen: &Seen<'_>| {
-            let item = seen.body["Item"]["task_id"]["S"].as_str().unwrap_or("");
-            let key = seen.body["Key"]["task_id"]["S"].as_str().unwrap_or("");
-            if seen.operation == "PutItem" && uuid::Uuid::try_parse(item).is_ok() {
-                Fault::LoseAnswer
-            } else if key.starts_with(KEY_RECORD) && update_has(seen, "key_state = :released") {
-                Fault::Throttle
-            } else {
-                Fault::Pass
-            }
-        }),
-    )
+    // And every try of the key's release is throttled: it never lands.
+    let proxy = record_answers_lost(|seen| {
+        let key = seen.body["Key"]["task_id"]["S"].as_str().unwrap_or("");
+        if key.starts_with(KEY_RECORD) && update_has(seen, "key_state = :released") {
+            Fault::Throttle
+        } else {
+            Fault::Pass
+        }
+    })
     .await;
     let function = function_through(&fixture, proxy.url(), &lambda.url, ATTEMPT_TIMEOUT);
     let key = format!("key-{}", uuid::Uuid::new_v4().simple());
@@ -434,4 +418,23 @@ async fn a_request_whose_key_release_never_landed_fails_its_task_before_its_503_
     );
     assert_eq!(starts(&first_task), 0, "the task told 503 never ran");
     proxy.settle(Duration::from_secs(5)).await;
+}
+
+/// A proxy to the local DynamoDB where every try of a task record's write
+/// lands and loses its answer, and any other call meets `otherwise`.
+async fn record_answers_lost(
+    otherwise: impl Fn(&Seen<'_>) -> Fault + Send + Sync + 'static,
+) -> FaultProxy {
+    FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(move |seen: &Seen<'_>| {
+            let item = seen.body["Item"]["task_id"]["S"].as_str().unwrap_or("");
+            if seen.operation == "PutItem" && uuid::Uuid::try_parse(item).is_ok() {
+                Fault::LoseAnswer
+            } else {
+                otherwise(seen)
+            }
+        }),
+    )
+    .await
 }
