@@ -86,17 +86,18 @@ pub fn after_key_release(wrote: Wrote) -> Start {
 
 /// The key as read after a release whose answer was lost (`None`: the read
 /// failed or found no record). Another reservation holds it: taken over,
-/// 202 as for a refused release. Released by this request: the 5xx, as when
-/// the release is known to have landed. Still this request's, or not known:
-/// the release may never land, and a request that takes the key over after
-/// its hold would resume a record this request wrote (its answer lost), so
-/// the task is failed first (condition [`cond::UNMARKED`]) and the 5xx said
-/// only once it is known to be ([`after_mark_not_enqueued`]).
+/// 202 as for a refused release. Still this request's, in progress: the
+/// release did not land (or not yet), and a request that takes the key over
+/// after its hold would resume a record this request wrote (its answer lost),
+/// so the task is failed first (condition [`cond::UNMARKED`]) and the 5xx
+/// said only once it is known to be ([`after_mark_not_enqueued`]). Released,
+/// or not known: the 5xx, as when the release is known to have landed (a
+/// 202 here would answer a task no retry carries on when it had).
 pub fn after_key_settle(view: Option<&KeyView>, mine: &str) -> Start {
     match view {
         Some(key) if key.reservation != mine => Start::Accepted,
-        Some(key) if key.state == KeyState::Released => Start::Refused,
-        _ => Start::MarkNotEnqueued,
+        Some(key) if key.state == KeyState::InProgress => Start::MarkNotEnqueued,
+        _ => Start::Refused,
     }
 }
 
