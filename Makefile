@@ -59,15 +59,14 @@ seed: ## create the tables and write the sample users (USERS_TABLE, TASKS_TABLE)
 	cargo run --quiet --example seed
 
 # Three tiers; CI (.ci/run) runs all three. `make test` needs only Rust, Node and Python: the
-# tests start their own dynalite on a free loopback port (or use AWS_ENDPOINT_URL_DYNAMODB), the
+# tests use a dynalite on a free loopback port (or AWS_ENDPOINT_URL_DYNAMODB), the
 # real binary through the local Lambda (crates/local-lambda), and cargo lambda watch for the
 # end-to-end test; it says how long it took. `make test-containers` adds what needs Docker or a
 # browser (sam local in arm64 containers, /docs in headless Chromium); `make test-api` is the API
 # from the outside (schemathesis against /openapi.json, the document validated as OpenAPI 3.1).
+# scripts/test.sh says how it runs them (cargo-nextest, several at once).
 test: $(NODE_STAMP) $(VENV_STAMP) ## the tests that need only Rust, Node and Python (run before a commit)
-	@start=$$(date +%s); status=0; \
-	cargo test --workspace --all-targets --no-fail-fast || status=$$?; \
-	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
+	./scripts/test.sh
 
 test-containers: $(NODE_STAMP) $(VENV_STAMP) ## sam local in Docker and /docs in Chromium (installs them, as root)
 	@echo "make test-containers: installs what is missing, as root: Debian's docker.io (and starts dockerd), qemu-user-static, Chromium"

@@ -23,14 +23,14 @@
 //! tests/chaos/report.rs.
 //!
 //! The seed is printed first: `make test` runs [`FIXED_SEED`], then every
-//! seed in [`REGRESSION_SEEDS`], at CI size (40 tasks). `CHAOS_SEED=N`
+//! regression seed (`every_seed_that_once_broke_an_invariant_keeps_them_all_now`), at CI size (40 tasks). `CHAOS_SEED=N`
 //! replays one run (the same clients, keys, delays, cancels and duplicates;
 //! the faults follow the order calls arrive in, which timing decides), and
 //! `CHAOS_SEED` set but empty (`make chaos` without one) draws a random seed;
 //! either skips the regression seeds. `CHAOS_TASKS` (40) and
 //! `CHAOS_PROCESSES` (4: the processes kept ready; more start while
 //! invocations wait, as Lambda scales out) size the run. A seed that ever breaks an invariant
-//! joins [`REGRESSION_SEEDS`].
+//! joins the regression seeds.
 //!
 //! Time is scaled as in tests/lifecycle.rs: a 3 s function timeout, Lambda's
 //! retries 2 s and 4 s after a failure, the lease renewed every 100 ms. The
@@ -40,8 +40,9 @@
 //! answer costs an invocation more of its time than it would in Lambda. The
 //! function's `TASK_EVENT_MAX_AGE_SECONDS` is 1: its backstop (that and 5
 //! unscaled minutes) then comes 301 s after a task's creation, still after the
-//! emulator's last delivery of any event (its maximum age is 120 s, scaled),
-//! and the run can wait for it when it must.
+//! emulator's last delivery of any event (its maximum age is 120 s, scaled).
+//! `make chaos` waits for it when it must; `make test` backdates the tasks
+//! left instead, once nothing can write them ([`wait_for_the_backstop`]).
 //!
 //! The binary's JSON log lines carry no time (CloudWatch stamps them): the run
 //! stamps each line when it reads it, every 10 ms, so the overlap check has
@@ -68,8 +69,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_api::lambda_config;
+use aws_sdk_dynamodb::types::AttributeValue;
 use fault_proxy::FaultProxy;
-use report::{BackstopRead, Report, is_final, number, scan_tasks, string};
+use report::{BackstopRead, Item, Report, is_final, number, scan_tasks, string};
 use support::Fixture;
 use support::runtime_api::async_invoke::Policy;
 use support::runtime_api::{RuntimeApi, function_command, test_function};
@@ -77,36 +79,6 @@ use world::{Fleet, Rng, Run, Weather, client, dynamodb_rule, lambda_rule};
 
 /// The seed of the run inside `make test`.
 const FIXED_SEED: u64 = 20_261_205;
-/// Seeds that once broke an invariant, each with what it broke (at 400
-/// tasks, under `make chaos`); the regression test runs every one at CI size.
-/// [`FIXED_SEED`] broke 'attempts counts the attempts that started the work'
-/// at CI size too. (Issue 15 fixed the counting: a claim counts nothing, its
-/// start write does, and the uncount is gone. "A delivery succeeded on a
-/// running (queued) task" was the old invariant's over-strictness: the task
-/// was another delivery's, whose event Lambda still had; the invariant is now
-/// that every task not ended has an event in Lambda's hands.)
-const REGRESSION_SEEDS: &[(u64, &str)] = &[
-    (
-        1,
-        "attempts counted claims that never started; a delivery succeeded on a running task",
-    ),
-    (2, "as 1, and a release's uncount wrote a canceled task"),
-    (3, "as 1, and an uncount wrote a succeeded task"),
-    (
-        4,
-        "as 1, and uncounts wrote a canceled and a succeeded task",
-    ),
-    (5, "as 1, and uncounts wrote canceled tasks"),
-    (6, "as 1, and a delivery succeeded on a queued task"),
-    (7, "as 1"),
-    (8, "as 1, and an uncount wrote a failed task"),
-    (9, "as 1, and uncounts wrote canceled tasks"),
-    (10, "as 1, and an uncount wrote a canceled task"),
-    (
-        391_546_557,
-        "since issue 15: a start landed, its answer lost and the read after it failed, so its attempt was counted and its work never ran, a case docs/task-protocol.md does not name",
-    ),
-];
 /// Tasks of a run at CI size.
 const CI_TASKS: u64 = 40;
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -160,26 +132,52 @@ async fn a_seeded_chaos_run_keeps_every_task_lifecycle_invariant() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_seed_that_once_broke_an_invariant_keeps_them_all_now() {
+/// Seeds that once broke an invariant, each a test of its own at CI size
+/// (with what it broke, at 400 tasks under `make chaos`), so that a runner
+/// may run two at once ([`ONE_RUN_AT_A_TIME`] keeps `cargo test`'s in turn).
+/// [`FIXED_SEED`] broke 'attempts counts the attempts that started the work'
+/// at CI size too. (Issue 15 fixed the counting: a claim counts nothing, its
+/// start write does, and the uncount is gone. "A delivery succeeded on a
+/// running (queued) task" was the old invariant's over-strictness: the task
+/// was another delivery's, whose event Lambda still had; the invariant is now
+/// that every task not ended has an event in Lambda's hands.)
+macro_rules! regression_seeds {
+    ($($name:ident: $seed:expr, $what:expr;)*) => {
+        mod every_seed_that_once_broke_an_invariant_keeps_them_all_now {
+            $(
+                #[doc = $what]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::replay_regression($seed, $what).await;
+                }
+            )*
+        }
+    };
+}
+
+regression_seeds! {
+    seed_1: 1, "attempts counted claims that never started; a delivery succeeded on a running task";
+    seed_2: 2, "as 1, and a release's uncount wrote a canceled task";
+    seed_3: 3, "as 1, and an uncount wrote a succeeded task";
+    seed_4: 4, "as 1, and uncounts wrote a canceled and a succeeded task";
+    seed_5: 5, "as 1, and uncounts wrote canceled tasks";
+    seed_6: 6, "as 1, and a delivery succeeded on a queued task";
+    seed_7: 7, "as 1";
+    seed_8: 8, "as 1, and an uncount wrote a failed task";
+    seed_9: 9, "as 1, and uncounts wrote canceled tasks";
+    seed_10: 10, "as 1, and an uncount wrote a canceled task";
+    seed_391_546_557: 391_546_557, "since issue 15: a start landed, its answer lost and the read after it failed, so its attempt was counted and its work never ran, a case docs/task-protocol.md does not name";
+}
+
+/// One regression seed at CI size; skipped when `CHAOS_SEED` picks the run.
+async fn replay_regression(seed: u64, what: &str) {
     if std::env::var_os("CHAOS_SEED").is_some() {
         println!("CHAOS_SEED is set: the regression seeds are make test's");
         return;
     }
-    // The storms take turns; their waits for the backstop overlap.
-    let mut judged = Vec::new();
-    for (seed, what) in REGRESSION_SEEDS {
-        println!("CHAOS_SEED={seed} CHAOS_TASKS={CI_TASKS} (regression: {what})");
-        let settled = storm(*seed, CI_TASKS, 4).await;
-        judged.push((*seed, tokio::spawn(settled.judge())));
-    }
-    let mut broken = Vec::new();
-    for (seed, judging) in judged {
-        if judging.await.expect("a judged run") > 0 {
-            broken.push(seed);
-        }
-    }
-    assert!(broken.is_empty(), "invariants broken by seeds {broken:?}");
+    println!("CHAOS_SEED={seed} CHAOS_TASKS={CI_TASKS} (regression: {what})");
+    let failed = storm(seed, CI_TASKS, 4).await.judge().await;
+    assert_eq!(failed, 0, "invariants broken by regression seed {seed}");
 }
 
 /// A run whose storm has passed and whose events have all ended.
@@ -343,7 +341,8 @@ impl Settled {
     /// the invariants; how many it broke.
     async fn judge(self) -> usize {
         let (seed, tasks) = (self.seed, self.tasks);
-        let (backstop, waited) = wait_for_the_backstop(&self.run, &self.fixture, seed).await;
+        let (backstop, waited) =
+            wait_for_the_backstop(&self.run, &self.fixture, &self.proxy, seed).await;
         self.tending.store(false, Ordering::SeqCst);
         let _ = self.tender.await;
         self.fleet.tend(false, 0);
@@ -380,28 +379,52 @@ static PRINTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// creation), then reads each through the binary as a client would, and
 /// tries to cancel it; returns those reads and the seconds waited. Nothing
 /// is left: `None`.
+///
+/// Inside `make test` (no `CHAOS_SEED`) the run does not wait: it backdates
+/// each left record's `created_ms` past the horizon, as the backstop's own
+/// tests do. That is the wait's equivalent once nothing can write a record
+/// again: Lambda holds no event (the calm waited for every one to end), and
+/// no DynamoDB request is left in the proxy ([`FaultProxy::settle`]). The
+/// backdating is conditional on the record as scanned, so a write that still
+/// landed fails the run. `make chaos` waits the real 5 minutes.
 async fn wait_for_the_backstop(
     run: &Run,
     fixture: &Fixture,
+    proxy: &FaultProxy,
     seed: u64,
 ) -> (Option<BTreeMap<String, BackstopRead>>, u64) {
-    let left: Vec<(String, u64)> = scan_tasks(fixture)
+    let left: Vec<(String, Item)> = scan_tasks(fixture)
         .await
         .into_iter()
         .filter(|(_, item)| !is_final(&string(item, "status").unwrap_or_default()))
-        .map(|(id, item)| (id, number(&item, "created_ms")))
         .collect();
-    let Some(youngest) = left.iter().map(|(_, created)| *created).max() else {
+    let Some(youngest) = left
+        .iter()
+        .map(|(_, item)| number(item, "created_ms"))
+        .max()
+    else {
         return (None, 0);
     };
     let until = youngest + BACKSTOP.as_millis() as u64 + 1000;
     let wait = until.saturating_sub(fault_proxy::epoch_millis());
-    println!(
-        "CHAOS_SEED={seed}: {} tasks have not ended: waiting {} s for the backstop",
-        left.len(),
-        wait / 1000
-    );
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+    if std::env::var_os("CHAOS_SEED").is_none() {
+        println!(
+            "CHAOS_SEED={seed}: {} tasks have not ended: backdating them {} s past the backstop",
+            left.len(),
+            wait / 1000
+        );
+        proxy.settle(Duration::from_secs(10)).await;
+        for (task_id, item) in &left {
+            backdate(fixture, task_id, item, wait).await;
+        }
+    } else {
+        println!(
+            "CHAOS_SEED={seed}: {} tasks have not ended: waiting {} s for the backstop",
+            left.len(),
+            wait / 1000
+        );
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
     let mut reads = BTreeMap::new();
     for (task_id, _) in left {
         let path = format!("/tasks/{task_id}");
@@ -422,4 +445,31 @@ async fn wait_for_the_backstop(
         );
     }
     (Some(reads), wait / 1000)
+}
+
+/// Moves a task's creation `by_ms` into the past, if its record is still
+/// the one scanned (its status and `updated_at` unchanged).
+async fn backdate(fixture: &Fixture, task_id: &str, item: &Item, by_ms: u64) {
+    let created = number(item, "created_ms");
+    fixture
+        .dynamodb
+        .update_item()
+        .table_name(&fixture.tasks_table)
+        .key("task_id", AttributeValue::S(task_id.to_owned()))
+        .update_expression("SET created_ms = :backdated")
+        .condition_expression(
+            "created_ms = :created AND #status = :status AND updated_at = :updated",
+        )
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":backdated", number_value(created.saturating_sub(by_ms)))
+        .expression_attribute_values(":created", number_value(created))
+        .expression_attribute_values(":status", item["status"].clone())
+        .expression_attribute_values(":updated", item["updated_at"].clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("backdate {task_id}: its record changed after the calm: {e:?}"));
+}
+
+fn number_value(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
 }
