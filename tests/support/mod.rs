@@ -1,5 +1,6 @@
-//! What every integration test shares: a local DynamoDB (dynalite, started once
-//! per test binary unless `AWS_ENDPOINT_URL_DYNAMODB` names one), fresh tables
+//! What every integration test shares: a local DynamoDB (the one
+//! `AWS_ENDPOINT_URL_DYNAMODB` names, as `make test` sets it, else a dynalite
+//! started once per test process), fresh tables
 //! per test, real Lambda events parsed by lambda_http, and a stand-in for the
 //! Lambda `Invoke` API on loopback.
 #![allow(dead_code)]
