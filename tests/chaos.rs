@@ -452,24 +452,13 @@ async fn wait_for_the_backstop(
 async fn backdate(fixture: &Fixture, task_id: &str, item: &Item, by_ms: u64) {
     let created = number(item, "created_ms");
     fixture
-        .dynamodb
-        .update_item()
-        .table_name(&fixture.tasks_table)
-        .key("task_id", AttributeValue::S(task_id.to_owned()))
-        .update_expression("SET created_ms = :backdated")
-        .condition_expression(
-            "created_ms = :created AND #status = :status AND updated_at = :updated",
-        )
+        .backdate(task_id, created.saturating_sub(by_ms))
+        .condition_expression("created_ms = :was AND #status = :status AND updated_at = :updated")
         .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":backdated", number_value(created.saturating_sub(by_ms)))
-        .expression_attribute_values(":created", number_value(created))
+        .expression_attribute_values(":was", AttributeValue::N(created.to_string()))
         .expression_attribute_values(":status", item["status"].clone())
         .expression_attribute_values(":updated", item["updated_at"].clone())
         .send()
         .await
         .unwrap_or_else(|e| panic!("backdate {task_id}: its record changed after the calm: {e:?}"));
-}
-
-fn number_value(n: u64) -> AttributeValue {
-    AttributeValue::N(n.to_string())
 }

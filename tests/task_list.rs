@@ -7,7 +7,6 @@ mod support;
 
 use async_api::Function;
 use async_api::tasks::record::NEVER_DELIVERED;
-use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -158,12 +157,7 @@ async fn a_task_past_the_backstop_is_listed_failed_as_get_shows_it() {
     let task_id = start(function, &ada, 1).await.remove(0);
     let long_ago = support::now_millis() - 2 * 3600 * 1000;
     fixture
-        .dynamodb
-        .update_item()
-        .table_name(&fixture.tasks_table)
-        .key("task_id", AttributeValue::S(task_id.clone()))
-        .update_expression("SET created_ms = :then")
-        .expression_attribute_values(":then", AttributeValue::N(long_ago.to_string()))
+        .backdate(&task_id, long_ago)
         .send()
         .await
         .expect("backdate");

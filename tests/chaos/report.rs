@@ -74,7 +74,7 @@ pub struct Report {
     pub invoked_tasks: BTreeSet<String>,
     /// The reads of tasks past the backstop, when the run waited for it.
     pub backstop: Option<BTreeMap<String, BackstopRead>>,
-    /// How long the run waited for the backstop.
+    /// How far the backstop was: waited for (`make chaos`) or backdated (`make test`).
     pub backstop_wait_s: u64,
 }
 

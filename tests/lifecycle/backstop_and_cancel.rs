@@ -20,12 +20,8 @@ async fn past_the_backstop(
     let horizon = max_age + Duration::from_secs(5 * 60);
     let created_ms = support::now_millis() - horizon.as_millis() as u64 - 1000;
     let mut update = fixture
-        .dynamodb
-        .update_item()
-        .table_name(&fixture.tasks_table)
-        .key("task_id", AttributeValue::S(task_id.clone()))
-        .update_expression(format!("SET created_ms = :created{change}"))
-        .expression_attribute_values(":created", AttributeValue::N(created_ms.to_string()));
+        .backdate(&task_id, created_ms)
+        .update_expression(format!("SET created_ms = :created{change}"));
     if change.contains("#status") {
         update = update.expression_attribute_names("#status", "status");
     }

@@ -212,20 +212,6 @@ async fn a_claim_whose_process_dies_before_the_work_starts_is_not_an_attempt() {
     );
 }
 
-/// Sets the task's `created_ms`, as if `/async` had created it then.
-async fn backdate(fixture: &Fixture, task_id: &str, created_ms: u64) {
-    fixture
-        .dynamodb
-        .update_item()
-        .table_name(&fixture.tasks_table)
-        .key("task_id", AttributeValue::S(task_id.to_owned()))
-        .update_expression("SET created_ms = :created")
-        .expression_attribute_values(":created", AttributeValue::N(created_ms.to_string()))
-        .send()
-        .await
-        .expect("backdate the record");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_answered_past_its_leases_stop_point_is_a_counted_attempt_that_never_ran_and_lambdas_retry_runs_attempt_2()
  {
@@ -412,7 +398,11 @@ async fn a_claim_that_lands_too_close_to_its_tasks_backstop_is_released_counting
     let horizon_ms = (max_age + Duration::from_secs(5 * 60)).as_millis() as u64;
     let last_write_ms = support::now_millis() + 600;
     let created_ms = last_write_ms + WRITE_LANDS_WITHIN_MS + CLOCK_SKEW_MS - horizon_ms;
-    backdate(&fixture, &task_id, created_ms).await;
+    fixture
+        .backdate(&task_id, created_ms)
+        .send()
+        .await
+        .expect("backdate the record");
 
     let request_id = send_event(&api, &json!({"task_id": task_id, "delay_ms": 100})).await;
     let events = api.wait_for_events(PATIENCE).await;

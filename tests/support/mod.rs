@@ -246,6 +246,22 @@ impl Fixture {
         }
     }
 
+    /// Sets a task's `created_ms`, as if `/async` had created it then: how
+    /// the tests pass the backstop's 5 minutes (unscaled) without waiting.
+    /// Send it, with any condition or further change added.
+    pub fn backdate(
+        &self,
+        task_id: &str,
+        created_ms: u64,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.dynamodb
+            .update_item()
+            .table_name(&self.tasks_table)
+            .key("task_id", AttributeValue::S(task_id.to_owned()))
+            .update_expression("SET created_ms = :created")
+            .expression_attribute_values(":created", AttributeValue::N(created_ms.to_string()))
+    }
+
     /// A task recorded and enqueued as `/async` leaves it once Lambda has its
     /// event, for a test that delivers the event itself; its id.
     pub async fn enqueued_task(&self) -> String {
