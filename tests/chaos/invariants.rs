@@ -110,7 +110,7 @@ fn every_task_ended(report: &Report, verdicts: &mut Verdicts) {
     verdicts.judge(
         "every task ended",
         format!(
-            "{} tasks {by_status:?}; {backstopped} that no event could run read failed past the backstop ({} s away: waited for, or backdated by, make test)",
+            "{} tasks {by_status:?}; {backstopped} that no event could run read failed past the backstop (the backstop {} s away: waited for, or in make test backdated)",
             report.records.len(),
             report.backstop_wait_s
         ),
