@@ -71,7 +71,8 @@ impl Make {
         // SIGINT as a terminal's shell leaves it: a test run started in the background of a
         // non-interactive shell (a CI step, `cmd &`) inherits it ignored, and Ctrl-C would
         // reach nothing.
-        let child = Command::new("env")
+        let mut command = Command::new("env");
+        let child = support::without_cargo_test_env(&mut command)
             .args(["--default-signal=INT", "make"])
             .arg("--no-print-directory")
             .args(args)

@@ -81,7 +81,8 @@ fn free_port() -> u16 {
 async fn start_dev(fixture: &Fixture) -> DevStack {
     use std::os::unix::process::CommandExt;
     let port = free_port();
-    let mut child = Command::new("scripts/dev.sh")
+    let mut command = Command::new("scripts/dev.sh");
+    let mut child = support::without_cargo_test_env(&mut command)
         // A test serves the code it started with.
         .arg("--ignore-changes")
         .env("DEV_PORT", port.to_string())

@@ -65,6 +65,23 @@ fn start_dynalite() -> (String, Option<Child>) {
     (format!("http://127.0.0.1:{port}"), Some(child))
 }
 
+/// `command` without what cargo sets for a test of this package
+/// (`CARGO_PKG_*`, `CARGO_MANIFEST_*` and the like), for a command that runs
+/// cargo: a build script that reruns when they change (ring's does) would be
+/// rebuilt by that cargo, and again by the next plain build.
+pub fn without_cargo_test_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"].contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    command
+}
+
 /// AWS configuration for tests: fixed region and dummy credentials, so nothing
 /// on the machine (profiles, instance metadata) is consulted.
 pub fn sdk_config() -> SdkConfig {
