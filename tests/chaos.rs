@@ -22,9 +22,9 @@
 //! (faults, processes, clients) is tests/chaos/world.rs, what the run gathers
 //! tests/chaos/report.rs.
 //!
-//! The seed is printed first: `make test` runs [`FIXED_SEED`], then every
-//! regression seed (`every_seed_that_once_broke_an_invariant_keeps_them_all_now`), at CI size (40 tasks). `CHAOS_SEED=N`
-//! replays one run (the same clients, keys, delays, cancels and duplicates;
+//! The seed is printed first: `make test` runs [`FIXED_SEED`], and every
+//! regression seed (`every_seed_that_once_broke_an_invariant_keeps_them_all_now`),
+//! at CI size (40 tasks). `CHAOS_SEED=N` replays one run (the same clients, keys, delays, cancels and duplicates;
 //! the faults follow the order calls arrive in, which timing decides), and
 //! `CHAOS_SEED` set but empty (`make chaos` without one) draws a random seed;
 //! either skips the regression seeds. `CHAOS_TASKS` (40) and
