@@ -128,9 +128,28 @@ pub(crate) fn usage(process: &FunctionProcess) -> Usage {
         peak_rss_kib: kib("VmHWM:"),
         rss_anon_kib: kib("RssAnon:"),
         rss_file_kib: kib("RssFile:"),
-        cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()),
+        cpu: process_cpu_time(pid)
+            .unwrap_or_else(|| Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())),
         minor_faults: field(7),
     }
+}
+
+/// The CPU time of every thread of process `pid`, the exited ones
+/// included, to the nanosecond (its CPU-time clock): `/proc`'s utime and
+/// stime come in clock ticks, 10 ms each, which on a second of a warm run's
+/// CPU time is a rounding of about 1 % at each end.
+fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut clock: libc::clockid_t = 0;
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: both calls only write the values they are given pointers to.
+    let read = unsafe {
+        libc::clock_getcpuclockid(pid, &mut clock) == 0 && libc::clock_gettime(clock, &mut now) == 0
+    };
+    read.then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
 }
 
 pub(crate) fn clock_ticks_per_second() -> f64 {

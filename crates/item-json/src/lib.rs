@@ -58,14 +58,17 @@ struct Entry<'a> {
 
 impl<'a> Entry<'a> {
     fn new(name: &'a str, value: &'a AttributeValue) -> Self {
-        let mut head = [0_u8; 8];
-        let len = name.len().min(8);
-        head[..len].copy_from_slice(&name.as_bytes()[..len]);
-        Self {
-            key: u64::from_be_bytes(head),
-            name,
-            value,
-        }
+        // Whole words where the name has 8 bytes, byte by byte where it has
+        // fewer: a copy of a length known only at run time would be a call
+        // to `memcpy` per attribute.
+        let key = match name.as_bytes().first_chunk::<8>() {
+            Some(head) => u64::from_be_bytes(*head),
+            None => name
+                .bytes()
+                .enumerate()
+                .fold(0, |key, (at, byte)| key | u64::from(byte) << (56 - 8 * at)),
+        };
+        Self { key, name, value }
     }
 
     /// The order of `str`'s `cmp`: a key is less only where the name is.
