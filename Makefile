@@ -170,8 +170,8 @@ fuzz: $(NODE_STAMP) ## the property tests from a random seed, FUZZ_CASES (10000)
 # tests/chaos.rs with more tasks than the short run inside `make test` (40): CHAOS_TASKS tasks
 # through several function processes, DynamoDB and Lambda faults, kills, duplicates, cancels and
 # reused keys; then the invariants, each with its counts. The seed is printed first; CHAOS_SEED
-# replays a run (empty: a random one). 400 tasks take 6 to 8 minutes,
-# most of it waiting for the backstop when a task is left for it.
+# replays a run (empty: a random one). 400 tasks take 6 to 8 minutes, most of it waiting for the
+# backstop when a task is left for it.
 CHAOS_TASKS ?= 400
 CHAOS_PROCESSES ?= 4
 CHAOS_SEED ?=

@@ -24,13 +24,13 @@
 //!
 //! The seed is printed first: `make test` runs [`FIXED_SEED`], and every
 //! regression seed (`every_seed_that_once_broke_an_invariant_keeps_them_all_now`),
-//! at CI size (40 tasks). `CHAOS_SEED=N` replays one run (the same clients, keys, delays, cancels and duplicates;
-//! the faults follow the order calls arrive in, which timing decides), and
-//! `CHAOS_SEED` set but empty (`make chaos` without one) draws a random seed;
-//! either skips the regression seeds. `CHAOS_TASKS` (40) and
-//! `CHAOS_PROCESSES` (4: the processes kept ready; more start while
-//! invocations wait, as Lambda scales out) size the run. A seed that ever breaks an invariant
-//! joins the regression seeds.
+//! at CI size (40 tasks). `CHAOS_SEED=N` replays one run (the same clients,
+//! keys, delays, cancels and duplicates; the faults follow the order calls
+//! arrive in, which timing decides), and `CHAOS_SEED` set but empty (`make
+//! chaos` without one) draws a random seed; either skips the regression seeds.
+//! `CHAOS_TASKS` (40) and `CHAOS_PROCESSES` (4: the processes kept ready; more
+//! start while invocations wait, as Lambda scales out) size the run. A seed
+//! that ever breaks an invariant joins the regression seeds.
 //!
 //! Time is scaled as in tests/lifecycle.rs: a 3 s function timeout, Lambda's
 //! retries 2 s and 4 s after a failure, the lease renewed every 100 ms. The
