@@ -106,9 +106,16 @@ pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
 
 /// A URL where nothing listens.
 pub fn dead_endpoint() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
+    // Bound and never listened on, so a connection is refused at once; and
+    // kept bound until the test binary exits, so the OS cannot give the port
+    // to a server another test starts meanwhile, whose 4xx would make the
+    // function's answer a 500 (as in one CI run, 2026-12-06).
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    std::mem::forget(socket);
     format!("http://127.0.0.1:{port}")
 }
 
