@@ -68,12 +68,13 @@ impl DevStack {
     }
 }
 
+/// A port free now, for `cargo lambda watch` to listen on (so not
+/// `support::dead_endpoint`'s, which stays bound).
 fn free_port() -> u16 {
-    support::dead_endpoint()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// Runs `make dev`'s script against `fixture`'s tables and waits until the
