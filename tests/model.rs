@@ -456,9 +456,9 @@ fn deep_a_cancel() {
 /// failing) and throttles and late tries about two thirds of them (24 M
 /// with lost answers only). A second failed call multiplies by about as much
 /// again, one to three billion states, whose fingerprints alone outgrow
-/// 24 GiB; one
-/// check per place of the first failed call bounds each check's memory but
-/// explored three times the states in all with one failed call (77 M).
+/// 24 GiB; one check per place of the first failed call bounds each check's
+/// memory but explored three times the states in all with one failed call
+/// (77 M).
 #[test]
 #[ignore = "make model"]
 fn deep_one_key_a_lost_answer() {
