@@ -406,13 +406,6 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
     (status, body)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// Until something accepts on the port, or make has exited.
 fn wait_for_port(make: &mut Make, port: u16) {
     let deadline = Instant::now() + SETUP_PATIENCE;
@@ -433,7 +426,7 @@ fn wait_for_port(make: &mut Make, port: u16) {
 async fn make_sam_api_serves_users_tasks_404s_and_the_deployed_suite_and_ctrl_c_stops_it_all() {
     let _turn = DOCKER.lock().await;
     let before = sam_containers();
-    let port = free_port();
+    let port = support::free_port();
     let mut make = Make::start(&["sam-api"], &[("SAM_PORT", &port.to_string())]);
     wait_for_port(&mut make, port);
 

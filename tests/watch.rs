@@ -68,20 +68,11 @@ impl DevStack {
     }
 }
 
-/// A port free now, for `cargo lambda watch` to listen on (so not
-/// `support::dead_endpoint`'s, which stays bound).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// Runs `make dev`'s script against `fixture`'s tables and waits until the
 /// API answers and every watch instance has started.
 async fn start_dev(fixture: &Fixture) -> DevStack {
     use std::os::unix::process::CommandExt;
-    let port = free_port();
+    let port = support::free_port();
     let mut command = Command::new("scripts/dev.sh");
     let mut child = support::without_cargo_test_env(&mut command)
         // A test serves the code it started with.

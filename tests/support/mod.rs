@@ -104,6 +104,15 @@ pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     )
 }
 
+/// A port free now, for another process to listen on (`cargo lambda
+/// watch`, `sam local start-api`); unlike [`dead_endpoint`]'s, not kept.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A URL where nothing listens.
 pub fn dead_endpoint() -> String {
     // Bound and never listened on, so a connection is refused at once; and
