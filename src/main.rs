@@ -3,7 +3,7 @@
 
 use async_api::config::Config;
 use async_api::{AppState, Function};
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,9 +19,11 @@ async fn main() -> Result<(), Error> {
     async_api::metrics::init(&config);
     let aws = async_api::load_aws_config().await;
     let function = Function::new(AppState::new(config, &aws));
-    lambda_http::run_concurrent(service_fn(move |request| {
+    // lambda_http's loop, built for speed in a package of its own
+    // (crates/runtime-loop).
+    runtime_loop::run(std::sync::Arc::new(move |request| {
         let function = function.clone();
-        async move { function.handle(request).await }
+        Box::pin(async move { function.handle(request).await.map_err(Into::into) })
     }))
     .await
 }

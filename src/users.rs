@@ -1,7 +1,9 @@
 //! `GET /users`: one page of a DynamoDB Scan of the users table.
 //!
-//! The page's items become plain JSON (the `item-json` crate of this workspace, `crates/item-json`), the Scan's `LastEvaluatedKey` becomes an opaque cursor, and the
-//! page is cut short before the response could outgrow what Lambda may return.
+//! The Scan's answer is read as DynamoDB sent it, straight into the page's
+//! plain JSON (the `item-json` crate of this workspace, `crates/item-json`),
+//! its `LastEvaluatedKey` becomes an opaque cursor, and the page is cut short
+//! before the response could outgrow what Lambda may return.
 
 use std::collections::HashMap;
 
@@ -13,7 +15,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use item_json::ItemJson;
+use item_json::{KeepAnswer, ScanAnswer, Unreadable};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -59,7 +61,7 @@ pub struct UsersPage {
 
 /// A user: the DynamoDB item with every attribute as plain JSON (S string, N
 /// number with every digit, BOOL, NULL, M object, L array, SS/NS arrays, B/BS
-/// base64), attributes in name order.
+/// base64), attributes in the order DynamoDB sent them.
 #[derive(ToSchema)]
 #[schema(example = json!({"id": "u01", "name": "Ada Lovelace", "email": "ada@example.com"}))]
 pub struct User {
@@ -91,42 +93,67 @@ pub async fn list_users(
     let limit = parse_limit(query.limit.as_deref())?;
     let start_key = query.cursor.as_deref().map(decode_cursor).transpose()?;
 
-    let output = state
+    let kept = KeepAnswer::default();
+    state
         .dynamodb
         .scan()
         .table_name(&state.config.users_table)
         .limit(limit)
         .set_exclusive_start_key(start_key)
+        .customize()
+        .interceptor(kept.clone())
         .send()
         .await
         .map_err(|err| ApiError::from_sdk("Scan users", &err))?;
+    let answer = kept.take();
+    let json = answer
+        .as_ref()
+        .and_then(|body| body.bytes())
+        .unwrap_or_default();
+    let unreadable = |err: Unreadable| ApiError::Internal(format!("Scan's answer: {err}"));
+    let mut scan = ScanAnswer::new(json, KEY).map_err(unreadable)?;
 
     // The page is written straight into the body, each user where it goes,
-    // as `UsersPage` would serialize: no buffer per user, no second copy.
-    let items = output.items();
-    // Room for the page as a users table's items usually take (a few
-    // attributes, about 128 bytes each), so that it is written without
-    // growing, and so copied, on the way.
-    let mut body = Vec::with_capacity(PAGE_START.len() + 64 + items.len() * 128);
+    // as `UsersPage` would serialize: no item built, no buffer per user, no
+    // second copy. The users' JSON is never longer than DynamoDB's (each
+    // value loses its type's wrapper), so the body grows on the way only
+    // for the longest cursors.
+    let mut body = Vec::with_capacity(json.len() + 64);
     body.extend_from_slice(PAGE_START);
     let mut page_budget = PageBudget::new(budget);
-    let mut last_key = output.last_evaluated_key().cloned();
-    for (index, item) in items.iter().enumerate() {
+    // The key of the last user sent, and whether the page was cut after it.
+    let mut last_sent = None;
+    let mut cut = false;
+    for index in 0.. {
         let before = body.len();
         if index > 0 {
             body.push(b',');
         }
-        ItemJson(item)
-            .write_to(&mut body)
-            .map_err(|err| ApiError::Internal(format!("user item not renderable: {err}")))?;
+        let Some(key) = scan.next_item(&mut body).map_err(unreadable)? else {
+            body.truncate(before);
+            break;
+        };
         if !page_budget.admits(&body, before, index) {
             // Stop here and let the next page start after the last item sent.
             body.truncate(before);
-            last_key = Some(key_of(&items[index - 1]));
+            cut = true;
             break;
         }
+        last_sent = key;
     }
-    let next_cursor = last_key.as_ref().map(encode_cursor).transpose()?;
+    let next_cursor = if cut {
+        let key = last_sent.ok_or_else(key_not_a_string)?;
+        let id: String = serde_json::from_slice(key).map_err(|_| key_not_a_string())?;
+        Some(encode_cursor(&id))
+    } else {
+        match scan.last_evaluated_key().map_err(unreadable)? {
+            Some(key) => {
+                let key: StartKey = serde_json::from_slice(key).map_err(|_| key_not_a_string())?;
+                Some(encode_cursor(&key.id.s))
+            }
+            None => None,
+        }
+    };
     body.extend_from_slice(br#"],"next_cursor":"#);
     serde_json::to_writer(&mut body, &next_cursor)
         .map_err(|err| ApiError::Internal(err.to_string()))?;
@@ -206,25 +233,28 @@ fn escaped_len(json: &[u8]) -> usize {
     json.len() + json.iter().filter(|b| matches!(b, b'"' | b'\\')).count()
 }
 
-fn key_of(item: &HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
-    item.iter()
-        .filter(|(name, _)| name.as_str() == KEY)
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
+/// A Scan's `LastEvaluatedKey` in the users table: exactly its string key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartKey {
+    id: StringValue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StringValue {
+    #[serde(rename = "S")]
+    s: String,
+}
+
+fn key_not_a_string() -> ApiError {
+    ApiError::Internal("users table key is not a single string attribute `id`".to_owned())
 }
 
 /// The cursor is the key the next Scan starts after, `{"id": "…"}`, as
 /// unpadded base64url JSON.
-fn encode_cursor(key: &HashMap<String, AttributeValue>) -> Result<String, ApiError> {
-    match (key.len(), key.get(KEY)) {
-        (1, Some(AttributeValue::S(id))) => {
-            let json = serde_json::json!({ KEY: id }).to_string();
-            Ok(URL_SAFE_NO_PAD.encode(json))
-        }
-        _ => Err(ApiError::Internal(
-            "users table key is not a single string attribute `id`".to_owned(),
-        )),
-    }
+fn encode_cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::json!({ KEY: id }).to_string())
 }
 
 /// Accepts only what [`encode_cursor`] makes: exactly the key of the users table.
@@ -236,9 +266,11 @@ fn decode_cursor(cursor: &str) -> Result<HashMap<String, AttributeValue>, ApiErr
     match (key.len(), key.get(KEY)) {
         (1, Some(serde_json::Value::String(id))) if !id.is_empty() && id.len() <= MAX_KEY_BYTES => {
             // Re-encoding must give back the same text, so no two cursors name one key.
-            let start = HashMap::from([(KEY.to_owned(), AttributeValue::S(id.clone()))]);
-            if encode_cursor(&start)? == cursor {
-                Ok(start)
+            if encode_cursor(id) == cursor {
+                Ok(HashMap::from([(
+                    KEY.to_owned(),
+                    AttributeValue::S(id.clone()),
+                )]))
             } else {
                 Err(invalid())
             }
@@ -254,7 +286,7 @@ mod tests {
     #[test]
     fn cursor_round_trips_and_rejects_anything_else() {
         let key = HashMap::from([(KEY.to_owned(), AttributeValue::S("user-42".into()))]);
-        let cursor = encode_cursor(&key).unwrap();
+        let cursor = encode_cursor("user-42");
         assert_eq!(decode_cursor(&cursor).unwrap(), key);
         for bad in [
             &cursor[..cursor.len() - 2],

@@ -190,9 +190,20 @@ async fn numbers_keep_every_digit_in_the_response_text() {
     ]);
     fixture.put_items(&fixture.users_table, vec![item]).await;
     let text = fixture.http_text("GET", "/users").await;
+    // Attributes come in the order DynamoDB sent them, which it does not promise.
+    let user = text
+        .strip_prefix(r#"{"users":[{"#)
+        .and_then(|rest| rest.strip_suffix(r#"}],"next_cursor":null}"#))
+        .unwrap_or_else(|| panic!("{text}"));
+    let mut attributes: Vec<&str> = user.split(',').collect();
+    attributes.sort_unstable();
     assert_eq!(
-        text,
-        r#"{"users":[{"big":-12345678901234567890123456789012345678,"id":"u1","precise":3.1415926535897932384626433832795028}],"next_cursor":null}"#
+        attributes,
+        [
+            r#""big":-12345678901234567890123456789012345678"#,
+            r#""id":"u1""#,
+            r#""precise":3.1415926535897932384626433832795028"#,
+        ]
     );
 }
 

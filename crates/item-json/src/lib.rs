@@ -1,274 +1,417 @@
-//! A DynamoDB item as plain JSON, the way the function's `GET /users` shows it: S string, N a
-//! JSON number with every digit DynamoDB stored (never through an `f64`),
-//! BOOL, NULL, M object, L array, SS/NS arrays, B/BS base64 strings.
+//! A DynamoDB Scan's answer, as DynamoDB sent it, read once into plain JSON:
+//! the loop a `GET /users` page runs per attribute.
 //!
-//! [`ItemJson`] is a view: it borrows the SDK's values and writes them
-//! straight into the response, with no copy in between and, for the items a
-//! users table holds, no allocation: attribute names are put in order on the
-//! stack, numbers DynamoDB sent in JSON's own form are copied as they are,
-//! blobs are base64-encoded in place. The text is byte for byte what
-//! `serde_json` made of the same item through `Serialize` (a string with
-//! nothing to escape is copied whole, any other escaped by `serde_json`).
+//! DynamoDB answers in its JSON protocol, each value wrapped in its type
+//! (`{"name": {"S": "Ada"}, "age": {"N": "36"}}`). [`ScanAnswer`] reads that
+//! text front to back and writes each item unwrapped (`{"name": "Ada",
+//! "age": 36}`): S as a string, N as a JSON number with every digit
+//! DynamoDB stored (never through an `f64`), BOOL, NULL, M as an object, L as
+//! an array, SS/NS as arrays, B/BS as base64 strings, attributes in the order
+//! DynamoDB sent them. Names, strings and base64 are copied as DynamoDB
+//! escaped them: a JSON string stays the same string in any JSON text. No
+//! item is built in between (the SDK's `HashMap<String, AttributeValue>` per
+//! item, a `String` per attribute): [`KeepAnswer`] takes the answer's bytes
+//! from the SDK in place of its parse.
+//!
+//! What the reader relies on, and checks: the answer is JSON (RFC 8259) in
+//! the shape of the DynamoDB API reference's `Scan` response and
+//! `AttributeValue` (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html>,
+//! <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_AttributeValue.html>).
+//! Anything else is an error, never a page: a value of a type it does not
+//! know, a number that is not one, nesting twice as deep as DynamoDB's 32 levels,
+//! text that is not JSON where the reader looks at it. What it leaves to
+//! DynamoDB: the bytes inside a string (copied, not decoded), and the
+//! answer's UTF-8, which the caller checks once on the whole page.
 //!
 //! It is a package of its own so that it can be built for speed while the
 //! function is built for size (the root `Cargo.toml`'s
-//! `[profile.release.package.item-json]`): it is the loop a page runs once per
-//! attribute, and the generics it instantiates (the map's iteration, the sort,
-//! the buffer's writes, `serde_json`'s escaping) are built with it.
+//! `[profile.release.package.item-json]`).
 
-use std::collections::HashMap;
+mod keep;
+mod number;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+pub use keep::KeepAnswer;
+use number::write_number;
 
-/// A DynamoDB item (or an M value) as a JSON object, attributes in name order.
-pub struct ItemJson<'a>(pub &'a HashMap<String, AttributeValue>);
+/// Where and why a Scan's answer could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The byte of the answer at which reading stopped.
+    pub at: usize,
+    /// What was expected there.
+    pub expected: &'static str,
+}
 
-impl ItemJson<'_> {
-    /// Appends the item's JSON to `out`. On an error (a number that is not
-    /// one, a type this API does not know) `out` holds part of the item.
-    pub fn write_to(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        write_map(out, self.0)
-    }
-
-    /// The item's JSON as a string.
-    pub fn to_json(&self) -> Result<String, String> {
-        let mut out = Vec::new();
-        self.write_to(&mut out)?;
-        String::from_utf8(out).map_err(|err| err.to_string())
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "expected {} at byte {}", self.expected, self.at)
     }
 }
 
-/// Maps of up to this many attributes are put in name order on the stack.
-const ON_STACK: usize = 16;
+impl std::error::Error for Unreadable {}
 
-/// Stands in the unused slots of the stack's array.
-static NOTHING: AttributeValue = AttributeValue::Null(true);
+/// DynamoDB nests M and L values at most 32 levels deep; the reader, which
+/// recurses, refuses twice that rather than run out of stack.
+const MAX_DEPTH: usize = 64;
 
-/// An attribute, with the first 8 bytes of its name as a big-endian number
-/// (zero-padded): two names whose keys differ are in the order of their keys,
-/// so most comparisons of a sort are one of integers, not of strings.
-#[derive(Clone, Copy)]
-struct Entry<'a> {
-    key: u64,
-    name: &'a str,
-    value: &'a AttributeValue,
+/// A Scan's answer read front to back: its items one at a time
+/// ([`next_item`](Self::next_item)), then its `LastEvaluatedKey`
+/// ([`last_evaluated_key`](Self::last_evaluated_key)).
+pub struct ScanAnswer<'a> {
+    json: &'a [u8],
+    at: usize,
+    /// The attribute whose S value [`next_item`](Self::next_item) returns.
+    key: &'a [u8],
+    /// `LastEvaluatedKey`, as sent, where it came before `Items`.
+    last_key: Option<&'a [u8]>,
+    /// Inside `Items`, and whether an item was read there.
+    in_items: bool,
+    first: bool,
 }
 
-impl<'a> Entry<'a> {
-    fn new(name: &'a str, value: &'a AttributeValue) -> Self {
-        // Whole words where the name has 8 bytes, byte by byte where it has
-        // fewer: a copy of a length known only at run time would be a call
-        // to `memcpy` per attribute.
-        let key = match name.as_bytes().first_chunk::<8>() {
-            Some(head) => u64::from_be_bytes(*head),
-            None => name
-                .bytes()
-                .enumerate()
-                .fold(0, |key, (at, byte)| key | u64::from(byte) << (56 - 8 * at)),
+impl<'a> ScanAnswer<'a> {
+    /// Starts reading `json`, a Scan's answer. `key` names the attribute
+    /// (a string, as the table's partition key) whose value each item's
+    /// read returns.
+    pub fn new(json: &'a [u8], key: &'a str) -> Result<Self, Unreadable> {
+        let mut answer = Self {
+            json,
+            at: 0,
+            key: key.as_bytes(),
+            last_key: None,
+            in_items: false,
+            first: true,
         };
-        Self { key, name, value }
-    }
-
-    /// The order of `str`'s `cmp`: a key is less only where the name is.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key
-            .cmp(&other.key)
-            .then_with(|| self.name.cmp(other.name))
-    }
-}
-
-fn write_map(out: &mut Vec<u8>, map: &HashMap<String, AttributeValue>) -> Result<(), String> {
-    // The names sorted with their values beside them: no lookup by name (a
-    // SipHash of each name) and, up to `ON_STACK` attributes, no allocation.
-    if map.len() <= ON_STACK {
-        let mut entries = [Entry::new("", &NOTHING); ON_STACK];
-        for (entry, (name, value)) in entries.iter_mut().zip(map) {
-            *entry = Entry::new(name, value);
+        answer.open(b'{', "the answer's object")?;
+        if !answer.close(b'}') {
+            answer.fields()?;
         }
-        write_entries(out, &mut entries[..map.len()])
-    } else {
-        let mut entries: Vec<Entry<'_>> = map
-            .iter()
-            .map(|(name, value)| Entry::new(name, value))
-            .collect();
-        write_entries(out, &mut entries)
+        Ok(answer)
     }
-}
 
-fn write_entries(out: &mut Vec<u8>, entries: &mut [Entry<'_>]) -> Result<(), String> {
-    // Names are unique within a map, so an unstable sort gives the one order.
-    entries.sort_unstable_by(Entry::cmp);
-    out.push(b'{');
-    for (index, entry) in entries.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
+    /// Reads the answer's fields up to `Items`' first item, or to its end.
+    fn fields(&mut self) -> Result<(), Unreadable> {
+        loop {
+            let name = self.string()?;
+            self.colon()?;
+            match name {
+                b"\"Items\"" => {
+                    self.open(b'[', "Items' array")?;
+                    self.in_items = true;
+                    return Ok(());
+                }
+                b"\"LastEvaluatedKey\"" => {
+                    self.space();
+                    let start = self.at;
+                    self.skip(0)?;
+                    self.last_key = Some(&self.json[start..self.at]);
+                }
+                _ => self.skip(0)?,
+            }
+            if self.close(b'}') {
+                return Ok(());
+            }
+            self.comma()?;
         }
-        write_str(out, entry.name);
-        out.push(b':');
-        write_value(out, entry.value)?;
     }
-    out.push(b'}');
-    Ok(())
-}
 
-/// One attribute value as plain JSON.
-fn write_value(out: &mut Vec<u8>, value: &AttributeValue) -> Result<(), String> {
-    match value {
-        AttributeValue::S(s) => write_str(out, s),
-        AttributeValue::N(n) => write_number(out, n)?,
-        AttributeValue::Bool(true) => out.extend_from_slice(b"true"),
-        AttributeValue::Bool(false) => out.extend_from_slice(b"false"),
-        AttributeValue::Null(_) => out.extend_from_slice(b"null"),
-        AttributeValue::B(blob) => write_base64(out, blob.as_ref()),
-        AttributeValue::M(map) => write_map(out, map)?,
-        AttributeValue::L(list) => write_list(out, list, write_value)?,
-        AttributeValue::Ss(strings) => write_list(out, strings, |out, s| {
-            write_str(out, s);
-            Ok(())
-        })?,
-        AttributeValue::Ns(numbers) => write_list(out, numbers, |out, n| write_number(out, n))?,
-        AttributeValue::Bs(blobs) => write_list(out, blobs, |out, blob| {
-            write_base64(out, blob.as_ref());
-            Ok(())
-        })?,
-        _ => return Err("attribute of a type this API does not know".to_owned()),
-    }
-    Ok(())
-}
-
-fn write_list<T>(
-    out: &mut Vec<u8>,
-    list: &[T],
-    mut write: impl FnMut(&mut Vec<u8>, &T) -> Result<(), String>,
-) -> Result<(), String> {
-    out.push(b'[');
-    for (index, value) in list.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
+    /// Appends the next item's plain JSON to `out` and returns the JSON
+    /// string (quotes included, as sent) of its key attribute, if that is an
+    /// S; `None` once every item was read. On an error `out` holds part of
+    /// the item.
+    #[allow(clippy::option_option)]
+    pub fn next_item(&mut self, out: &mut Vec<u8>) -> Result<Option<Option<&'a [u8]>>, Unreadable> {
+        if !self.in_items {
+            return Ok(None);
         }
-        write(out, value)?;
-    }
-    out.push(b']');
-    Ok(())
-}
-
-/// A JSON string. One with nothing to escape, as names and most values are,
-/// is copied whole between its quotes (one reservation, one copy); any other
-/// is escaped by `serde_json` (writing into a `Vec` cannot fail). Either way
-/// the bytes are `serde_json`'s: it escapes exactly `"`, `\\` and the bytes
-/// below 0x20.
-#[inline]
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes()
-        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
-    {
-        let _ = serde_json::to_writer(&mut *out, s);
-        return;
-    }
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
-    out.push(b'"');
-}
-
-/// Base64 in place (its alphabet needs no escaping).
-fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
-    let start = out.len() + 1;
-    let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
-    out.resize(start + len + 1, b'"');
-    let _ = STANDARD.encode_slice(bytes, &mut out[start..start + len]);
-}
-
-/// A DynamoDB number as a JSON number, digit for digit. DynamoDB trims
-/// leading (and trailing) zeroes of the numbers it stores, so what it sends
-/// is already in JSON's form and is copied as it is, once checked; only
-/// another form is rewritten ([`normalize_number`]).
-fn write_number(out: &mut Vec<u8>, n: &str) -> Result<(), String> {
-    if is_json_number(n.as_bytes()) {
-        out.extend_from_slice(n.as_bytes());
-    } else {
-        let normalized = normalize_number(n).ok_or_else(|| format!("not a number: {n:?}"))?;
-        out.extend_from_slice(normalized.as_bytes());
-    }
-    Ok(())
-}
-
-/// Whether `n` is a JSON number exactly as [`normalize_number`] would write
-/// it: `-`? (`0` | a digit 1-9 and digits) (`.` digits)? (`E` (`+`|`-`)? digits)?.
-fn is_json_number(n: &[u8]) -> bool {
-    let digits = |at: usize| at + n[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    let mut at = usize::from(n.first() == Some(&b'-'));
-    match n.get(at) {
-        Some(b'0') => at += 1,
-        Some(b'1'..=b'9') => at = digits(at),
-        _ => return false,
-    }
-    if n.get(at) == Some(&b'.') {
-        let end = digits(at + 1);
-        if end == at + 1 {
-            return false;
+        if self.close(b']') {
+            self.in_items = false;
+            if !self.close(b'}') {
+                self.comma()?;
+                self.fields()?;
+            }
+            return Ok(None);
         }
-        at = end;
-    }
-    if n.get(at) == Some(&b'E') {
-        at += 1;
-        if matches!(n.get(at), Some(b'+' | b'-')) {
-            at += 1;
+        if !self.first {
+            self.comma()?;
         }
-        let end = digits(at);
-        if end == at {
-            return false;
-        }
-        at = end;
+        self.first = false;
+        self.write_map(out, 0).map(Some)
     }
-    at == n.len()
-}
 
-/// DynamoDB numbers are decimal strings that JSON may not accept as written
-/// (`+1`, `.5`, `5.`, `007`). Rewrite only those forms, never the digits.
-fn normalize_number(n: &str) -> Option<String> {
-    let (sign, rest) = match n.as_bytes().first()? {
-        b'-' => ("-", &n[1..]),
-        b'+' => ("", &n[1..]),
-        _ => ("", n),
-    };
-    let (mantissa, exponent) = match rest.find(['e', 'E']) {
-        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
-        None => (rest, None),
-    };
-    let (int, frac) = match mantissa.split_once('.') {
-        Some((int, frac)) => (int, Some(frac)),
-        None => (mantissa, None),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int)
-        || !frac.is_none_or(digits)
-        || (int.is_empty() && frac.is_none_or(str::is_empty))
-    {
-        return None;
-    }
-    let int = int.trim_start_matches('0');
-    let mut out = format!("{sign}{}", if int.is_empty() { "0" } else { int });
-    if let Some(frac) = frac.filter(|f| !f.is_empty()) {
-        out.push('.');
-        out.push_str(frac);
-    }
-    if let Some(exp) = exponent {
-        let (exp_sign, exp_digits) = match exp.as_bytes().first()? {
-            b'-' => ("-", &exp[1..]),
-            b'+' => ("+", &exp[1..]),
-            _ => ("", exp),
-        };
-        if exp_digits.is_empty() || !digits(exp_digits) {
-            return None;
+    /// The answer's `LastEvaluatedKey` as sent (DynamoDB JSON), once every
+    /// item was read; `None` on the last page.
+    pub fn last_evaluated_key(mut self) -> Result<Option<&'a [u8]>, Unreadable> {
+        while self.in_items {
+            if self.close(b']') {
+                self.in_items = false;
+                if !self.close(b'}') {
+                    self.comma()?;
+                    self.fields()?;
+                }
+            } else {
+                if !self.first {
+                    self.comma()?;
+                }
+                self.first = false;
+                self.skip(0)?;
+            }
         }
-        out.push('E');
-        out.push_str(exp_sign);
-        out.push_str(exp_digits);
+        Ok(self.last_key)
     }
-    Some(out)
+
+    /// An M value (an item at depth 0): its attributes as a JSON object.
+    /// Returns the key attribute's S string.
+    fn write_map(
+        &mut self,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<Option<&'a [u8]>, Unreadable> {
+        self.open(b'{', "an object of attributes")?;
+        out.push(b'{');
+        let mut key = None;
+        if !self.close(b'}') {
+            loop {
+                let name = self.string()?;
+                self.colon()?;
+                out.extend_from_slice(name);
+                out.push(b':');
+                let s = self.write_value(out, depth)?;
+                if depth == 0
+                    && name.len() == self.key.len() + 2
+                    && &name[1..name.len() - 1] == self.key
+                {
+                    key = s;
+                }
+                if self.close(b'}') {
+                    break;
+                }
+                self.comma()?;
+                out.push(b',');
+            }
+        }
+        out.push(b'}');
+        Ok(key)
+    }
+
+    /// One attribute value, `{"T": v}`, as plain JSON. Returns the string of an S.
+    fn write_value(
+        &mut self,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<Option<&'a [u8]>, Unreadable> {
+        self.open(b'{', "an attribute value")?;
+        let kind = self.string()?;
+        self.colon()?;
+        let mut s = None;
+        match kind {
+            b"\"S\"" => {
+                let string = self.string()?;
+                out.extend_from_slice(string);
+                s = Some(string);
+            }
+            b"\"N\"" => self.write_number(out)?,
+            b"\"BOOL\"" => {
+                if self.literal(b"true") {
+                    out.extend_from_slice(b"true");
+                } else if self.literal(b"false") {
+                    out.extend_from_slice(b"false");
+                } else {
+                    return Err(self.unreadable("true or false"));
+                }
+            }
+            b"\"NULL\"" => {
+                if !self.literal(b"true") {
+                    return Err(self.unreadable("NULL's true"));
+                }
+                out.extend_from_slice(b"null");
+            }
+            b"\"B\"" => out.extend_from_slice(self.string()?),
+            b"\"M\"" => {
+                self.deeper(depth)?;
+                self.write_map(out, depth + 1)?;
+            }
+            b"\"L\"" => {
+                self.deeper(depth)?;
+                self.write_list(out, |answer, out| {
+                    answer.write_value(out, depth + 1).map(drop)
+                })?;
+            }
+            b"\"SS\"" | b"\"BS\"" => self.write_list(out, |answer, out| {
+                out.extend_from_slice(answer.string()?);
+                Ok(())
+            })?,
+            b"\"NS\"" => self.write_list(out, Self::write_number)?,
+            _ => return Err(self.unreadable("an attribute type of DynamoDB's")),
+        }
+        if !self.close(b'}') {
+            return Err(self.unreadable("the end of an attribute value"));
+        }
+        Ok(s)
+    }
+
+    fn write_list(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut write: impl FnMut(&mut Self, &mut Vec<u8>) -> Result<(), Unreadable>,
+    ) -> Result<(), Unreadable> {
+        self.open(b'[', "an array")?;
+        out.push(b'[');
+        if !self.close(b']') {
+            loop {
+                write(self, out)?;
+                if self.close(b']') {
+                    break;
+                }
+                self.comma()?;
+                out.push(b',');
+            }
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    /// An N (a number sent as a string) as a JSON number, digit for digit.
+    fn write_number(&mut self, out: &mut Vec<u8>) -> Result<(), Unreadable> {
+        let at = self.at;
+        let string = self.string()?;
+        let digits = std::str::from_utf8(&string[1..string.len() - 1]).map_err(|_| Unreadable {
+            at,
+            expected: "a number",
+        })?;
+        write_number(out, digits).map_err(|()| Unreadable {
+            at,
+            expected: "a number",
+        })
+    }
+
+    fn deeper(&self, depth: usize) -> Result<(), Unreadable> {
+        if depth + 1 >= MAX_DEPTH {
+            return Err(self.unreadable("at most 64 levels of nesting"));
+        }
+        Ok(())
+    }
+
+    /// Skips one JSON value of any kind.
+    fn skip(&mut self, depth: usize) -> Result<(), Unreadable> {
+        self.space();
+        match self.json.get(self.at) {
+            Some(b'"') => {
+                self.string()?;
+            }
+            Some(b'{') => {
+                self.deeper(depth)?;
+                self.at += 1;
+                if !self.close(b'}') {
+                    loop {
+                        self.string()?;
+                        self.colon()?;
+                        self.skip(depth + 1)?;
+                        if self.close(b'}') {
+                            break;
+                        }
+                        self.comma()?;
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.deeper(depth)?;
+                self.at += 1;
+                if !self.close(b']') {
+                    loop {
+                        self.skip(depth + 1)?;
+                        if self.close(b']') {
+                            break;
+                        }
+                        self.comma()?;
+                    }
+                }
+            }
+            Some(b't' | b'f' | b'n') => {
+                if !(self.literal(b"true") || self.literal(b"false") || self.literal(b"null")) {
+                    return Err(self.unreadable("a JSON value"));
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let rest = &self.json[self.at..];
+                self.at += rest
+                    .iter()
+                    .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .count();
+            }
+            _ => return Err(self.unreadable("a JSON value")),
+        }
+        Ok(())
+    }
+
+    /// A JSON string, quotes included, as sent; escapes are skipped over,
+    /// not decoded.
+    fn string(&mut self) -> Result<&'a [u8], Unreadable> {
+        self.space();
+        let start = self.at;
+        if self.json.get(start) != Some(&b'"') {
+            return Err(self.unreadable("a string"));
+        }
+        let mut at = start + 1;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &self.json[at..]) {
+                Some(found) if self.json[at + found] == b'"' => {
+                    self.at = at + found + 1;
+                    return Ok(&self.json[start..self.at]);
+                }
+                // An escape: the byte after the backslash is never the end.
+                Some(found) if at + found + 1 < self.json.len() => at += found + 2,
+                _ => return Err(self.unreadable("the end of a string")),
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        self.space();
+        let found = self.json[self.at..].starts_with(word);
+        if found {
+            self.at += word.len();
+        }
+        found
+    }
+
+    fn space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.json.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn open(&mut self, byte: u8, expected: &'static str) -> Result<(), Unreadable> {
+        self.space();
+        if self.json.get(self.at) != Some(&byte) {
+            return Err(self.unreadable(expected));
+        }
+        self.at += 1;
+        Ok(())
+    }
+
+    /// Whether `byte` (a closing bracket) is next, and if so steps over it.
+    fn close(&mut self, byte: u8) -> bool {
+        self.space();
+        let found = self.json.get(self.at) == Some(&byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    fn colon(&mut self) -> Result<(), Unreadable> {
+        self.open(b':', "a colon")
+    }
+
+    fn comma(&mut self) -> Result<(), Unreadable> {
+        self.open(b',', "a comma or a closing bracket")
+    }
+
+    fn unreadable(&self, expected: &'static str) -> Unreadable {
+        Unreadable {
+            at: self.at,
+            expected,
+        }
+    }
 }
 
 #[cfg(test)]
