@@ -129,7 +129,7 @@ pub async fn list_users(
         if index > 0 {
             body.push(b',');
         }
-        let Some(key) = scan.next_item(&mut body).map_err(unreadable)? else {
+        let Some(item) = scan.next_item(&mut body).map_err(unreadable)? else {
             body.truncate(before);
             break;
         };
@@ -139,7 +139,7 @@ pub async fn list_users(
             cut = true;
             break;
         }
-        last_sent = key;
+        last_sent = item.key;
     }
     let next_cursor = if cut {
         let key = last_sent.ok_or_else(key_not_a_string)?;

@@ -54,6 +54,14 @@ impl std::error::Error for Unreadable {}
 /// recurses, refuses twice that rather than run out of stack.
 const MAX_DEPTH: usize = 64;
 
+/// An item written by [`ScanAnswer::next_item`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item<'a> {
+    /// The JSON string (quotes included, as sent) of the item's key
+    /// attribute, if that is an S.
+    pub key: Option<&'a [u8]>,
+}
+
 /// A Scan's answer read front to back: its items one at a time
 /// ([`next_item`](Self::next_item)), then its `LastEvaluatedKey`
 /// ([`last_evaluated_key`](Self::last_evaluated_key)).
@@ -115,12 +123,9 @@ impl<'a> ScanAnswer<'a> {
         }
     }
 
-    /// Appends the next item's plain JSON to `out` and returns the JSON
-    /// string (quotes included, as sent) of its key attribute, if that is an
-    /// S; `None` once every item was read. On an error `out` holds part of
-    /// the item.
-    #[allow(clippy::option_option)]
-    pub fn next_item(&mut self, out: &mut Vec<u8>) -> Result<Option<Option<&'a [u8]>>, Unreadable> {
+    /// Appends the next item's plain JSON to `out`; `None` once every item
+    /// was read. On an error `out` holds part of the item.
+    pub fn next_item(&mut self, out: &mut Vec<u8>) -> Result<Option<Item<'a>>, Unreadable> {
         if !self.in_items {
             return Ok(None);
         }
@@ -136,7 +141,8 @@ impl<'a> ScanAnswer<'a> {
             self.comma()?;
         }
         self.first = false;
-        self.write_map(out, 0).map(Some)
+        let key = self.write_map(out, 0)?;
+        Ok(Some(Item { key }))
     }
 
     /// The answer's `LastEvaluatedKey` as sent (DynamoDB JSON), once every

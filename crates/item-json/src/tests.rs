@@ -8,9 +8,9 @@ fn read(json: &str) -> Result<Read, Unreadable> {
     let mut answer = ScanAnswer::new(json.as_bytes(), "id")?;
     let (mut items, mut keys) = (Vec::new(), Vec::new());
     let mut out = Vec::new();
-    while let Some(key) = answer.next_item(&mut out)? {
+    while let Some(item) = answer.next_item(&mut out)? {
         items.push(String::from_utf8(std::mem::take(&mut out)).unwrap());
-        keys.push(key.map(|key| String::from_utf8(key.to_vec()).unwrap()));
+        keys.push(item.key.map(|key| String::from_utf8(key.to_vec()).unwrap()));
     }
     let last = answer.last_evaluated_key()?;
     Ok((
