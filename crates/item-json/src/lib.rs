@@ -305,34 +305,11 @@ impl<'a> ScanAnswer<'a> {
             Some(b'"') => {
                 self.string()?;
             }
-            Some(b'{') => {
-                self.deeper(depth)?;
-                self.at += 1;
-                if !self.close(b'}') {
-                    loop {
-                        self.string()?;
-                        self.colon()?;
-                        self.skip(depth + 1)?;
-                        if self.close(b'}') {
-                            break;
-                        }
-                        self.comma()?;
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.deeper(depth)?;
-                self.at += 1;
-                if !self.close(b']') {
-                    loop {
-                        self.skip(depth + 1)?;
-                        if self.close(b']') {
-                            break;
-                        }
-                        self.comma()?;
-                    }
-                }
-            }
+            Some(b'{') => self.skip_elements(b'}', depth, |answer| {
+                answer.string()?;
+                answer.colon()
+            })?,
+            Some(b'[') => self.skip_elements(b']', depth, |_| Ok(()))?,
             Some(b't' | b'f' | b'n') => {
                 if !(self.literal(b"true") || self.literal(b"false") || self.literal(b"null")) {
                     return Err(self.unreadable("a JSON value"));
@@ -346,6 +323,29 @@ impl<'a> ScanAnswer<'a> {
                     .count();
             }
             _ => return Err(self.unreadable("a JSON value")),
+        }
+        Ok(())
+    }
+
+    /// An object's members or an array's elements, from its opening bracket
+    /// to `close`: each one's `name` read (an object's), then its value skipped.
+    fn skip_elements(
+        &mut self,
+        close: u8,
+        depth: usize,
+        name: impl Fn(&mut Self) -> Result<(), Unreadable>,
+    ) -> Result<(), Unreadable> {
+        self.deeper(depth)?;
+        self.at += 1;
+        if !self.close(close) {
+            loop {
+                name(self)?;
+                self.skip(depth + 1)?;
+                if self.close(close) {
+                    break;
+                }
+                self.comma()?;
+            }
         }
         Ok(())
     }
