@@ -6,8 +6,8 @@
 //! asks, with one Scan page of `USERS_TABLE` (`SCAN_LIMIT` items, 100 by
 //! default), the Scan's answer read as DynamoDB sent it straight into one
 //! buffer by the function's own reader (crates/item-json: no item built in
-//! between): no routing, no validation, no cursor, no size budget, no
-//! metrics; the one UTF-8 check a `String` body needs. The distance between it
+//! between, its checks of DynamoDB's format included): no routing, no
+//! request validation, no cursor, no size budget, no metrics; the one UTF-8 check a `String` body needs. The distance between it
 //! and the function is what the function's own code and build cost.
 //!
 //! It is a package of its own so that it is built for speed whatever the

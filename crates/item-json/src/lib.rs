@@ -129,12 +129,7 @@ impl<'a> ScanAnswer<'a> {
         if !self.in_items {
             return Ok(None);
         }
-        if self.close(b']') {
-            self.in_items = false;
-            if !self.close(b'}') {
-                self.comma()?;
-                self.fields()?;
-            }
+        if self.items_ended()? {
             return Ok(None);
         }
         if !self.first {
@@ -148,22 +143,28 @@ impl<'a> ScanAnswer<'a> {
     /// The answer's `LastEvaluatedKey` as sent (DynamoDB JSON), once every
     /// item was read; `None` on the last page.
     pub fn last_evaluated_key(mut self) -> Result<Option<&'a [u8]>, Unreadable> {
-        while self.in_items {
-            if self.close(b']') {
-                self.in_items = false;
-                if !self.close(b'}') {
-                    self.comma()?;
-                    self.fields()?;
-                }
-            } else {
-                if !self.first {
-                    self.comma()?;
-                }
-                self.first = false;
-                self.skip(0)?;
+        while self.in_items && !self.items_ended()? {
+            if !self.first {
+                self.comma()?;
             }
+            self.first = false;
+            self.skip(0)?;
         }
         Ok(self.last_key)
+    }
+
+    /// Whether `Items`' closing bracket is next; if so, the answer's fields
+    /// after it are read.
+    fn items_ended(&mut self) -> Result<bool, Unreadable> {
+        if !self.close(b']') {
+            return Ok(false);
+        }
+        self.in_items = false;
+        if !self.close(b'}') {
+            self.comma()?;
+            self.fields()?;
+        }
+        Ok(true)
     }
 
     /// An M value (an item at depth 0): its attributes as a JSON object.
