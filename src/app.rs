@@ -73,7 +73,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The HTTP API: the routes of the contract, JSON errors for unknown paths
 /// and methods, and CORS for the configured origins.
 pub fn app(state: AppState) -> Router {
-    let cors_configured = !state.config.cors_allowed_origins.is_empty();
     let require_caller = state.config.require_caller;
     let api = router()
         .fallback(|method: Method, uri: Uri| async move {
@@ -81,13 +80,16 @@ pub fn app(state: AppState) -> Router {
         })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::MethodNotAllowed(format!("Method {method} is not allowed on {}", uri.path()))
-        })
+        });
+    // With no origin configured, no CORS layer at all: no CORS header (not
+    // even its `Vary`) and no work on any request.
+    let api = match cors_layer(&state.config.cors_allowed_origins) {
         // Route layers see only requests whose path is a route: an OPTIONS on
         // any other path is the fallback's 404.
-        .route_layer(PreflightOnly {
-            cors: cors_layer(&state.config.cors_allowed_origins),
-            configured: cors_configured,
-        })
+        Some(cors) => api.route_layer(PreflightOnly { cors }),
+        None => api,
+    };
+    let api = api
         // Outermost, so even CORS's own answers are counted by their route.
         .layer(axum::middleware::from_fn(metrics::mark_route))
         .with_state(state);
@@ -126,17 +128,17 @@ async fn caller_required(caller: Caller, request: Request, next: Next) -> Respon
 }
 
 /// Browsers on the configured origins may call the API (and get a preflight
-/// answer); with none configured, no CORS headers at all.
-fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
+/// answer); with none configured, none.
+fn cors_layer(origins: &[HeaderValue]) -> Option<CorsLayer> {
     if origins.is_empty() {
-        return CorsLayer::new();
+        return None;
     }
     let allow_origin = if origins.iter().any(|origin| origin == "*") {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().cloned())
     };
-    CorsLayer::new()
+    let cors = CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([
@@ -149,7 +151,8 @@ fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
             header::RETRY_AFTER,
             HeaderName::from_static("idempotent-replayed"),
         ])
-        .max_age(Duration::from_secs(3600))
+        .max_age(Duration::from_secs(3600));
+    Some(cors)
 }
 
 /// Routes whose `GET` starts something, so that `HEAD` (which axum would serve
@@ -193,14 +196,13 @@ async fn head_only_where_get_is_safe(request: Request, next: Next) -> Response {
 }
 
 /// An `OPTIONS` is a CORS preflight only when it carries `Origin` and
-/// `Access-Control-Request-Method` and CORS is configured; any other is the
-/// route's 405. tower-http's CORS layer answers *every* `OPTIONS` as a
+/// `Access-Control-Request-Method` (CORS being configured, or this layer would
+/// not be there); any other is the route's 405. tower-http's CORS layer answers *every* `OPTIONS` as a
 /// preflight (200, empty), so only a real preflight reaches it; any other
 /// `OPTIONS` goes straight to the route.
 #[derive(Clone)]
 struct PreflightOnly {
     cors: CorsLayer,
-    configured: bool,
 }
 
 impl<S: Clone> Layer<S> for PreflightOnly {
@@ -210,7 +212,6 @@ impl<S: Clone> Layer<S> for PreflightOnly {
         PreflightOnlyService {
             cors: self.cors.layer(inner.clone()),
             inner,
-            configured: self.configured,
         }
     }
 }
@@ -219,7 +220,6 @@ impl<S: Clone> Layer<S> for PreflightOnly {
 struct PreflightOnlyService<S> {
     cors: Cors<S>,
     inner: S,
-    configured: bool,
 }
 
 impl<S> Service<Request> for PreflightOnlyService<S>
@@ -238,8 +238,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let headers = request.headers();
-        let preflight = self.configured
-            && headers.contains_key(header::ORIGIN)
+        let preflight = headers.contains_key(header::ORIGIN)
             && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if request.method() == Method::OPTIONS && !preflight {
             Box::pin(self.inner.clone().oneshot(request))

@@ -4,10 +4,14 @@
 use async_api::config::Config;
 use async_api::{AppState, Function};
 use lambda_http::Error;
+use std::sync::Arc;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
     keep_freed_heap();
+    runtime_loop::tokio_runtime()?.block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     // JSON when AWS_LAMBDA_LOG_FORMAT=JSON, text otherwise; every line of an
     // invocation sits in the runtime's span that carries its request id.
     lambda_http::tracing::init_default_subscriber();
@@ -18,11 +22,11 @@ async fn main() -> Result<(), Error> {
     // Like the log subscriber, the metrics' destination is the process's.
     async_api::metrics::init(&config);
     let aws = async_api::load_aws_config().await;
-    let function = Function::new(AppState::new(config, &aws));
+    let function = Arc::new(Function::new(AppState::new(config, &aws)));
     // lambda_http's loop, built for speed in a package of its own
     // (crates/runtime-loop).
-    runtime_loop::run(std::sync::Arc::new(move |request| {
-        let function = function.clone();
+    runtime_loop::run(Arc::new(move |request| {
+        let function = Arc::clone(&function);
         Box::pin(async move { function.handle(request).await.map_err(Into::into) })
     }))
     .await

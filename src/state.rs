@@ -4,6 +4,7 @@
 //! Every AWS call is bounded here, once for both clients, so that a slow or
 //! hung dependency turns into a 503 well inside API Gateway's 30 s limit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -19,8 +20,9 @@ use crate::trace;
 /// once at init.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The environment, read once.
-    pub config: Config,
+    /// The environment, read once; shared, so that the state axum hands each
+    /// request is a few reference counts, not a copy of every setting.
+    pub config: Arc<Config>,
     /// Reads the users table, owns the tasks table.
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Enqueues the task events (this function invoking itself).
@@ -31,7 +33,7 @@ impl AppState {
     /// Builds the AWS clients once, from the shared AWS configuration.
     pub fn new(config: Config, aws: &SdkConfig) -> Self {
         Self {
-            config,
+            config: Arc::new(config),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config(aws).build()),
             lambda: aws_sdk_lambda::Client::from_conf(lambda_config(aws).build()),
         }

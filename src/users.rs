@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -158,7 +158,8 @@ pub async fn list_users(
     serde_json::to_writer(&mut body, &next_cursor)
         .map_err(|err| ApiError::Internal(err.to_string()))?;
     body.push(b'}');
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let json = HeaderValue::from_static("application/json");
+    Ok(([(header::CONTENT_TYPE, json)], body).into_response())
 }
 
 fn parse_limit(raw: Option<&str>) -> Result<i32, ApiError> {

@@ -122,7 +122,7 @@ fn function_through(
     attempt_timeout: Duration,
 ) -> Function {
     let mut state = fixture.state_through(dynamodb, lambda, attempt_timeout, 3);
-    state.config.tasks_per_minute_per_caller = 60;
+    std::sync::Arc::make_mut(&mut state.config).tasks_per_minute_per_caller = 60;
     Function::new(state)
 }
 

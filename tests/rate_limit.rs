@@ -247,7 +247,7 @@ async fn a_counter_write_that_lands_and_loses_its_answer_counts_its_start_once()
         .await;
         let mut state =
             fixture.state_through(proxy.url(), &lambda.url, Duration::from_millis(400), 3);
-        state.config.tasks_per_minute_per_caller = 2;
+        std::sync::Arc::make_mut(&mut state.config).tasks_per_minute_per_caller = 2;
         let function = Function::new(state);
         let ada = Via::HttpJwt("ada");
         for _ in 0..2 {

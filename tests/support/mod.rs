@@ -183,7 +183,7 @@ impl Fixture {
             lambda_endpoint,
             vec![lambda_http::http::HeaderValue::from_static(CORS_ORIGIN)],
         );
-        change(&mut state.config);
+        change(std::sync::Arc::make_mut(&mut state.config));
         Function::new(state)
     }
 
@@ -212,7 +212,7 @@ impl Fixture {
             lambda_endpoint,
             vec![lambda_http::http::HeaderValue::from_static(CORS_ORIGIN)],
         );
-        configure(&mut state.config);
+        configure(std::sync::Arc::make_mut(&mut state.config));
         Function::new(state)
     }
 
@@ -436,7 +436,7 @@ pub fn state_for(
 ) -> AppState {
     let sdk = sdk_config();
     AppState {
-        config: Config {
+        config: std::sync::Arc::new(Config {
             users_table: users.to_owned(),
             tasks_table: tasks.to_owned(),
             function_name: FUNCTION_NAME.to_owned(),
@@ -448,7 +448,7 @@ pub fn state_for(
             // tests/rate_limit.rs and tests/callers.rs turn them on.
             require_caller: false,
             tasks_per_minute_per_caller: 0,
-        },
+        }),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             dynamodb_config(&sdk)
                 .endpoint_url(dynamodb_endpoint)

@@ -19,8 +19,7 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use item_json::{KeepAnswer, ScanAnswer};
 use lambda_http::{Body, Error, Request, Response, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
     // The heap's thresholds as the function sets them (its `keep_freed_heap`):
     // neither pays for page faults the other is spared.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -29,6 +28,11 @@ async fn main() -> Result<(), Error> {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
     }
+    // The function's runtime: one thread unless Lambda sends several events at once.
+    runtime_loop::tokio_runtime()?.block_on(serve())
+}
+
+async fn serve() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let table = std::env::var("USERS_TABLE")?;
     let limit: i32 = std::env::var("SCAN_LIMIT").map_or(Ok(100), |limit| limit.parse())?;

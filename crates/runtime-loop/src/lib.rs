@@ -17,6 +17,26 @@ pub type Handled = Pin<Box<dyn Future<Output = Result<Response<Body>, Diagnostic
 /// The handler of every event.
 pub type Handler = Arc<dyn Fn(Request) -> Handled + Send + Sync>;
 
+/// The tokio runtime the loop runs on. Lambda gives an execution environment
+/// one event at a time unless `AWS_LAMBDA_MAX_CONCURRENCY` says more (Lambda
+/// Managed Instances): then each event in flight is a task of tokio's
+/// multi-thread scheduler, on every core. One at a time, one thread serves it
+/// all, as on a 128 MB function's fraction of a vCPU: no other thread to wake
+/// when a response arrives, no futex and no eventfd write between the
+/// scheduler's threads, a page's buffers in one core's cache.
+pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let one_at_a_time = std::env::var("AWS_LAMBDA_MAX_CONCURRENCY")
+        .ok()
+        .and_then(|limit| limit.parse::<u32>().ok())
+        .is_none_or(|limit| limit <= 1);
+    let mut builder = if one_at_a_time {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 /// Runs the loop until the Runtime API ends it, as `lambda_http::run_concurrent`.
 pub async fn run(handler: Handler) -> Result<(), Error> {
     lambda_http::run_concurrent(service_fn(move |request| handler(request))).await
