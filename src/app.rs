@@ -196,10 +196,10 @@ async fn head_only_where_get_is_safe(request: Request, next: Next) -> Response {
 }
 
 /// An `OPTIONS` is a CORS preflight only when it carries `Origin` and
-/// `Access-Control-Request-Method` (CORS being configured, or this layer would
-/// not be there); any other is the route's 405. tower-http's CORS layer answers *every* `OPTIONS` as a
-/// preflight (200, empty), so only a real preflight reaches it; any other
-/// `OPTIONS` goes straight to the route.
+/// `Access-Control-Request-Method` (CORS is configured, or this layer would
+/// not be there); any other is the route's 405. tower-http's CORS layer
+/// answers *every* `OPTIONS` as a preflight (200, empty), so only a real
+/// preflight reaches it; any other `OPTIONS` goes straight to the route.
 #[derive(Clone)]
 struct PreflightOnly {
     cors: CorsLayer,
