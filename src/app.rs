@@ -12,12 +12,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{BoxError, Router};
+use lambda_http::request::RequestContext;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 use utoipa::OpenApi;
@@ -64,44 +65,92 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(docs::docs_page))
 }
 
-/// The OpenAPI document of [`app`], generated from the handlers' annotations
+/// The OpenAPI document of [`Api`], generated from the handlers' annotations
 /// (`make openapi` writes it to `src/openapi.json`, which `/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     documented().into_openapi()
 }
 
 /// The HTTP API: the routes of the contract, JSON errors for unknown paths
-/// and methods, and CORS for the configured origins.
-pub fn app(state: AppState) -> Router {
-    let require_caller = state.config.require_caller;
-    let api = router()
-        .fallback(|method: Method, uri: Uri| async move {
-            ApiError::NotFound(format!("No route for {method} {}", uri.path()))
-        })
-        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
-            ApiError::MethodNotAllowed(format!("Method {method} is not allowed on {}", uri.path()))
-        });
-    // With no origin configured, no CORS layer at all: no CORS header (not
-    // even its `Vary`) and no work on any request.
-    let api = match cors_layer(&state.config.cors_allowed_origins) {
-        // Route layers see only requests whose path is a route: an OPTIONS on
-        // any other path is the fallback's 404.
-        Some(cors) => api.route_layer(PreflightOnly { cors }),
-        None => api,
-    };
-    let api = api
+/// and methods, and CORS for the configured origins; around them, the two
+/// checks that come before routing ([`Api::call`]).
+#[derive(Clone)]
+pub struct Api {
+    router: Router,
+    require_caller: bool,
+}
+
+impl Api {
+    /// Builds the router once, around the function's state.
+    pub fn new(state: AppState) -> Self {
+        let require_caller = state.config.require_caller;
+        let api = router()
+            .fallback(|method: Method, uri: Uri| async move {
+                ApiError::NotFound(format!("No route for {method} {}", uri.path()))
+            })
+            .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+                ApiError::MethodNotAllowed(format!(
+                    "Method {method} is not allowed on {}",
+                    uri.path()
+                ))
+            });
+        // With no origin configured, no CORS layer at all: no CORS header (not
+        // even its `Vary`) and no work on any request.
+        let api = match cors_layer(&state.config.cors_allowed_origins) {
+            // Route layers see only requests whose path is a route: an OPTIONS on
+            // any other path is the fallback's 404.
+            Some(cors) => api.route_layer(PreflightOnly { cors }),
+            None => api,
+        };
         // Outermost, so even CORS's own answers are counted by their route.
-        .layer(axum::middleware::from_fn(metrics::mark_route))
-        .with_state(state);
-    // Around the whole router: the `Allow` of a 405 is set by the router itself.
-    let app = Router::new()
-        .fallback_service(api)
-        .layer(axum::middleware::from_fn(head_only_where_get_is_safe));
-    if require_caller {
-        // Outermost: an unknown path is a 401 before it is a 404.
-        app.layer(axum::middleware::from_fn(caller_required))
-    } else {
-        app
+        let router = api.layer(metrics::MarkRouteLayer).with_state(state);
+        Self {
+            router,
+            require_caller,
+        }
+    }
+
+    /// Serves one request. In order: `REQUIRE_CALLER=true` refuses an
+    /// anonymous one (401, so an unknown path is a 401 before it is a 404),
+    /// `HEAD` on a route whose `GET` is unsafe is a 405, then the router; and
+    /// no 405 of such a route lists `HEAD` in its `Allow`, which the router
+    /// itself sets. Plain checks around the router rather than layers of it:
+    /// a layer costs every request its allocations and its polls.
+    pub async fn call<B>(&self, request: axum::http::Request<B>) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if self.require_caller {
+            let caller = Caller::of(request.extensions().get::<RequestContext>());
+            if caller.is_anonymous() && !is_preflight(&request) && !is_open(&request) {
+                return ApiError::Unauthorized(
+                    "This API needs a verified caller: send a token its authorizer accepts"
+                        .to_owned(),
+                )
+                .into_response();
+            }
+        }
+        let unsafe_get = GET_IS_UNSAFE.contains(&request.uri().path());
+        if unsafe_get && request.method() == Method::HEAD {
+            let mut response = ApiError::MethodNotAllowed(format!(
+                "Method HEAD is not allowed on {}",
+                request.uri().path()
+            ))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET,POST"));
+            return response;
+        }
+        let mut response = match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(infallible) => match infallible {},
+        };
+        if unsafe_get {
+            without_head_in_allow(&mut response);
+        }
+        response
     }
 }
 
@@ -110,21 +159,18 @@ pub fn app(state: AppState) -> Router {
 /// one).
 const OPEN_PATHS: &[&str] = &["/docs", "/openapi.json"];
 
-/// `REQUIRE_CALLER=true`: an anonymous request is a 401 on every path but
-/// [`OPEN_PATHS`] and CORS preflights, so that a route or Function URL left
-/// open by mistake is closed by the function itself.
-async fn caller_required(caller: Caller, request: Request, next: Next) -> Response {
+/// Whether `request` is a path [`OPEN_PATHS`] leaves open.
+fn is_open<B>(request: &axum::http::Request<B>) -> bool {
+    OPEN_PATHS.contains(&request.uri().path())
+}
+
+/// A CORS preflight: an `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`.
+fn is_preflight<B>(request: &axum::http::Request<B>) -> bool {
     let headers = request.headers();
-    let preflight = request.method() == Method::OPTIONS
+    request.method() == Method::OPTIONS
         && headers.contains_key(header::ORIGIN)
-        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if caller.is_anonymous() && !preflight && !OPEN_PATHS.contains(&request.uri().path()) {
-        return ApiError::Unauthorized(
-            "This API needs a verified caller: send a token its authorizer accepts".to_owned(),
-        )
-        .into_response();
-    }
-    next.run(request).await
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// Browsers on the configured origins may call the API (and get a preflight
@@ -160,39 +206,21 @@ fn cors_layer(origins: &[HeaderValue]) -> Option<CorsLayer> {
 /// start a billed task.
 const GET_IS_UNSAFE: &[&str] = &["/async"];
 
-/// `HEAD` on a route whose `GET` is unsafe is a 405, and no 405 of such a
-/// route lists `HEAD` in its `Allow`.
-async fn head_only_where_get_is_safe(request: Request, next: Next) -> Response {
-    let unsafe_get = GET_IS_UNSAFE.contains(&request.uri().path());
-    if !unsafe_get {
-        return next.run(request).await;
-    }
-    let mut response = if request.method() == Method::HEAD {
-        let mut response = ApiError::MethodNotAllowed(format!(
-            "Method HEAD is not allowed on {}",
-            request.uri().path()
-        ))
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET,POST"));
-        response
-    } else {
-        next.run(request).await
+/// `response`'s `Allow` (a 405's) without `HEAD`.
+fn without_head_in_allow(response: &mut Response) {
+    let Some(allow) = response.headers().get(header::ALLOW) else {
+        return;
     };
-    if let Some(allow) = response.headers().get(header::ALLOW) {
-        let methods: Vec<&str> = allow
-            .to_str()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|method| !method.eq_ignore_ascii_case("HEAD"))
-            .collect();
-        if let Ok(allow) = HeaderValue::from_str(&methods.join(",")) {
-            response.headers_mut().insert(header::ALLOW, allow);
-        }
+    let methods: Vec<&str> = allow
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|method| !method.eq_ignore_ascii_case("HEAD"))
+        .collect();
+    if let Ok(allow) = HeaderValue::from_str(&methods.join(",")) {
+        response.headers_mut().insert(header::ALLOW, allow);
     }
-    response
 }
 
 /// An `OPTIONS` is a CORS preflight only when it carries `Origin` and

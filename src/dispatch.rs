@@ -11,12 +11,11 @@
 //! `Event` variant, the line of `Event::of` that recognises it, and its arm of
 //! the `match` in [`Function::handle`].
 
-use axum::Router;
 use axum::response::IntoResponse;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::app::app;
+use crate::app::Api;
 use crate::http_event;
 use crate::metrics;
 use crate::state::AppState;
@@ -73,14 +72,14 @@ impl Event {
 #[derive(Clone)]
 pub struct Function {
     state: AppState,
-    router: Router,
+    api: Api,
 }
 
 impl Function {
     /// Builds the function around its state.
     pub fn new(state: AppState) -> Self {
-        let router = app(state.clone());
-        Self { state, router }
+        let api = Api::new(state.clone());
+        Self { state, api }
     }
 
     /// Serves one event. An HTTP request always gets an HTTP answer; a task
@@ -101,7 +100,7 @@ impl Function {
     async fn serve(&self, request: Request) -> Result<Response<Body>, FunctionError> {
         match Event::of(&request) {
             Event::Http => {
-                let response = http_event::serve(&self.router, request).await;
+                let response = http_event::serve(&self.api, request).await;
                 metrics::request(&response);
                 Ok(response)
             }

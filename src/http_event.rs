@@ -3,13 +3,12 @@
 //! stage prefix taken off the path, and axum's answer buffered into the
 //! response Lambda returns.
 
-use axum::Router;
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use tower::ServiceExt;
 
+use crate::app::Api;
 use crate::error::{ApiError, MAX_BODY_BYTES, REQUEST_ID};
 
 /// The part of the path the client called that lies before the routes: the
@@ -45,7 +44,7 @@ impl ResponseBudget {
 /// Serves one HTTP request. It always gets an HTTP answer, errors included,
 /// and every line logged while serving it, like its error body, carries the
 /// Lambda request id.
-pub async fn serve(router: &Router, request: Request) -> Response<Body> {
+pub async fn serve(api: &Api, request: Request) -> Response<Body> {
     let request_id = request
         .lambda_context_ref()
         .map(|context| context.request_id.clone())
@@ -61,10 +60,7 @@ pub async fn serve(router: &Router, request: Request) -> Response<Body> {
             let budget = ResponseBudget::of(&request);
             request.extensions_mut().insert(BasePath(base));
             request.extensions_mut().insert(budget);
-            match router.clone().oneshot(request).await {
-                Ok(response) => response,
-                Err(infallible) => match infallible {},
-            }
+            api.call(request).await
         })
         .await;
     into_lambda_response(response).await

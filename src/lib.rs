@@ -8,7 +8,7 @@
 //!   [`config`]: the environment, read once.
 //! - [`dispatch`]: `Function`, what Lambda runs: one `match` over the kinds of
 //!   event the function accepts, each served by its own module:
-//!   - [`http_event`]: HTTP events through the router of [`app`] (routes,
+//!   - [`http_event`]: HTTP events through [`app::Api`] (routes,
 //!     OpenAPI, CORS);
 //!   - [`tasks`]: the task event, run by [`tasks::worker`].
 //! - Routes, by domain: [`users`] (`GET /users`), [`tasks::http`] (`/async`,
@@ -19,7 +19,7 @@
 //!   invocation's X-Ray trace header, carried on to the `Invoke` of its task.
 //!
 //! Where to make the common changes: a route is a handler in its domain module
-//! plus one line in `app::routes`; an event source is a variant of
+//! plus one line in `app::router`; an event source is a variant of
 //! `dispatch::Event` and its arm of the `match`; the task's work is
 //! `tasks::work::perform`.
 
@@ -36,6 +36,6 @@ pub mod tasks;
 pub mod trace;
 pub mod users;
 
-pub use app::{app, openapi};
+pub use app::{Api, openapi};
 pub use dispatch::{Function, FunctionError};
 pub use state::{AppState, dynamodb_config, https_client, lambda_config, load_aws_config};

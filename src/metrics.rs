@@ -23,15 +23,19 @@
 //! (`AWS_LAMBDA_MAX_CONCURRENCY`); here each event is its own document,
 //! written in one piece.
 
+use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::io::Write;
+use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Response, StatusCode};
-use axum::middleware::Next;
+use tower::{Layer, Service};
 
 use crate::config::Config;
 
@@ -115,7 +119,7 @@ pub fn cold_start() {
     }
 }
 
-/// `Requests` = 1 for an HTTP answer, by the route [`mark_route`] noted on it
+/// `Requests` = 1 for an HTTP answer, by the route [`MarkRouteLayer`] noted on it
 /// (`unmatched` when none did: no route matched, or the answer came before
 /// routing) and its status class.
 pub fn request<B>(response: &Response<B>) {
@@ -133,15 +137,49 @@ pub fn request<B>(response: &Response<B>) {
     );
 }
 
-/// Middleware for the router: notes on the answer which route template
-/// matched the request, for [`request`] to count it by.
-pub async fn mark_route(request: Request, next: Next) -> axum::response::Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
+/// The router's outermost layer: notes on the answer which route template
+/// matched the request, for [`request`] to count it by. A layer of its own
+/// rather than `from_fn`, which clones the inner service and boxes twice per
+/// request: this one boxes once.
+#[derive(Clone, Copy)]
+pub struct MarkRouteLayer;
+
+impl<S> Layer<S> for MarkRouteLayer {
+    type Service = MarkRoute<S>;
+
+    fn layer(&self, inner: S) -> MarkRoute<S> {
+        MarkRoute(inner)
     }
-    response
+}
+
+/// The service of [`MarkRouteLayer`].
+#[derive(Clone)]
+pub struct MarkRoute<S>(S);
+
+impl<S> Service<Request> for MarkRoute<S>
+where
+    S: Service<Request, Response = axum::response::Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let response = self.0.call(request);
+        Box::pin(async move {
+            let mut response = response.await?;
+            if let Some(route) = route {
+                response.extensions_mut().insert(route);
+            }
+            Ok(response)
+        })
+    }
 }
 
 fn status_class(status: StatusCode) -> &'static str {

@@ -11,7 +11,26 @@ pub(crate) struct Concurrency {
     pub(crate) tasks_wall: Duration,
     /// `/users` (default page) through the function and the I/O floor.
     pub(crate) throughput: Vec<(Binary, Throughput)>,
+    /// Each round's `/users` per second, the function's over the floor's
+    /// (the two run back to back), sorted.
+    pub(crate) round_ratios: Vec<f64>,
     pub(crate) peak_rss_kib: u64,
+}
+
+impl Concurrency {
+    /// The function's throughput over the floor's: the median of the rounds'
+    /// ratios. Each round runs the two back to back, so a slow spell of the
+    /// machine or of dynalite (one node process serves both, the busiest
+    /// process here) weighs on one round's ratio, not on the figure.
+    pub(crate) fn throughput_ratio(&self) -> f64 {
+        let ratios = &self.round_ratios;
+        let n = ratios.len();
+        if n % 2 == 1 {
+            ratios[n / 2]
+        } else {
+            (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+        }
+    }
 }
 
 pub(crate) struct Throughput {
@@ -60,8 +79,9 @@ pub(crate) async fn tasks_at_once(
     started.elapsed()
 }
 
-/// Rounds of the throughput measurement per concurrency level.
-pub(crate) const ROUNDS: usize = 6;
+/// Rounds of the throughput measurement per concurrency level: each a ratio
+/// of its own, so that their median is not one slow spell's.
+pub(crate) const ROUNDS: usize = 32;
 
 /// The rounds of one binary, summed: requests over their wall time, CPU over
 /// their requests.
@@ -125,20 +145,28 @@ pub(crate) async fn concurrency(settings: &Settings, fixture: &Fixture) -> Vec<C
         // Warm both, then measure each alone.
         throughput(&function, 4 * max_concurrency).await;
         throughput(&floor, 4 * max_concurrency).await;
-        // In rounds, the two in turn and the first of each round alternating,
-        // so that a slow second of the machine falls on both alike.
+        // In rounds, the two back to back and the first of each round
+        // alternating, so that a slow second of the machine falls on one
+        // round's ratio (see `throughput_ratio`).
         let mut function_throughput = Rounds::default();
         let mut floor_throughput = Rounds::default();
+        let mut round_ratios = Vec::with_capacity(ROUNDS);
         let per_round = settings.throughput_requests.div_ceil(ROUNDS);
         for round in 0..ROUNDS {
-            if round % 2 == 0 {
-                function_throughput.add(throughput(&function, per_round).await);
-                floor_throughput.add(throughput(&floor, per_round).await);
+            let (function_round, floor_round) = if round % 2 == 0 {
+                let function_round = throughput(&function, per_round).await;
+                (function_round, throughput(&floor, per_round).await)
             } else {
-                floor_throughput.add(throughput(&floor, per_round).await);
-                function_throughput.add(throughput(&function, per_round).await);
-            }
+                let floor_round = throughput(&floor, per_round).await;
+                (throughput(&function, per_round).await, floor_round)
+            };
+            // Both rounds serve `per_round` requests: the ratio of rates is
+            // that of wall times, inverted.
+            round_ratios.push(floor_round.1.as_secs_f64() / function_round.1.as_secs_f64());
+            function_throughput.add(function_round);
+            floor_throughput.add(floor_round);
         }
+        round_ratios.sort_by(f64::total_cmp);
         let function_throughput = function_throughput.total();
         let floor_throughput = floor_throughput.total();
         floor.stop().await;
@@ -152,6 +180,7 @@ pub(crate) async fn concurrency(settings: &Settings, fixture: &Fixture) -> Vec<C
                 (Binary::Function, function_throughput),
                 (Binary::IoFloor, floor_throughput),
             ],
+            round_ratios,
             peak_rss_kib,
         });
     }

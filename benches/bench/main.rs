@@ -76,7 +76,7 @@ impl Settings {
         Self {
             cold_runs: number("BENCH_COLD_RUNS", 15).max(1),
             warm_runs: number("BENCH_WARM_RUNS", 500).max(1),
-            throughput_requests: number("BENCH_THROUGHPUT_REQUESTS", 1920).max(1),
+            throughput_requests: number("BENCH_THROUGHPUT_REQUESTS", 7680).max(1),
             report: path("BENCH_REPORT", &format!("{root}/target/bench/report.md")),
             arm64_zip: path(
                 "BENCH_ARM64_ZIP",
