@@ -47,6 +47,7 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 static COLD: AtomicBool = AtomicBool::new(true);
 
 struct Sink {
+    /// The namespace and the function's name as JSON strings, quoted once.
     namespace: String,
     service: String,
     /// EMF JSON on stdout (in Lambda, whatever its log format); else DEBUG
@@ -57,11 +58,21 @@ struct Sink {
 /// Emits this process's metrics from now on, with `config`'s namespace and
 /// function name. The first call wins.
 pub fn init(config: &Config) {
-    let _ = SINK.set(Sink {
-        namespace: config.metrics_namespace.clone(),
-        service: config.function_name.clone(),
-        emf: !under_cargo_lambda_watch(),
-    });
+    let _ = SINK.set(Sink::new(
+        &config.metrics_namespace,
+        &config.function_name,
+        !under_cargo_lambda_watch(),
+    ));
+}
+
+impl Sink {
+    fn new(namespace: &str, service: &str, emf: bool) -> Self {
+        Self {
+            namespace: quoted(namespace),
+            service: quoted(service),
+            emf,
+        }
+    }
 }
 
 /// True under `cargo lambda watch`, which sets the Runtime API's variables
@@ -301,7 +312,7 @@ fn document(
     let _ = write!(
         out,
         r#"{{"_aws":{{"Timestamp":{timestamp_ms},"CloudWatchMetrics":[{{"Namespace":{},"Dimensions":[["Service""#,
-        quoted(&sink.namespace)
+        sink.namespace
     );
     for (name, _) in dimensions {
         let _ = write!(out, r#","{name}""#);
@@ -316,7 +327,7 @@ fn document(
             metric.unit.as_str()
         );
     }
-    let _ = write!(out, r#"]}}]}},"Service":{}"#, quoted(&sink.service));
+    let _ = write!(out, r#"]}}]}},"Service":{}"#, sink.service);
     for (name, value) in dimensions.iter().chain(properties) {
         let _ = write!(out, r#","{name}":{}"#, quoted(value));
     }

@@ -7,11 +7,7 @@ fn parsed(document: String) -> Value {
 }
 
 fn sink() -> Sink {
-    Sink {
-        namespace: "AsyncApi".to_owned(),
-        service: "async-api".to_owned(),
-        emf: true,
-    }
+    Sink::new("AsyncApi", "async-api", true)
 }
 
 #[test]
@@ -69,11 +65,7 @@ fn several_metrics_share_one_document_and_properties_are_not_dimensions() {
 
 #[test]
 fn strings_from_outside_are_escaped_into_valid_json() {
-    let sink = Sink {
-        namespace: "Shop/\"Orders\"".to_owned(),
-        service: "back\\slash".to_owned(),
-        emf: true,
-    };
+    let sink = Sink::new("Shop/\"Orders\"", "back\\slash", true);
     let document = parsed(document(
         &sink,
         1,

@@ -237,16 +237,13 @@ impl Fixture {
     pub async fn http_text(&self, method: &str, path_and_query: &str) -> String {
         let event = events::http_api(method, path_and_query, None);
         let request = lambda_http::request::from_str(&event).expect("event");
-        match self
-            .function
-            .handle(request)
-            .await
-            .expect("answer")
-            .into_body()
-        {
-            Body::Text(text) => text,
-            other => panic!("expected a text body, got {other:?}"),
-        }
+        body_text(
+            self.function
+                .handle(request)
+                .await
+                .expect("answer")
+                .into_body(),
+        )
     }
 
     /// Writes items with BatchWriteItem, 25 at a time.
@@ -560,12 +557,7 @@ pub async fn invoke_with_deadline(
         .await?;
     let (parts, body) = response.into_parts();
     // JSON where the body is JSON (every answer but /docs), the text otherwise.
-    let text = match body {
-        Body::Empty => String::new(),
-        Body::Text(text) => text,
-        Body::Binary(bytes) => String::from_utf8(bytes).expect("UTF-8 body"),
-        _ => panic!("unexpected body"),
-    };
+    let text = body_text(body);
     let body = match text.as_str() {
         "" => Value::Null,
         _ => serde_json::from_str(&text).unwrap_or(Value::String(text)),
@@ -622,4 +614,15 @@ pub async fn answer_losing_proxy(upstream: &str) -> String {
         }
     });
     url
+}
+
+/// A body as the function returns it, as text: lambda_http writes a JSON or
+/// `text/*` body as text, and every answer of this API is UTF-8.
+pub fn body_text(body: Body) -> String {
+    match body {
+        Body::Empty => String::new(),
+        Body::Text(text) => text,
+        Body::Binary(bytes) => String::from_utf8(bytes).expect("a UTF-8 body"),
+        _ => panic!("unexpected body"),
+    }
 }
