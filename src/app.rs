@@ -111,7 +111,9 @@ impl Api {
     }
 
     /// Serves one request. In order: `REQUIRE_CALLER=true` refuses an
-    /// anonymous one (401, so an unknown path is a 401 before it is a 404),
+    /// anonymous one on every path but [`OPEN_PATHS`] and CORS preflights (a
+    /// 401, so that a route or Function URL left open by mistake is closed by
+    /// the function itself, and an unknown path is a 401 before it is a 404),
     /// `HEAD` on a route whose `GET` is unsafe is a 405, then the router; and
     /// no 405 of such a route lists `HEAD` in its `Allow`, which the router
     /// itself sets. Plain checks around the router rather than layers of it:

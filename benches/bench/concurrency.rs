@@ -12,25 +12,12 @@ pub(crate) struct Concurrency {
     /// `/users` (default page) through the function and the I/O floor.
     pub(crate) throughput: Vec<(Binary, Throughput)>,
     /// Each round's `/users` per second, the function's over the floor's
-    /// (the two run back to back), sorted.
-    pub(crate) round_ratios: Vec<f64>,
+    /// (the two run back to back). Their median is the throughput's ratio:
+    /// a slow spell of the machine or of dynalite (one node process serves
+    /// both, the busiest process here) weighs on one round's ratio, not on
+    /// the figure.
+    pub(crate) round_ratios: Stats,
     pub(crate) peak_rss_kib: u64,
-}
-
-impl Concurrency {
-    /// The function's throughput over the floor's: the median of the rounds'
-    /// ratios. Each round runs the two back to back, so a slow spell of the
-    /// machine or of dynalite (one node process serves both, the busiest
-    /// process here) weighs on one round's ratio, not on the figure.
-    pub(crate) fn throughput_ratio(&self) -> f64 {
-        let ratios = &self.round_ratios;
-        let n = ratios.len();
-        if n % 2 == 1 {
-            ratios[n / 2]
-        } else {
-            (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
-        }
-    }
 }
 
 pub(crate) struct Throughput {
@@ -147,7 +134,7 @@ pub(crate) async fn concurrency(settings: &Settings, fixture: &Fixture) -> Vec<C
         throughput(&floor, 4 * max_concurrency).await;
         // In rounds, the two back to back and the first of each round
         // alternating, so that a slow second of the machine falls on one
-        // round's ratio (see `throughput_ratio`).
+        // round's ratio (see `Concurrency::round_ratios`).
         let mut function_throughput = Rounds::default();
         let mut floor_throughput = Rounds::default();
         let mut round_ratios = Vec::with_capacity(ROUNDS);
@@ -166,7 +153,6 @@ pub(crate) async fn concurrency(settings: &Settings, fixture: &Fixture) -> Vec<C
             function_throughput.add(function_round);
             floor_throughput.add(floor_round);
         }
-        round_ratios.sort_by(f64::total_cmp);
         let function_throughput = function_throughput.total();
         let floor_throughput = floor_throughput.total();
         floor.stop().await;
@@ -180,7 +166,7 @@ pub(crate) async fn concurrency(settings: &Settings, fixture: &Fixture) -> Vec<C
                 (Binary::Function, function_throughput),
                 (Binary::IoFloor, floor_throughput),
             ],
-            round_ratios,
+            round_ratios: Stats::of(round_ratios),
             peak_rss_kib,
         });
     }

@@ -57,10 +57,14 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
+    /// Durations, in milliseconds.
     pub(crate) fn new(samples: &[Duration]) -> Self {
-        let mut sorted: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        sorted.sort_by(f64::total_cmp);
-        Self { sorted }
+        Self::of(samples.iter().map(|d| d.as_secs_f64() * 1e3).collect())
+    }
+
+    pub(crate) fn of(mut values: Vec<f64>) -> Self {
+        values.sort_by(f64::total_cmp);
+        Self { sorted: values }
     }
 
     /// Nearest-rank percentile.

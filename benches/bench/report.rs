@@ -155,13 +155,13 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
     );
     for run in results.concurrency.iter().filter(|c| c.max_concurrency > 1) {
         let (function, floor) = (&run.throughput[0].1, &run.throughput[1].1);
-        let ratio = run.throughput_ratio();
+        let ratio = run.round_ratios.median();
         let _ = writeln!(
             out,
             "| `/users` per second at `AWS_LAMBDA_MAX_CONCURRENCY={}` | ≥ 0.97 × I/O floor | **{ratio:.2} ×**, the median of {ROUNDS} rounds' ratios [{:.2}–{:.2}]; in all {:.0} vs {:.0} | {} |",
             run.max_concurrency,
-            run.round_ratios[0],
-            run.round_ratios[run.round_ratios.len() - 1],
+            run.round_ratios.min(),
+            run.round_ratios.max(),
             function.per_second,
             floor.per_second,
             verdict(ratio >= 0.97)
@@ -379,7 +379,7 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
             run.tasks_wall.as_secs_f64(),
             function.per_second,
             floor.per_second,
-            run.throughput_ratio(),
+            run.round_ratios.median(),
             ms(function.cpu_per_call.as_secs_f64() * 1e3),
             ms(billed_ms(function.cpu_per_call.as_secs_f64() * 1e3)),
             ms(floor.cpu_per_call.as_secs_f64() * 1e3),
