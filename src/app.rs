@@ -267,10 +267,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let headers = request.headers();
-        let preflight = headers.contains_key(header::ORIGIN)
-            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-        if request.method() == Method::OPTIONS && !preflight {
+        if request.method() == Method::OPTIONS && !is_preflight(&request) {
             Box::pin(self.inner.clone().oneshot(request))
         } else {
             Box::pin(self.cors.clone().oneshot(request))

@@ -62,6 +62,7 @@ impl Stats {
         Self::of(samples.iter().map(|d| d.as_secs_f64() * 1e3).collect())
     }
 
+    /// Any values (the throughput rounds' ratios), as they are.
     pub(crate) fn of(mut values: Vec<f64>) -> Self {
         values.sort_by(f64::total_cmp);
         Self { sorted: values }
