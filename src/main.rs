@@ -14,7 +14,7 @@ fn main() -> Result<(), Error> {
 async fn run() -> Result<(), Error> {
     // JSON when AWS_LAMBDA_LOG_FORMAT=JSON, text otherwise; every line of an
     // invocation sits in the runtime's span that carries its request id.
-    lambda_http::tracing::init_default_subscriber();
+    runtime_loop::init_logs();
 
     let config = Config::from_env().inspect_err(|err| {
         tracing::error!(error = %err, "the function cannot start");

@@ -8,6 +8,9 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::support::events;
 use crate::support::runtime_api::{Outcome, RuntimeApi};
@@ -183,13 +186,13 @@ impl Drop for LineWriter {
 pub fn capture_logs() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        use lambda_http::tracing::subscriber;
-        let _ = subscriber::fmt()
+        let _ = tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .with_env_filter(subscriber::EnvFilter::new("async_api=info"))
             .with_writer(|| LineWriter(Vec::new()))
+            .finish()
+            .with(Targets::new().with_target("async_api", tracing::Level::INFO))
             .try_init();
     });
 }

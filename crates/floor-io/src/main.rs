@@ -36,7 +36,7 @@ fn main() -> Result<(), Error> {
 }
 
 async fn serve() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    runtime_loop::init_logs();
     let table = std::env::var("USERS_TABLE")?;
     let limit: i32 = std::env::var("SCAN_LIMIT").map_or(Ok(100), |limit| limit.parse())?;
     let https = aws_smithy_http_client::Builder::new()

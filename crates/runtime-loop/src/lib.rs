@@ -2,7 +2,9 @@
 //! handler type, so that its generics are built in this package, for speed,
 //! whatever the function's profile (the root `Cargo.toml`'s
 //! `[profile.release.package.runtime-loop]`). The function's handler is
-//! boxed behind it: one allocation per event.
+//! boxed behind it: one allocation per event. And what lambda_http's
+//! `tracing` feature would give a function at start, for less: its log
+//! subscriber ([`init_logs`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +12,9 @@ use std::sync::Arc;
 
 use lambda_http::lambda_runtime::Diagnostic;
 use lambda_http::{Body, Error, Request, Response, service_fn};
+
+mod logs;
+pub use logs::init_logs;
 
 /// What a handler's call returns.
 pub type Handled = Pin<Box<dyn Future<Output = Result<Response<Body>, Diagnostic>> + Send>>;
