@@ -20,21 +20,31 @@ pub(crate) async fn warm_users(settings: &Settings, fixture: &Fixture) -> Vec<(B
         instances.push(Instance::start(binary, fixture, &page_env(WARM_PAGE)).await);
     }
     let event = users_event(WARM_PAGE);
+    let mut pages = Vec::new();
     for instance in &instances {
         for _ in 0..20 {
             let (_, outcome) = instance.invoke(&event).await;
             check_page(instance.binary, &outcome, WARM_PAGE);
         }
+        pages.push(http_answer(&instance.invoke(&event).await.1).1);
     }
+    // The I/O floor's page is the function's, users and cursor alike.
+    assert_eq!(
+        pages[0], pages[1],
+        "the I/O floor's page differs from the function's"
+    );
     let before: Vec<Usage> = instances.iter().map(|i| usage(&i.process)).collect();
     let mut latency = vec![Vec::with_capacity(settings.warm_runs); instances.len()];
-    // Each round starts with the next binary, so that none always runs first,
-    // right after the harness's own work (the function against itself in the
-    // floor's place measured 1.02 and 1.03 × its own CPU per page without
-    // this, 1.00 to 1.03 × with it: the runs' noise).
+    // The function and the I/O floor swap places every round, the hello floor
+    // last: each of the two then follows the other in half the rounds and the
+    // hello floor in the other half. What ran just before a process leaves
+    // the caches the two share (libc's code, the kernel's) warm or cold for
+    // it, so an order in which one follows the other more often is a bias:
+    // rounds that each started with the next binary had the I/O floor follow
+    // the function twice as often as the function followed the I/O floor.
     for round in 0..settings.warm_runs {
-        for turn in 0..instances.len() {
-            let at = (round + turn) % instances.len();
+        let order = if round % 2 == 0 { [0, 1, 2] } else { [1, 0, 2] };
+        for at in order {
             let (elapsed, outcome) = instances[at].invoke(&event).await;
             check_page(instances[at].binary, &outcome, WARM_PAGE);
             latency[at].push(elapsed);

@@ -6,8 +6,9 @@
 //! asks, with one Scan page of `USERS_TABLE` (`SCAN_LIMIT` items, 100 by
 //! default), the Scan's answer read as DynamoDB sent it straight into one
 //! buffer by the function's own reader (crates/item-json: no item built in
-//! between, its checks of DynamoDB's format included): no routing, no
-//! request validation, no cursor, no size budget, no metrics, and no UTF-8
+//! between, its checks of DynamoDB's format included), the same page as the
+//! function's, `next_cursor` included: no routing, no request validation, no
+//! cursor read, no size budget, no metrics, and no UTF-8
 //! check of its own (the body goes to lambda_http as bytes: its JSON content
 //! type makes lambda_http check it and write it as text, as it does for the
 //! function). The distance between it and the function is what the
@@ -19,6 +20,8 @@
 //! for every crate). `benches/bench/` drives it.
 
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use item_json::{KeepAnswer, ScanAnswer};
 use lambda_http::{Body, Error, Request, Response, service_fn};
 
@@ -64,18 +67,31 @@ async fn serve() -> Result<(), Error> {
             let mut body = Vec::with_capacity(json.len() + 64);
             body.extend_from_slice(b"{\"users\":[");
             let mut first = true;
+            let mut last_key = None;
             loop {
                 let before = body.len();
                 if !first {
                     body.push(b',');
                 }
-                if answer.next_item(&mut body)?.is_none() {
+                let Some(item) = answer.next_item(&mut body)? else {
                     body.truncate(before);
                     break;
-                }
+                };
+                last_key = item.key;
                 first = false;
             }
-            body.extend_from_slice(b"]}");
+            // The page's cursor, as the function makes it: the last item's
+            // key as `{"id":"…"}` in unpadded base64url; `null` on the last page.
+            body.extend_from_slice(b"],\"next_cursor\":");
+            match (answer.last_evaluated_key()?, last_key) {
+                (Some(_), Some(key)) => {
+                    let cursor = [&b"{\"id\":"[..], key, b"}"].concat();
+                    body.push(b'"');
+                    body.extend_from_slice(URL_SAFE_NO_PAD.encode(cursor).as_bytes());
+                    body.extend_from_slice(b"\"}");
+                }
+                _ => body.extend_from_slice(b"null}"),
+            }
             Ok::<_, Error>(
                 Response::builder()
                     .status(200)
