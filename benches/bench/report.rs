@@ -238,7 +238,7 @@ pub(crate) fn report(settings: &Settings, results: &Results) -> String {
     let floor = Stats::new(&warm(Binary::IoFloor).latency);
     let _ = writeln!(
         out,
-        "\n**Warm**: {} invocations each after 20 untimed, the three processes in turn; `/async` each on an idle process (its task event run before the next request).\n",
+        "\n**Warm**: {} invocations each after 20 untimed, the function and the I/O floor swapping places every round, the hello floor last; `/async` each on an idle process (its task event run before the next request).\n",
         settings.warm_runs
     );
     let _ = writeln!(
