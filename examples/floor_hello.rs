@@ -9,7 +9,7 @@ use lambda_http::{Body, Error, Request, Response, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // As the function does: the runtime's default subscriber.
+    // As the function does: its log subscriber.
     runtime_loop::init_logs();
     lambda_http::run_concurrent(service_fn(hello)).await
 }
