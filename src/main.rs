@@ -8,10 +8,20 @@ use std::sync::Arc;
 
 fn main() -> Result<(), Error> {
     keep_freed_heap();
-    runtime_loop::tokio_runtime()?.block_on(run())
+    let runtime = runtime_loop::tokio_runtime()?;
+    let function = runtime.block_on(init())?;
+    // lambda_http's loop, built for speed in a package of its own
+    // (crates/runtime-loop).
+    runtime_loop::run(
+        &runtime,
+        Arc::new(move |request| {
+            let function = Arc::clone(&function);
+            Box::pin(async move { function.handle(request).await.map_err(Into::into) })
+        }),
+    )
 }
 
-async fn run() -> Result<(), Error> {
+async fn init() -> Result<Arc<Function>, Error> {
     // JSON when AWS_LAMBDA_LOG_FORMAT=JSON, text otherwise; every line of an
     // invocation sits in the runtime's span that carries its request id.
     runtime_loop::init_logs();
@@ -22,14 +32,7 @@ async fn run() -> Result<(), Error> {
     // Like the log subscriber, the metrics' destination is the process's.
     async_api::metrics::init(&config);
     let aws = async_api::load_aws_config().await;
-    let function = Arc::new(Function::new(AppState::new(config, &aws)));
-    // lambda_http's loop, built for speed in a package of its own
-    // (crates/runtime-loop).
-    runtime_loop::run(Arc::new(move |request| {
-        let function = Arc::clone(&function);
-        Box::pin(async move { function.handle(request).await.map_err(Into::into) })
-    }))
-    .await
+    Ok(Arc::new(Function::new(AppState::new(config, &aws))))
 }
 
 /// glibc's malloc gives the top of its heap back to the kernel whenever more

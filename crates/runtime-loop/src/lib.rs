@@ -42,7 +42,17 @@ pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     builder.enable_all().build()
 }
 
-/// Runs the loop until the Runtime API ends it, as `lambda_http::run_concurrent`.
-pub async fn run(handler: Handler) -> Result<(), Error> {
-    lambda_http::run_concurrent(service_fn(move |request| handler(request))).await
+/// Runs the loop on `runtime` until the Runtime API ends it, as
+/// `lambda_http::run_concurrent`.
+///
+/// Neither `async` nor inlined, so that the loop's generics are built here:
+/// rustc makes a small function inlinable across crates on its own, and an
+/// `async fn run` awaited by the function had lambda_runtime's
+/// `process_invocation` (the event's parse, the response's serialization and
+/// its escaping) built in the function's crate, at its `"s"`.
+#[inline(never)]
+pub fn run(runtime: &tokio::runtime::Runtime, handler: Handler) -> Result<(), Error> {
+    runtime.block_on(lambda_http::run_concurrent(service_fn(move |request| {
+        handler(request)
+    })))
 }
