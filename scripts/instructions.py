@@ -200,7 +200,7 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("--low", type=int, default=20)
     parser.add_argument("--high", type=int, default=120)
-    parser.add_argument("--out", default="target/instructions", help="where the callgrind and strace files go")
+    parser.add_argument("--out", default=str(ROOT / "target/instructions"), help="where the callgrind and strace files go")
     parser.add_argument("--strace", action="store_true", help="count system calls instead")
     args = parser.parse_args()
     out = Path(args.out)
