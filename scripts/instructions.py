@@ -5,7 +5,7 @@ binary that speaks Lambda's Runtime API: the function, the I/O floor, a build of
     .venv/bin/python scripts/instructions.py target/floor/floor-io
     .venv/bin/python scripts/instructions.py ./my-build --strace
 
-It starts dynalite (node_modules/) with a users table of 300 users, serves the binary the same
+It starts the tests' dynalite with a users table of 300 users, serves the binary the same
 HTTP API event from a minimal Runtime API, and runs it twice under `valgrind --tool=callgrind`:
 LOW and then HIGH events. (total at HIGH - total at LOW) / (HIGH - LOW) is one warm request's
 instructions, the start subtracted. The two callgrind files stay in --out (callgrind_annotate
@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,24 +31,19 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_dynalite():
-    port = free_port()
+    """The tests' dynalite (tests/support/dynalite.js): on a port the OS picks, its tables ACTIVE at
+    once, gone when this script ends however it ends (its stdin is our pipe)."""
     process = subprocess.Popen(
-        ["node", str(ROOT / "node_modules/dynalite/cli.js"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        ["node", str(ROOT / "tests/support/dynalite.js"), "--exit-with-stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    try:
-        return process, seed(f"http://127.0.0.1:{port}")
-    except BaseException:
-        process.terminate()
-        raise
+    port = process.stdout.readline().strip()
+    if not port.isdigit():
+        sys.exit("dynalite did not start")
+    return process, seed(f"http://127.0.0.1:{port}")
 
 
 def seed(endpoint):
@@ -61,12 +55,6 @@ def seed(endpoint):
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-    for _ in range(100):
-        try:
-            dynamodb.list_tables()
-            break
-        except Exception:
-            time.sleep(0.1)
     for table, key in (("users", "id"), ("tasks", "task_id")):
         dynamodb.create_table(
             TableName=table,
@@ -74,9 +62,6 @@ def seed(endpoint):
             AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-    for table in ("users", "tasks"):
-        while dynamodb.describe_table(TableName=table)["Table"]["TableStatus"] != "ACTIVE":
-            time.sleep(0.05)
     # As the bench seeds them (tests/support's `seed_users`).
     for start in range(0, 300, 25):
         items = [
@@ -227,7 +212,7 @@ def main():
         per_request = (totals[1] - totals[0]) / (args.high - args.low)
         print(f"{name}: {per_request:,.0f} instructions a /users?limit=100 request (callgrind files in {out})")
     finally:
-        dynalite.terminate()
+        dynalite.stdin.close()
         dynalite.wait()
 
 
