@@ -182,18 +182,18 @@ chaos: $(NODE_STAMP) ## a long seeded chaos run of the task lifecycle
 
 # --- model -----------------------------------------------------------------------------------
 
-# tests/model.rs: the task protocol (src/tasks/protocol.rs) checked with Stateright against a model
-# of DynamoDB and Lambda, every interleaving within its bounds. `cargo test` runs its small checks
-# (one concern each, under a minute); this runs them and the deep ones (deep_*: each of issue 19's
-# bounds), one at a time on MODEL_THREADS threads, each printing its bounds, the states it explored
-# and its time; a counterexample prints as a trace. MODEL_* variables change the bounds of every
-# check (see from_env in tests/model.rs), e.g. MODEL_CRASHES=3; MODEL_KNOWN=1 also takes the paths
-# of the counterexamples found and not yet fixed (the regression_* tests); MODEL_FIRST=1 stops at
-# the first counterexample.
+# crates/task-model: the task protocol (src/tasks/protocol.rs) checked with Stateright against a
+# model of DynamoDB and Lambda, every interleaving within its bounds. `cargo test` runs its small
+# checks (one concern each, under a minute); this runs them and the deep ones (deep_*: each of
+# issue 19's bounds), one at a time on MODEL_THREADS threads, each printing its bounds, the states
+# it explored and its time; a counterexample prints as a trace. MODEL_* variables change the bounds
+# of every check (see from_env in crates/task-model/tests/model.rs), e.g. MODEL_CRASHES=3;
+# MODEL_KNOWN=1 also takes the paths of the counterexamples found and not yet fixed (the
+# regression_* tests); MODEL_FIRST=1 stops at the first counterexample.
 MODEL_THREADS ?= 2
 .PHONY: model
 model: ## the model checker of the task protocol at deeper bounds (MODEL_*), states explored
-	MODEL_THREADS=$(MODEL_THREADS) cargo test --release --test model -- \
+	MODEL_THREADS=$(MODEL_THREADS) cargo test --release -p task-model --test model -- \
 		--include-ignored --skip random_walks --test-threads=1 --nocapture
 
 # --- bench -----------------------------------------------------------------------------------

@@ -412,7 +412,7 @@ async fn a_running_task_older_than_its_event_can_be_reads_failed_its_attempt_die
     assert_eq!(reply.header("retry-after"), Some("1"));
 }
 
-/// The model's counterexample (tests/model.rs): a DELETE sent just before a
+/// The model's counterexample (crates/task-model): a DELETE sent just before a
 /// task's backstop whose write lands just after it, once a reader has seen
 /// the task `failed`, changed `failed` to `canceled`. A cancel, and a claim,
 /// that could land after the backstop (sent within the SDK's 6 s operation

@@ -1,6 +1,6 @@
 //! The start write (src/tasks/claims.rs), which counts an attempt, settled at
 //! the wire when its answer never comes: the model's counterexample
-//! (tests/model.rs) of a try that lands after the worker read its claim
+//! (crates/task-model) of a try that lands after the worker read its claim
 //! unstarted, replayed through the fault proxy one write at a time.
 
 mod support;

@@ -9,7 +9,7 @@
 //!   `TASKS_PER_MINUTE_PER_CALLER`, counted per task start;
 //! - [`event`]: the task event this function sends itself, read and checked;
 //! - [`protocol`]: every decision of the task's life, as a pure state
-//!   machine (the model in `tests/model.rs` checks it);
+//!   machine (the model in `crates/task-model` checks it);
 //! - [`worker`]: what a delivery of that event does: claim the task (a
 //!   conditional write, with a lease), run the work, record the result;
 //! - [`work`]: the work itself, the one function to replace with your own;

@@ -4,7 +4,7 @@
 //! as read, the clock, the caller's own state and what its last call came to,
 //! it says what to do next. The drivers ([`super::http`],
 //! [`super::idempotency`], [`super::worker`], [`super::destination`]) do the
-//! calls; `tests/model.rs` runs these same functions against a model of
+//! calls; `crates/task-model` runs these same functions against a model of
 //! DynamoDB and Lambda and checks every interleaving within its bounds.
 //!
 //! Each write is conditional. The conditions live in [`cond`], each as the

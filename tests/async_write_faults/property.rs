@@ -288,7 +288,7 @@ async fn a_request_that_outlives_its_keys_hold_and_the_retry_that_takes_the_key_
 }
 
 /// The model's counterexample to "a task whose caller got a 5xx never starts
-/// its work" (tests/model.rs, `deep_one_key` with one failed call), at the
+/// its work" (crates/task-model, `deep_one_key` with one failed call), at the
 /// wire: a keyed request writes its task's record, every answer to that
 /// write is lost, and meanwhile its key's hold ends and a retry takes the key
 /// over, finds the record and carries the task on. The first request cannot
@@ -355,7 +355,7 @@ async fn a_request_whose_record_write_lost_its_answers_while_a_retry_took_its_ke
     proxy.settle(Duration::from_secs(5)).await;
 }
 
-/// Found on the model's one-key paths (tests/model.rs replays it): the
+/// Found on the model's one-key paths (crates/task-model replays it): the
 /// record's write lands and loses its answers, the release of the key never
 /// lands and the key, read, is still the request's. Unfailed, the record
 /// would be resumed by a retry that takes the key over after its hold, and a

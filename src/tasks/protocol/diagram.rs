@@ -7,7 +7,7 @@ use super::*;
 /// Every change of status the protocol makes, with who makes it (the write,
 /// or the reader's backstop): `None` is "no record yet". The diagram of
 /// `docs/task-protocol.md` is [`state_diagram`]'s rendering of this table (a
-/// unit test checks it), and the model (`tests/model.rs`) checks that every
+/// unit test checks it), and the model (`crates/task-model`) checks that every
 /// change of status it reaches is one of these.
 pub const TRANSITIONS: &[(Option<TaskStatus>, TaskStatus, &str)] = &[
     (

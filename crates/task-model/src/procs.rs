@@ -8,14 +8,15 @@ use async_api::tasks::protocol::{
     self, Adopt, Begun, Delivery, KeyNext, Start, Verdict, Watch, WorkEnd, Wrote,
 };
 
-use super::world::{
-    Config, DlvPc, EventState, Io, Ms, Orphan, Post, PostPc, Prog, REQUEST, Record, Req, Resp,
-    StartEnd, World, claim_id, reservation, task_no,
+use crate::calls::{Io, Orphan, Req, Resp};
+use crate::config::Config;
+use crate::invocation::{DlvPc, Post, PostPc, Prog};
+use crate::world::{
+    EventState, Ms, REQUEST, Record, StartEnd, World, claim_id, reservation, task_no,
 };
 
-#[path = "procs/delivery.rs"]
 mod delivery;
-#[path = "procs/post.rs"]
+mod hold;
 mod post;
 pub use delivery::work_ends;
 use delivery::{orphan_call, step_delivery};

@@ -1,16 +1,16 @@
 //! The Stateright model: the actions of the world, and the properties.
 
-use async_api::tasks::TaskStatus;
-use async_api::tasks::protocol::{self, WRITE_LANDS_WITHIN_MS, WorkEnd};
+use async_api::tasks::protocol::{WRITE_LANDS_WITHIN_MS, WorkEnd};
 use stateright::{Model, Property};
 
-use super::procs;
-use super::table;
-use super::time;
-use super::world::{
-    ClaimHist, Config, Dlv, EventState, Io, Ms, Post, PostPc, Proc, Prog, Record, Req, StartEnd,
-    World,
-};
+use crate::calls::{Io, Req, failed};
+use crate::config::Config;
+use crate::invocation::{Dlv, Post, PostPc, Proc, Prog};
+use crate::procs;
+use crate::properties;
+use crate::table;
+use crate::time;
+use crate::world::{EventState, Ms, Record, World};
 
 /// What a failed call does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,37 +85,6 @@ impl TaskModel {
             prog,
         });
     }
-
-    fn observed(&self, before: &World, mut w: World) -> World {
-        self.observe(before, &mut w);
-        w
-    }
-
-    /// The history the properties read, after an action: the first final
-    /// status shown, and whether a change of shown status is a transition
-    /// of the protocol.
-    fn observe(&self, before: &World, w: &mut World) {
-        for n in 0..w.tasks.len() {
-            let was = if n < before.tasks.len() {
-                before.shown(&self.cfg, n)
-            } else {
-                None
-            };
-            let now = w.shown(&self.cfg, n);
-            let hist = &mut w.hist[n];
-            if let Some(now) = now {
-                if was != Some(now)
-                    && !protocol::is_transition(was, now)
-                    && hist.bad_transition.is_none()
-                {
-                    hist.bad_transition = Some((was, now));
-                }
-                if hist.first_final.is_none() && now.has_ended() {
-                    hist.first_final = Some(now);
-                }
-            }
-        }
-    }
 }
 
 impl Model for TaskModel {
@@ -161,13 +130,17 @@ impl Model for TaskModel {
                 // tries again while its next try ends within the operation's
                 // timeout (`WRITE_LANDS_WITHIN_MS`).
                 if w.left.faults > 0 && t >= *by {
-                    actions.push(Action::Land(p8, Fate::Dropped));
+                    if req.is_read() || !cfg.lost_only {
+                        actions.push(Action::Land(p8, Fate::Dropped));
+                    }
                     if !req.is_read() {
                         actions.push(Action::Land(p8, Fate::Lost));
                         if t + cfg.latency <= sent + WRITE_LANDS_WITHIN_MS {
                             actions.push(Action::Land(p8, Fate::LostRetry));
-                            actions.push(Action::Land(p8, Fate::DroppedRetry));
-                            actions.push(Action::Land(p8, Fate::Stale));
+                            if !cfg.lost_only {
+                                actions.push(Action::Land(p8, Fate::DroppedRetry));
+                                actions.push(Action::Land(p8, Fate::Stale));
+                            }
                         }
                     }
                 }
@@ -293,7 +266,7 @@ impl Model for TaskModel {
                     // the call's bound), at that bound, or never.
                     let next_try = w.t + cfg.latency;
                     let bound = sent + WRITE_LANDS_WITHIN_MS;
-                    w.orphans.push(super::world::Orphan {
+                    w.orphans.push(crate::calls::Orphan {
                         at: w.t,
                         req: req.clone(),
                         until: if cfg.stale_to_bound() {
@@ -314,7 +287,7 @@ impl Model for TaskModel {
                             by: w.t + cfg.latency,
                             sent,
                         };
-                        return Some(self.observed(before, w));
+                        return Some(properties::observed(cfg, before, w));
                     }
                 }
                 procs::step(&mut w, cfg, p);
@@ -355,7 +328,7 @@ impl Model for TaskModel {
                 event.since = w.t;
                 let task = event.task;
                 let no = w.claims.len() as u8;
-                w.claims.push(super::world::ClaimHist {
+                w.claims.push(crate::world::ClaimHist {
                     task,
                     ..Default::default()
                 });
@@ -398,132 +371,11 @@ impl Model for TaskModel {
                 self.spawn(&mut w, off, cfg.post_timeout, Prog::Cancel { task: n });
             }
         }
-        Some(self.observed(before, w))
+        Some(properties::observed(cfg, before, w))
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut properties = vec![
-            Property::always(
-                "1. the work never runs in two attempts at once",
-                |_, w: &World| one_at_a_time(w),
-            ),
-            Property::always(
-                "2. a task whose caller got a 5xx never starts its work",
-                |_, w: &World| w.hist.iter().all(|h| !(h.told_5xx && h.started > 0)),
-            ),
-            Property::always(
-                "3. one key starts at most one task",
-                |m: &TaskModel, w: &World| {
-                    !m.cfg.keyed() || w.hist.iter().filter(|h| h.started > 0).count() <= 1
-                },
-            ),
-            Property::always(
-                "4. succeeded, failed and canceled never change (as shown)",
-                |m: &TaskModel, w: &World| {
-                    (0..w.tasks.len()).all(|n| {
-                        w.hist[n]
-                            .first_final
-                            .is_none_or(|f| w.shown(&m.cfg, n) == Some(f))
-                    })
-                },
-            ),
-            Property::always(
-                "5. attempts counts the start writes that landed, each claim's once, and every attempt whose work ran",
-                |_, w: &World| attempts_count(w),
-            ),
-            Property::always(
-                "7. every change of status is one of protocol::TRANSITIONS",
-                |_, w: &World| w.hist.iter().all(|h| h.bad_transition.is_none()),
-            ),
-            Property::eventually(
-                "6. every task ends (as shown: the backstop included)",
-                |m: &TaskModel, w: &World| {
-                    (0..w.tasks.len()).all(|n| w.shown(&m.cfg, n).is_none_or(TaskStatus::has_ended))
-                },
-            ),
-            Property::sometimes("example: a task succeeds", |_, w: &World| {
-                w.tasks
-                    .iter()
-                    .flatten()
-                    .any(|t| t.view.status == TaskStatus::Succeeded)
-            }),
-        ];
-        // Examples the model must reach, lest a property hold for want of
-        // the behaviour it is about.
-        let cfg = &self.cfg;
-        let retried = cfg.crashes > 0 || cfg.outcomes.iter().any(|o| *o != WorkEnd::Succeeded);
-        if cfg.deliveries >= 2 && retried {
-            properties.push(Property::sometimes(
-                "example: a second attempt starts the work",
-                |_, w: &World| w.hist.iter().any(|h| h.started >= 2),
-            ));
-        }
-        if cfg.deliveries > 0 {
-            properties.push(Property::sometimes(
-                "example: a watcher stops the work at its stop point",
-                |_, w: &World| w.hist.iter().any(|h| h.stopped),
-            ));
-        }
-        // Property 5's exceptions, each where its bounds reach it.
-        if cfg.crashes > 0 || cfg.faults > 0 {
-            properties.push(Property::sometimes(
-                "example: a claim that cannot start is released",
-                |_, w: &World| w.claims.iter().any(|c| c.released > 0),
-            ));
-        }
-        if cfg.deliveries >= 2
-            && (cfg.deliveries >= 3
-                || cfg.dups > 0
-                || cfg.faults > 0
-                || !cfg.latency.is_multiple_of(cfg.tick))
-        {
-            properties.push(Property::sometimes(
-                "example: a start known too late to begin the work is counted, its work never run",
-                |_, w: &World| counted_never_run(w, |end| end == StartEnd::Late),
-            ));
-        }
-        if !cfg.latency.is_multiple_of(cfg.tick) {
-            properties.push(Property::sometimes(
-                "example: a start known late begins the work under a renewal's lease",
-                |_, w: &World| w.claims.iter().any(|c| c.began_renewed),
-            ));
-        }
-        if cfg.crashes > 0 {
-            properties.push(Property::sometimes(
-                "example: a start lands for a process that died before it knew",
-                |_, w: &World| counted_never_run(w, |end| end == StartEnd::Died),
-            ));
-        }
-        if cfg.faults >= 2 {
-            properties.push(Property::sometimes(
-                "example: a start lands unanswered, then its read fails or finds the task not its",
-                |_, w: &World| {
-                    counted_never_run(w, |end| {
-                        matches!(end, StartEnd::NotOurs | StartEnd::ReadFailed)
-                    })
-                },
-            ));
-        }
-        if cfg.faults > 0 {
-            properties.push(Property::sometimes(
-                "example: a caller is told 5xx",
-                |_, w: &World| w.hist.iter().any(|h| h.told_5xx),
-            ));
-        }
-        if cfg.keyed() && cfg.posts.len() >= 2 {
-            properties.push(Property::sometimes(
-                "example: two requests with the key are answered with one task",
-                |_, w: &World| w.hist.iter().any(|h| h.told_202 >= 2),
-            ));
-        }
-        if !cfg.only.is_empty() {
-            properties.retain(|p| {
-                cfg.only
-                    .iter()
-                    .any(|only| p.name.starts_with(only.as_str()))
-            });
-        }
-        properties
+        properties::all(&self.cfg)
     }
 }
 
@@ -545,70 +397,4 @@ fn offsets(w: &World, offsets: &[Ms]) -> Vec<Ms> {
         .copied()
         .filter(|off| *off == 0 || w.left.skewed > 0)
         .collect()
-}
-
-/// The answer a failed call gives its caller.
-fn failed(req: &super::world::Req) -> super::world::Resp {
-    use super::world::{Req, Resp};
-    match req {
-        Req::Read { .. } => Resp::View(None),
-        Req::ReadKey => Resp::Key(None),
-        Req::FinishedBy { .. } => Resp::FinishedBy(None),
-        _ => Resp::Wrote(protocol::Wrote::Unknown),
-    }
-}
-
-/// Property 1: per task, at most one delivery's work runs.
-pub fn one_at_a_time(w: &World) -> bool {
-    (0..w.tasks.len()).all(|n| {
-        w.procs
-            .iter()
-            .filter(|p| match &p.prog {
-                Prog::Delivery(d) => p.alive && d.working && d.task as usize == n,
-                _ => false,
-            })
-            .count()
-            <= 1
-    })
-}
-
-/// Property 5: `attempts` is the number of start writes that landed for the
-/// task, and each claim's start lands at most once; every delivery whose
-/// work ran had its start land; and a start that landed for a delivery whose
-/// work never ran is one of: known to have landed (answered `Done`, or read)
-/// with fewer than two ticks of its lease left, its renewal then not giving
-/// them back (`worker::two_ticks_ahead`: none sent at the stop point, or it
-/// failed, timed out, landed too late or was refused); sent by a process
-/// that died (a crash, Lambda's kill at its deadline) before its work
-/// began; or a start call that failed or lost a try's answer, after which
-/// the read found the task no longer this claim's (`Begun::NotOurs`) or
-/// failed.
-pub fn attempts_count(w: &World) -> bool {
-    w.claims.iter().all(start_accounted)
-        && w.tasks.iter().enumerate().all(|(n, task)| {
-            let Some(task) = task else { return true };
-            let starts: u32 = w
-                .claims
-                .iter()
-                .filter(|c| c.task as usize == n)
-                .map(|c| u32::from(c.starts))
-                .sum();
-            task.view.attempts == starts
-        })
-}
-
-/// Whether a start landed for a claim whose delivery settled it as `end`.
-fn counted_never_run(w: &World, end: fn(StartEnd) -> bool) -> bool {
-    w.claims.iter().any(|c| c.starts > 0 && end(c.start))
-}
-
-/// One claim's part of property 5.
-fn start_accounted(c: &ClaimHist) -> bool {
-    match (c.starts, c.start) {
-        (0, StartEnd::Ran) => false,
-        (0, _) => true,
-        (1, StartEnd::Open | StartEnd::Ran | StartEnd::Late | StartEnd::Died) => true,
-        (1, StartEnd::NotOurs | StartEnd::ReadFailed) => c.start_unanswered,
-        _ => false,
-    }
 }

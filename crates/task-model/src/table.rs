@@ -7,9 +7,9 @@
 use async_api::tasks::TaskStatus;
 use async_api::tasks::protocol::{self, KeyState, KeyView, TaskView, Verdict, Wrote, cond};
 
-use super::world::{
-    Config, Event, EventState, REQUEST, Req, Resp, Task, World, claim_id, reservation, task_id,
-};
+use crate::calls::{Req, Resp};
+use crate::config::Config;
+use crate::world::{Event, EventState, REQUEST, Task, World, claim_id, reservation, task_id};
 
 /// Lands `req` now; the answer its caller would read.
 pub fn land(w: &mut World, cfg: &Config, req: &Req) -> Resp {

@@ -12,8 +12,11 @@
 
 use async_api::tasks::protocol::{CLOCK_SKEW_MS, POLL_MS};
 
-use super::procs;
-use super::world::{Config, DlvPc, EventState, Io, Ms, PostPc, Prog, World};
+use crate::calls::Io;
+use crate::config::Config;
+use crate::invocation::{DlvPc, PostPc, Prog};
+use crate::procs;
+use crate::world::{EventState, Ms, World};
 
 /// Whether something must happen before time moves on.
 pub fn blocked(w: &World) -> bool {

@@ -4,8 +4,10 @@ use std::fmt::Write as _;
 
 use stateright::{Model, Property};
 
-use super::check::{Action, Fate, TaskModel};
-use super::world::{Io, Prog, World, claim_id, task_id};
+use crate::calls::Io;
+use crate::check::{Action, Fate, TaskModel};
+use crate::invocation::Prog;
+use crate::world::{World, claim_id, task_id};
 
 /// Who process `p` is.
 fn who(w: &World, p: u8) -> String {
