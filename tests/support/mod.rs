@@ -500,6 +500,22 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str
         .send()
         .await
         .expect("create table");
+    // A table takes writes once ACTIVE: seconds on DynamoDB, and on dynalite a timer after
+    // CreateTable answered, which a loaded machine may run after the test's first write arrived
+    // (a ResourceNotFoundException, as in one make test run, 2026-12-07).
+    loop {
+        let table = dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .expect("describe table");
+        let status = table.table().and_then(|t| t.table_status());
+        if status == Some(&aws_sdk_dynamodb::types::TableStatus::Active) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
