@@ -150,12 +150,22 @@ impl KeyStore<'_> {
                 Err(err) => return Err(unavailable("PutItem idempotency key", &err)),
             }
             let (view, status_url) = self.read(key).await?.unzip();
-            match protocol::after_key_read(view.as_ref(), request, &reservation, epoch_millis()) {
-                KeyNext::Ours { task_id } => {
+            let next = protocol::after_key_read(
+                view.as_ref(),
+                request,
+                &reservation,
+                task_id,
+                epoch_millis(),
+            );
+            match next {
+                KeyNext::Ours {
+                    task_id: key_task,
+                    adopted,
+                } => {
                     return Ok(Reservation::Ours {
                         reservation,
-                        task_id,
-                        adopted: false,
+                        task_id: key_task,
+                        adopted,
                     });
                 }
                 KeyNext::Reserve => continue,

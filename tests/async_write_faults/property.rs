@@ -438,3 +438,102 @@ async fn record_answers_lost(
     )
     .await
 }
+
+/// Found by the model (`deep_one_key_two_lost_answers`; crates/task-model
+/// replays it): a first request answered 202, its task enqueued and run, but
+/// its key's answer never written (throttled through the SDK's tries), so the
+/// key stays in progress past its hold. A retry takes the key over: that
+/// write lands and loses its answer, the SDK's next try is refused, and the
+/// key, read, is the retry's own, naming the first request's task. Then every
+/// answer to the task record's write is lost. Carried on as a task of its own,
+/// the retry released the key and answered 503 for a task that ran; adopted,
+/// as a takeover's task is, it reads the task, enqueued, and answers 202 with
+/// it, with no second event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_whose_takeover_lost_its_answer_answers_202_with_the_keys_task_that_ran_never_503()
+{
+    let _turn = one_at_a_time().await;
+    capture_logs();
+    let lambda = FakeLambda::start(202).await;
+    let fixture = Fixture::new(&lambda.url).await;
+    let answer_throttled = FaultProxy::start(
+        support::dynamodb_endpoint(),
+        Box::new(|seen: &Seen<'_>| {
+            if seen.operation == "UpdateItem"
+                && is_key_record(seen)
+                && update_has(seen, "key_state = :answered")
+            {
+                Fault::Throttle
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let key = format!("key-{}", uuid::Uuid::new_v4().simple());
+    let first_function = function_through(
+        &fixture,
+        answer_throttled.url(),
+        &lambda.url,
+        ATTEMPT_TIMEOUT,
+    );
+    let first = post(&first_function, &key).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let task_id = first.body["task_id"].as_str().expect("its task").to_owned();
+    let delivered = deliver_all(&fixture.function, &lambda.invocations()).await;
+    assert_eq!(
+        delivered,
+        [
+            json!({"task_id": task_id, "status": "succeeded", "attempts": 1, "duplicate": false})
+                .to_string()
+        ]
+    );
+    end_hold(&fixture, &key).await;
+
+    // The first try of the takeover loses its answer; every try of the
+    // task record's write too.
+    let takeover_tried = Arc::new(AtomicBool::new(false));
+    let proxy = record_answers_lost({
+        let tried = takeover_tried.clone();
+        move |seen| {
+            let takeover = seen.operation == "UpdateItem"
+                && is_key_record(seen)
+                && update_has(seen, "reservation = :mine");
+            if takeover && !tried.swap(true, Ordering::SeqCst) {
+                Fault::LoseAnswer
+            } else {
+                Fault::Pass
+            }
+        }
+    })
+    .await;
+    let function = function_through(&fixture, proxy.url(), &lambda.url, ATTEMPT_TIMEOUT);
+    let retry = post(&function, &key).await;
+    let calls = proxy.calls();
+    let takeovers: Vec<&Fault> = calls
+        .iter()
+        .filter(|call| updates(call, "reservation = :mine"))
+        .map(|call| &call.fault)
+        .collect();
+    assert_eq!(
+        takeovers,
+        [&Fault::LoseAnswer, &Fault::Pass],
+        "the takeover lost its answer, then its next try was refused"
+    );
+    assert!(
+        calls.iter().any(|call| call.operation == "PutItem"
+            && call.item_id.as_deref() == Some(task_id.as_str())
+            && call.fault == Fault::LoseAnswer),
+        "the record's write lost its answer: {calls:#?}"
+    );
+    assert_eq!(
+        (retry.status, retry.body["task_id"].as_str()),
+        (202, Some(task_id.as_str())),
+        "the retry: {}",
+        retry.body
+    );
+    assert_eq!(lambda.invocations().len(), 1, "no second event");
+    assert_eq!(starts(&task_id), 1, "the work ran once");
+    proxy.settle(Duration::from_secs(5)).await;
+    answer_throttled.settle(Duration::from_secs(5)).await;
+}

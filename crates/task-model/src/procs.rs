@@ -12,7 +12,7 @@ use crate::calls::{Io, Orphan, Req, Resp};
 use crate::config::Config;
 use crate::invocation::{DlvPc, Post, PostPc, Prog};
 use crate::world::{
-    EventState, Ms, REQUEST, Record, StartEnd, World, claim_id, reservation, task_no,
+    EventState, Ms, REQUEST, Record, StartEnd, World, claim_id, reservation, task_id, task_no,
 };
 
 mod delivery;

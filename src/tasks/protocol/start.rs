@@ -129,9 +129,13 @@ pub struct KeyView {
 /// the key record read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KeyNext {
-    /// The reservation is this request's (its write landed, the answer
-    /// lost): carry on with the key's task.
-    Ours { task_id: String },
+    /// The reservation is this request's: its reservation landed, or its
+    /// takeover did (the answer lost, the SDK's next try refused). Carry on
+    /// with the key's task: this request's own, or, `adopted`, the task of the
+    /// request it took the key over from, which may exist and run already
+    /// (found by the model: handled as a fresh task, a lost answer to its
+    /// record's write made that a 503 while it ran).
+    Ours { task_id: String, adopted: bool },
     /// Reserve again: the key was released or is gone.
     Reserve,
     /// Take over a reservation whose request outlived its hold, keeping its
@@ -149,14 +153,22 @@ pub enum KeyNext {
     InProgress,
 }
 
-/// `view`: the key record, `None` if gone; `request`: this request.
-pub fn after_key_read(view: Option<&KeyView>, request: &str, mine: &str, now_ms: u64) -> KeyNext {
+/// `view`: the key record, `None` if gone; `request`: this request, `mine`
+/// its reservation and `own_task` the task it reserves the key for.
+pub fn after_key_read(
+    view: Option<&KeyView>,
+    request: &str,
+    mine: &str,
+    own_task: &str,
+    now_ms: u64,
+) -> KeyNext {
     let Some(key) = view else {
         return KeyNext::Reserve;
     };
     if key.reservation == mine {
         return KeyNext::Ours {
             task_id: key.task_id.clone(),
+            adopted: key.task_id != own_task,
         };
     }
     if key.state == KeyState::Released {

@@ -66,32 +66,46 @@ fn a_key_keeps_its_task_when_a_retry_takes_it_over() {
         hold_until: 100,
     };
     assert_eq!(
-        after_key_read(Some(&key), "r", "me", 50),
+        after_key_read(Some(&key), "r", "me", "t2", 50),
         KeyNext::InProgress
     );
     assert_eq!(
-        after_key_read(Some(&key), "r", "me", 101),
+        after_key_read(Some(&key), "r", "me", "t2", 101),
         KeyNext::TakeOver {
             reservation: "first".to_owned(),
             task_id: "t1".to_owned()
         }
     );
     assert_eq!(
-        after_key_read(Some(&key), "other", "me", 101),
+        after_key_read(Some(&key), "other", "me", "t2", 101),
         KeyNext::Reused
     );
     assert_eq!(
-        after_key_read(Some(&key), "r", "first", 50),
+        after_key_read(Some(&key), "r", "first", "t1", 50),
         KeyNext::Ours {
-            task_id: "t1".to_owned()
-        }
+            task_id: "t1".to_owned(),
+            adopted: false
+        },
+        "its own reservation landed, the answer lost"
+    );
+    let taken_over = KeyView {
+        reservation: "me".to_owned(),
+        ..key.clone()
+    };
+    assert_eq!(
+        after_key_read(Some(&taken_over), "r", "me", "t2", 50),
+        KeyNext::Ours {
+            task_id: "t1".to_owned(),
+            adopted: true
+        },
+        "its takeover landed, the answer lost: the first request's task, adopted"
     );
     let released = KeyView {
         state: KeyState::Released,
         ..key
     };
     assert_eq!(
-        after_key_read(Some(&released), "other", "me", 0),
+        after_key_read(Some(&released), "other", "me", "t2", 0),
         KeyNext::Reserve
     );
 }

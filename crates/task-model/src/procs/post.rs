@@ -135,8 +135,11 @@ pub(super) fn step_post(w: &mut World, cfg: &Config, p: usize, mut post: Post) {
                 return reply(w, p, None, false);
             };
             let mine = reservation(post.no);
-            match protocol::after_key_read(view.as_ref(), REQUEST, &mine, clock) {
-                KeyNext::Ours { task_id } => put_queued(w, p, post, task_no(&task_id), false),
+            let own_task = task_id(post.task);
+            match protocol::after_key_read(view.as_ref(), REQUEST, &mine, &own_task, clock) {
+                KeyNext::Ours { task_id, adopted } => {
+                    put_queued(w, p, post, task_no(&task_id), adopted)
+                }
                 KeyNext::Reserve => reserve_again(w, cfg, p, post),
                 KeyNext::TakeOver {
                     reservation: held_by,

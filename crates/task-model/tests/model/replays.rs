@@ -403,3 +403,63 @@ fn a_request_whose_key_release_never_landed_fails_its_task_before_its_503() {
     assert!(holds(&model, &states, "2."), "property 2 holds");
     assert!(holds(&model, &states, "3."), "property 3 holds");
 }
+
+/// Found by `deep_one_key_two_lost_answers` (2026-12-07), the first check of
+/// two keyed POSTs with two lost answers to finish: the first POST's hold
+/// ends while its task is enqueued and running; a retry's takeover of the
+/// key lands and loses its answer, the SDK's next try is refused, and the
+/// key, read, is the retry's own (`KeyNext::Ours`), naming the first POST's
+/// task. The retry carried it on as a task of its own: the record's write
+/// (refused, the record is there) lost its answer, so it released the key and
+/// answered 5xx for a task that runs (property 2). Fixed: `after_key_read`
+/// says whether the key's task is the request's own or `adopted`, and an
+/// adopted one is read as a takeover reads it (`protocol::adopt`): enqueued,
+/// so 202. tests/async_write_faults.rs replays it at the wire.
+#[test]
+fn a_retry_whose_takeover_lost_its_answer_adopts_the_keys_running_task_and_answers_202() {
+    let cfg = Config {
+        outcomes: vec![WorkEnd::Succeeded],
+        offsets: vec![0],
+        lost_only: true,
+        ..scenario(&[true, true], 1, 0, 0, 2, 0)
+    };
+    let t = |ms: u64| world::T0 + ms;
+    let (model, states) = replay(
+        cfg,
+        &[
+            (Post(0), 0),
+            (Step(0), 0),
+            (Land(0, OK), 0), // PutKey, holding the key until t(100)
+            (Tick, t(50)),
+            (Land(0, OK), 0), // PutQueued
+            (Post(0), 0),
+            (Step(1), 0),
+            (Tick, t(100)),
+            (Land(1, OK), 0), // PutKey: refused
+            (Land(0, OK), 0), // Invoke
+            (Deliver(0, 0), 0),
+            (Step(2), 0),
+            (Tick, t(101)),
+            (Tick, t(150)),
+            (Land(1, OK), 0), // ReadKey: the hold is over, TakeOver
+            (Land(0, OK), 0), // MarkEnqueued
+            (Land(2, OK), 0), // Claim
+            (Land(2, OK), 0), // Start: the work begins
+            (Tick, t(200)),
+            (Step(2), 0),
+            (Land(1, Fate::LostRetry), 0), // TakeOver: lands, its answer lost
+            (Land(1, OK), 0),              // its next try: refused
+            (Land(1, OK), 0),              // PutKey: refused
+            (Land(1, OK), 0),              // ReadKey: Ours, the first POST's task
+            (Land(0, OK), 0),              // the first POST's AnswerKey: refused, 202
+            (Tick, t(250)),
+            (Land(1, Fate::Lost), 0), // PutQueued: lands (refused), its answer lost
+            (Land(1, OK), 0),         // Read: enqueued, adopt says Accepted
+            (Land(1, OK), 0),         // AnswerKey: 202
+        ],
+    );
+    let hist = &states.last().unwrap().hist[0];
+    assert_eq!((hist.told_5xx, hist.told_202, hist.started), (false, 2, 1));
+    assert!(holds(&model, &states, "2."), "property 2 holds");
+    assert!(holds(&model, &states, "3."), "property 3 holds");
+}
