@@ -189,7 +189,7 @@ chaos: $(NODE_STAMP) ## a long seeded chaos run of the task lifecycle
 # it explored and its time; a counterexample prints as a trace. MODEL_* variables change the bounds
 # of every check (see from_env in crates/task-model/tests/model.rs), e.g. MODEL_CRASHES=3;
 # MODEL_KNOWN=1 also takes the paths of the counterexamples found and not yet fixed (the
-# regression_* tests); MODEL_FIRST=1 stops at the first counterexample. On 2 cores about 1.5 hours
+# regression_* tests); MODEL_FIRST=1 stops at the first counterexample. On 2 cores about 1.3 hours
 # and 20 GB of memory, nearly all of it deep_one_key_two_lost_answers (the others: 15 minutes).
 MODEL_THREADS ?= 2
 .PHONY: model

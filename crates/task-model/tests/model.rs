@@ -439,8 +439,8 @@ fn deep_one_key_a_lost_answer() {
 /// Two POSTs with one key and two lost answers: any two calls (the POSTs',
 /// the delivery's, the `Invoke`) land and lose their answers, or a read goes
 /// unanswered; the world otherwise as `deep_one_key_a_lost_answer`'s. About
-/// 974 million states, 1.5 hours on 2 threads and 20 GB (Stateright keeps a
-/// fingerprint of each state), measured 2026-12-07, when it found the
+/// 954 million states, an hour on 2 threads and 20 GB (Stateright keeps a
+/// fingerprint of each state), measured 2026-12-07; its first run found the
 /// counterexample that `replays` replays as
 /// `a_retry_whose_takeover_lost_its_answer_adopts_the_keys_running_task_and_answers_202`.
 #[test]
